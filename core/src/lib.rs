@@ -12,8 +12,11 @@
 #![forbid(unsafe_code)]
 
 pub mod catalog;
+pub mod event;
 pub mod time;
 pub mod wire;
 
 pub use catalog::{EventKind, EventName};
+pub use event::{Event, EventError};
+pub use wire::ResourceKey;
 pub use time::Timestamp;

@@ -127,6 +127,33 @@ impl ContextEntry {
     }
 }
 
+/// Identifies a FHIR resource by type and id: an anchor context (req 126) or a content item.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct ResourceKey {
+    /// The resource type, e.g. `Patient`.
+    pub resource_type: String,
+    /// The logical id.
+    pub id: String,
+}
+
+impl ResourceKey {
+    /// A key from its parts.
+    pub fn new(resource_type: impl Into<String>, id: impl Into<String>) -> Self {
+        ResourceKey { resource_type: resource_type.into(), id: id.into() }
+    }
+
+    /// Parses `Type/id` (or an absolute URL ending in `Type/id`).
+    pub fn parse_reference(s: &str) -> Option<Self> {
+        split_reference(s).map(|(t, i)| ResourceKey::new(t, i))
+    }
+}
+
+impl fmt::Display for ResourceKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.resource_type, self.id)
+    }
+}
+
 /// Splits `Type/id`, `http://x/fhir/Type/id` or `Type/id/_history/3` into `(Type, id)`.
 pub fn split_reference(s: &str) -> Option<(String, String)> {
     let s = s.trim();
