@@ -1,0 +1,145 @@
+//! Answers to notifications, deadlines, and the SyncErrors they lead to (req 70-75, 84-96,
+//! 56, 133).
+
+use std::sync::Arc;
+
+use super::{Outbound, Topic};
+use crate::catalog::{EventKind, EventName};
+use crate::event::Event;
+use crate::syncerror::{IssueCode, SyncErrorDetails};
+use crate::time::Timestamp;
+use crate::wire::{Ack, AckError, ContextEntry, ValueField};
+
+impl Topic {
+    /// A text message from a subscriber's socket. Anything that is not an ack, and acks for
+    /// unknown ids, are ignored (neg 24: never close for it); the error says why, for logs.
+    pub fn handle_message(&mut self, token: &str, text: &str, now: Timestamp) -> Result<(), AckError> {
+        let ack = Ack::parse(text)?;
+        self.handle_ack(token, &ack, now);
+        Ok(())
+    }
+
+    /// An answer to a notification (req 70-72). A 2xx settles it (202 means the subscriber
+    /// may still refuse with a SyncError of its own, req 75). Any other status makes the Hub
+    /// send a SyncError to the other subscribers of `SyncError` (req 72, 84, 88, 95), named
+    /// after the refusing subscriber; a 413 is reported with `too-long` (req 96).
+    ///
+    /// Decision: a failed answer to a SyncError notification raises no further SyncError, so
+    /// one broken app cannot start a storm.
+    pub fn handle_ack(&mut self, token: &str, ack: &Ack, now: Timestamp) {
+        let Some(sub) = self.state.subscriptions.get_mut(token) else { return };
+        let Some(i) = sub.pending.iter().position(|p| *p.id == *ack.id) else { return };
+        let p = sub.pending.remove(i);
+        if ack.is_success() || p.event.kind() == EventKind::SyncError {
+            return;
+        }
+        let name = sub.display_name();
+        let diagnostics = match ack.status {
+            409 => format!("{name} refused to follow {} (409 Conflict)", p.event),
+            413 => format!("{name} could not handle {}: too large (413)", p.event),
+            s @ 400..=499 => format!("{name} rejected {} ({s})", p.event),
+            s => format!("{name} failed to process {} ({s})", p.event),
+        };
+        self.send_sync_error(&p.id, &p.event, &name, diagnostics, ack.status == 413, Some(token), now);
+    }
+
+    /// Runs whatever is due at `now` (see [`Topic::poll_timeout`]):
+    /// - an endpoint never connected expires silently (§5a-3);
+    /// - a lease that ran out ends with a denial and a close (req 56, neg 27);
+    /// - a notification not answered within the ack timeout (10 s) sends a SyncError to the
+    ///   others and then unsubscribes the silent subscriber (req 85, 87: after N = 1);
+    /// - a legacy heartbeat, when enabled.
+    pub fn handle_timeout(&mut self, now: Timestamp) {
+        let expired: Vec<String> = self.state.subscriptions.values().filter(|s| s.deadline() <= now).map(|s| s.endpoint.clone()).collect();
+        for token in expired {
+            let sub = self.state.subscriptions.remove(&token).expect("listed above");
+            self.deny(&sub, "lease expired");
+        }
+        let silent: Vec<String> =
+            self.state.subscriptions.values().filter(|s| s.pending.iter().any(|p| p.deadline <= now)).map(|s| s.endpoint.clone()).collect();
+        for token in silent {
+            let sub = self.state.subscriptions.remove(&token).expect("listed above");
+            let secs = self.config.ack_timeout.as_secs_f64();
+            if let Some(p) = sub.pending.iter().find(|p| p.deadline <= now && p.event.kind() != EventKind::SyncError) {
+                let diagnostics = format!("{} did not answer {} within {secs} s", sub.display_name(), p.event);
+                self.send_sync_error(&p.id.clone(), &p.event.clone(), &sub.display_name(), diagnostics, false, Some(&token), now);
+            }
+            self.deny(&sub, &format!("unresponsive: no answer within {secs} s"));
+        }
+        if let Some(due) = self.state.next_heartbeat.filter(|t| *t <= now) {
+            let _ = due;
+            self.heartbeat(now);
+        }
+    }
+
+    /// A Hub-generated SyncError (req 84-96): one per failing subscriber and event, sent to
+    /// every connected subscriber of `SyncError` except the one at fault (§5a-15 decision).
+    #[allow(clippy::too_many_arguments)]
+    pub(crate) fn send_sync_error(
+        &mut self,
+        event_id: &str,
+        event_name: &EventName,
+        subscriber: &str,
+        diagnostics: String,
+        too_long: bool,
+        exclude: Option<&str>,
+        now: Timestamp,
+    ) {
+        let details = SyncErrorDetails {
+            event_id: event_id.to_owned(),
+            event_name: event_name.to_string(),
+            subscriber_name: subscriber.to_owned(),
+            diagnostics,
+            code: if too_long { IssueCode::TooLong } else { IssueCode::Processing },
+        };
+        let event = Event {
+            timestamp: now,
+            id: self.state.mint(),
+            topic: self.state.topic.clone(),
+            name: EventName::parse("SyncError").expect("catalogued"),
+            version_id: None,
+            prior_version_id: None,
+            context: vec![details.context_entry()],
+        };
+        let text: Arc<str> = event.to_json().into();
+        let targets: Vec<String> = self
+            .state
+            .subscriptions
+            .values()
+            .filter(|s| s.is_connected() && s.wants(&event.name) && Some(s.endpoint.as_str()) != exclude)
+            .map(|s| s.endpoint.clone())
+            .collect();
+        for t in targets {
+            self.send_to(&t, text.clone(), &event, now);
+        }
+    }
+
+    /// The legacy heartbeat (STU2; req 133): `{"key":"period","decimal":<seconds>}` to every
+    /// connected subscriber, unacknowledged. Scheduled only while someone is connected, so an
+    /// idle topic needs no alarm.
+    fn heartbeat(&mut self, now: Timestamp) {
+        let Some(period) = self.config.heartbeat else {
+            self.state.next_heartbeat = None;
+            return;
+        };
+        let targets: Vec<String> = self.connected_endpoints().map(str::to_owned).collect();
+        if targets.is_empty() {
+            self.state.next_heartbeat = None;
+            return;
+        }
+        let event = Event {
+            timestamp: now,
+            id: self.state.mint(),
+            topic: self.state.topic.clone(),
+            name: EventName::parse("heartbeat").expect("catalogued"),
+            version_id: None,
+            prior_version_id: None,
+            context: vec![ContextEntry::new("period", ValueField::Other("decimal".into()), &period.as_secs_f64())],
+        };
+        let text: Arc<str> = event.to_json().into();
+        for to in targets {
+            self.push(Outbound::Send { to, text: text.clone() });
+        }
+        self.state.next_heartbeat = Some(now.add(period));
+    }
+}

@@ -1,0 +1,162 @@
+//! The persisted state of a topic. Everything here survives eviction and restarts; the
+//! outbound queue does not (it is drained before the shell persists).
+
+use std::collections::{BTreeMap, VecDeque};
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+
+use crate::bundle::Content;
+use crate::catalog::EventName;
+use crate::event::Event;
+use crate::time::Timestamp;
+use crate::wire::ResourceKey;
+
+/// Everything a topic must remember (serialisable: the Durable Object stores it).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct TopicState {
+    pub(crate) topic: String,
+    /// Prefix of the ids this Hub mints, unique per topic instance.
+    pub(crate) id_prefix: String,
+    /// Counter behind minted ids and versions: strictly increasing.
+    pub(crate) next_seq: u64,
+    /// Subscriptions by endpoint token.
+    pub(crate) subscriptions: BTreeMap<String, Subscription>,
+    /// Open contexts, least recently opened first (req 122-125).
+    pub(crate) anchors: Vec<OpenAnchor>,
+    /// The current context: the most recent open, unless closed since (req 122, 124).
+    pub(crate) current: Option<ResourceKey>,
+    /// Timestamp of the last event that changed the current context (req 67).
+    pub(crate) context_timestamp: Option<Timestamp>,
+    /// Recently accepted request ids and a fingerprint of their event (req 139).
+    pub(crate) recent_ids: VecDeque<(String, String)>,
+    /// When the next legacy heartbeat is due, if enabled and anyone is connected.
+    pub(crate) next_heartbeat: Option<Timestamp>,
+}
+
+impl TopicState {
+    pub(crate) fn new(topic: &str, id_prefix: &str) -> Self {
+        TopicState {
+            topic: topic.to_owned(),
+            id_prefix: id_prefix.to_owned(),
+            next_seq: 1,
+            subscriptions: BTreeMap::new(),
+            anchors: Vec::new(),
+            current: None,
+            context_timestamp: None,
+            recent_ids: VecDeque::new(),
+            next_heartbeat: None,
+        }
+    }
+
+    /// A fresh id, unique within the Hub (req 137).
+    pub(crate) fn mint(&mut self) -> String {
+        let n = self.next_seq;
+        self.next_seq += 1;
+        format!("{}-{n}", self.id_prefix)
+    }
+
+    /// The topic's open contexts, least recently opened first.
+    pub fn open_contexts(&self) -> impl Iterator<Item = &ResourceKey> {
+        self.anchors.iter().map(|a| &a.key)
+    }
+
+    /// The current context's anchor.
+    pub fn current(&self) -> Option<&ResourceKey> {
+        self.current.as_ref()
+    }
+
+    /// The version of an open anchor.
+    pub fn version_of(&self, key: &ResourceKey) -> Option<&str> {
+        self.anchor(key).map(|a| a.version_id.as_str())
+    }
+
+    /// The content shared on an open anchor.
+    pub fn content_of(&self, key: &ResourceKey) -> Option<&Content> {
+        self.anchor(key).map(|a| &a.content)
+    }
+
+    pub(crate) fn anchor(&self, key: &ResourceKey) -> Option<&OpenAnchor> {
+        self.anchors.iter().find(|a| &a.key == key)
+    }
+
+    pub(crate) fn anchor_index(&self, key: &ResourceKey) -> Option<usize> {
+        self.anchors.iter().position(|a| &a.key == key)
+    }
+}
+
+/// One subscription, keyed by its endpoint token (req 35: the key is topic + endpoint).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct Subscription {
+    pub(crate) endpoint: String,
+    /// Order of creation: names unnamed subscribers without revealing their endpoint.
+    pub(crate) number: u64,
+    /// Granted events (req 43), canonical, no duplicates.
+    pub(crate) events: Vec<EventName>,
+    pub(crate) name: Option<String>,
+    pub(crate) lease_seconds: u64,
+    pub(crate) phase: Phase,
+    /// Notifications sent and not yet answered, oldest first.
+    pub(crate) pending: Vec<PendingAck>,
+}
+
+/// Where a subscription is in its life.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) enum Phase {
+    /// Issued; waiting for the WebSocket until `connect_by` (§5a-3).
+    Issued { connect_by: Timestamp },
+    /// Connected and confirmed; the lease ends at `lease_until` (req 43, 56).
+    Connected { lease_until: Timestamp },
+}
+
+impl Subscription {
+    pub(crate) fn is_connected(&self) -> bool {
+        matches!(self.phase, Phase::Connected { .. })
+    }
+
+    pub(crate) fn deadline(&self) -> Timestamp {
+        match self.phase {
+            Phase::Issued { connect_by } => connect_by,
+            Phase::Connected { lease_until } => lease_until,
+        }
+    }
+
+    pub(crate) fn wants(&self, event: &EventName) -> bool {
+        self.events.contains(event)
+    }
+
+    /// The name used in SyncErrors (req 32, §5a-12): `subscriber.name`, else a number.
+    pub(crate) fn display_name(&self) -> String {
+        match &self.name {
+            Some(n) => n.clone(),
+            None => format!("unnamed subscriber #{}", self.number),
+        }
+    }
+
+    pub(crate) fn events_csv(&self) -> String {
+        self.events.iter().map(EventName::as_str).collect::<Vec<_>>().join(",")
+    }
+}
+
+/// A notification waiting for its `{id,status}` (req 70).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct PendingAck {
+    pub(crate) id: Arc<str>,
+    pub(crate) event: EventName,
+    pub(crate) deadline: Timestamp,
+}
+
+/// An open context (req 108, 122-126).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub(crate) struct OpenAnchor {
+    pub(crate) key: ResourceKey,
+    /// The open event as last received (req 106: the context array exactly as sent).
+    pub(crate) open: Event,
+    /// The current `context.versionId` (req 108-110).
+    pub(crate) version_id: String,
+    /// Content shared through updates (req 107-113).
+    pub(crate) content: Content,
+    /// Set when the Hub derived this open from another event's context (req 97): its close
+    /// is derived from that event's close.
+    pub(crate) derived_from: Option<ResourceKey>,
+}
