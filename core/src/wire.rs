@@ -164,8 +164,8 @@ pub fn split_reference(s: &str) -> Option<(String, String)> {
     let mut parts = s.rsplit('/');
     let id = parts.next()?;
     let ty = parts.next()?;
-    let valid_ty = ty.chars().next().is_some_and(|c| c.is_ascii_uppercase())
-        && ty.chars().all(|c| c.is_ascii_alphanumeric());
+    let valid_ty =
+        ty.chars().next().is_some_and(|c| c.is_ascii_uppercase()) && ty.chars().all(|c| c.is_ascii_alphanumeric());
     (valid_ty && !id.is_empty()).then(|| (ty.to_owned(), id.to_owned()))
 }
 
@@ -239,9 +239,8 @@ impl<'de> Deserialize<'de> for ContextEntry {
         let key: String = serde_json::from_str(key_raw.get())
             .map_err(|_| de::Error::custom("a context entry's \"key\" must be a string (req 62)"))?;
         let mut it = m.into_iter();
-        let (field, value) = it
-            .next()
-            .ok_or_else(|| de::Error::custom(EntryShapeError::MissingValue { key: key.clone() }))?;
+        let (field, value) =
+            it.next().ok_or_else(|| de::Error::custom(EntryShapeError::MissingValue { key: key.clone() }))?;
         if let Some((second, _)) = it.next() {
             let mut fields = vec![field, second];
             fields.extend(it.map(|(k, _)| k));
@@ -323,7 +322,9 @@ impl Ack {
         };
         let status = match w.remove("status") {
             None | Some(serde_json::Value::Null) => 200,
-            Some(serde_json::Value::Number(n)) => n.as_u64().and_then(|n| u16::try_from(n).ok()).ok_or(AckError::BadStatus)?,
+            Some(serde_json::Value::Number(n)) => {
+                n.as_u64().and_then(|n| u16::try_from(n).ok()).ok_or(AckError::BadStatus)?
+            }
             Some(serde_json::Value::String(s)) => s.trim().parse::<u16>().map_err(|_| AckError::BadStatus)?,
             Some(_) => return Err(AckError::BadStatus),
         };
@@ -419,13 +420,21 @@ mod tests {
 
     #[test]
     fn req43_req47_messages_serialise_with_dotted_names() {
-        let c = Confirmation { mode: "subscribe".into(), topic: "T1".into(), events: "Patient-open".into(), lease_seconds: 3600 };
+        let c = Confirmation {
+            mode: "subscribe".into(),
+            topic: "T1".into(),
+            events: "Patient-open".into(),
+            lease_seconds: 3600,
+        };
         assert_eq!(
             serde_json::to_string(&c).unwrap(),
             r#"{"hub.mode":"subscribe","hub.topic":"T1","hub.events":"Patient-open","hub.lease_seconds":3600}"#
         );
         let d = Denial { mode: "denied".into(), topic: "T1".into(), events: "Patient-open".into(), reason: None };
-        assert_eq!(serde_json::to_string(&d).unwrap(), r#"{"hub.mode":"denied","hub.topic":"T1","hub.events":"Patient-open"}"#);
+        assert_eq!(
+            serde_json::to_string(&d).unwrap(),
+            r#"{"hub.mode":"denied","hub.topic":"T1","hub.events":"Patient-open"}"#
+        );
     }
 
     #[test]
