@@ -12,6 +12,8 @@
 #![forbid(unsafe_code)]
 
 pub mod catalog;
+pub mod scope;
+pub mod subscription;
 pub mod time;
 pub mod wire;
 

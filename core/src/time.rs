@@ -43,12 +43,14 @@ impl Timestamp {
     }
 
     /// `self + d`, saturating.
+    #[allow(clippy::should_implement_trait)] // a saturating method, not `Add`, on purpose
     pub fn add(self, d: Duration) -> Self {
         let ns = i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
         Timestamp(self.0.saturating_add(ns))
     }
 
     /// `self - d`, saturating.
+    #[allow(clippy::should_implement_trait)] // a saturating method, not `Sub`, on purpose
     pub fn sub(self, d: Duration) -> Self {
         let ns = i64::try_from(d.as_nanos()).unwrap_or(i64::MAX);
         Timestamp(self.0.saturating_sub(ns))
@@ -72,9 +74,9 @@ impl Timestamp {
         let days = secs.div_euclid(86_400);
         let sod = secs.rem_euclid(86_400);
         let (y, m, d) = civil_from_days(days);
-        let frac = if nanos % 1_000_000 == 0 {
+        let frac = if nanos.is_multiple_of(1_000_000) {
             format!("{:03}", nanos / 1_000_000)
-        } else if nanos % 1_000 == 0 {
+        } else if nanos.is_multiple_of(1_000) {
             format!("{:06}", nanos / 1_000)
         } else {
             format!("{nanos:09}")
