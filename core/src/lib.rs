@@ -13,6 +13,8 @@
 
 pub mod catalog;
 pub mod event;
+pub mod scope;
+pub mod subscription;
 pub mod time;
 pub mod wire;
 
