@@ -190,7 +190,8 @@ struct WireEvent<'a> {
 
 fn string_field(raw: Option<&RawValue>, field: &'static str) -> Result<String, EventError> {
     let raw = raw.ok_or(EventError::MissingField(field))?;
-    let s: String = serde_json::from_str(raw.get()).map_err(|_| EventError::BadField { field, reason: "must be a string" })?;
+    let s: String =
+        serde_json::from_str(raw.get()).map_err(|_| EventError::BadField { field, reason: "must be a string" })?;
     let s = s.trim();
     if s.is_empty() {
         return Err(EventError::BadField { field, reason: "must not be empty" });
@@ -225,7 +226,8 @@ impl Event {
         let timestamp = Timestamp::parse(&ts_text)?;
         let id = string_field(env.id, "id")?;
         let ev_raw = env.event.ok_or(EventError::MissingField("event"))?;
-        let ev: WireEvent<'_> = serde_json::from_str(ev_raw.get()).map_err(|e| EventError::Json(format!("\"event\": {e}")))?;
+        let ev: WireEvent<'_> =
+            serde_json::from_str(ev_raw.get()).map_err(|e| EventError::Json(format!("\"event\": {e}")))?;
         let topic = string_field(ev.topic, "hub.topic")?;
         let name = EventName::parse(&string_field(ev.event, "hub.event")?)?;
         let version_id = optional_string(ev.version_id, "context.versionId")?;
@@ -258,7 +260,12 @@ impl Event {
                 } else {
                     ""
                 };
-                return Err(EventError::UnexpectedKey { event: event(), key: entry.key.clone(), allowed: allowed.join(", "), hint });
+                return Err(EventError::UnexpectedKey {
+                    event: event(),
+                    key: entry.key.clone(),
+                    allowed: allowed.join(", "),
+                    hint,
+                });
             };
             let k = &spec.keys[i];
             counts[i] += 1;
@@ -268,20 +275,34 @@ impl Event {
             match k.field {
                 FieldKind::Resource => {
                     if entry.field != ValueField::Resource {
-                        return Err(EventError::WrongField { key: entry.key.clone(), expected: "resource", found: entry.field.to_string() });
+                        return Err(EventError::WrongField {
+                            key: entry.key.clone(),
+                            expected: "resource",
+                            found: entry.field.to_string(),
+                        });
                     }
-                    let h = entry.resource_header().ok_or_else(|| EventError::NotAResource { key: entry.key.clone() })?;
+                    let h =
+                        entry.resource_header().ok_or_else(|| EventError::NotAResource { key: entry.key.clone() })?;
                     if let Some(rt) = k.resource_type {
                         if h.resource_type != rt {
-                            return Err(EventError::WrongResourceType { key: entry.key.clone(), expected: rt, found: h.resource_type });
+                            return Err(EventError::WrongResourceType {
+                                key: entry.key.clone(),
+                                expected: rt,
+                                found: h.resource_type,
+                            });
                         }
                     }
                 }
                 FieldKind::Reference => {
                     if entry.field != ValueField::Reference {
-                        return Err(EventError::WrongField { key: entry.key.clone(), expected: "reference", found: entry.field.to_string() });
+                        return Err(EventError::WrongField {
+                            key: entry.key.clone(),
+                            expected: "reference",
+                            found: entry.field.to_string(),
+                        });
                     }
-                    let (rt, _) = entry.reference_target().ok_or_else(|| EventError::BadReference { key: entry.key.clone() })?;
+                    let (rt, _) =
+                        entry.reference_target().ok_or_else(|| EventError::BadReference { key: entry.key.clone() })?;
                     if let Some(expected) = k.resource_type {
                         if rt != expected {
                             return Err(EventError::WrongResourceType { key: entry.key.clone(), expected, found: rt });
@@ -391,7 +412,9 @@ mod tests {
     const PATIENT_OPEN: &str = r#"{"timestamp":"2025-01-01T10:00:00Z","id":"e1","event":{"hub.topic":"T1","hub.event":"patient-open","context":[{"key":"patient","resource":{"resourceType":"Patient","id":"p1","identifier":[{"value":"1"}]}}]}}"#;
 
     fn with_context(event: &str, ctx: &str) -> String {
-        format!(r#"{{"timestamp":"2025-01-01T10:00:00Z","id":"e1","event":{{"hub.topic":"T1","hub.event":"{event}","context":{ctx}}}}}"#)
+        format!(
+            r#"{{"timestamp":"2025-01-01T10:00:00Z","id":"e1","event":{{"hub.topic":"T1","hub.event":"{event}","context":{ctx}}}}}"#
+        )
     }
 
     #[test]
@@ -412,9 +435,15 @@ mod tests {
             (r#"{"id":"e1","event":{}}"#, "timestamp"),
             (r#"{"timestamp":"2025-01-01T10:00:00Z","event":{}}"#, "id"),
             (r#"{"timestamp":"2025-01-01T10:00:00Z","id":"e1"}"#, "event"),
-            (r#"{"timestamp":"2025-01-01T10:00:00Z","id":"e1","event":{"hub.event":"Patient-open","context":[]}}"#, "hub.topic"),
+            (
+                r#"{"timestamp":"2025-01-01T10:00:00Z","id":"e1","event":{"hub.event":"Patient-open","context":[]}}"#,
+                "hub.topic",
+            ),
             (r#"{"timestamp":"2025-01-01T10:00:00Z","id":"e1","event":{"hub.topic":"T","context":[]}}"#, "hub.event"),
-            (r#"{"timestamp":"2025-01-01T10:00:00Z","id":"e1","event":{"hub.topic":"T","hub.event":"Patient-open"}}"#, "event.context"),
+            (
+                r#"{"timestamp":"2025-01-01T10:00:00Z","id":"e1","event":{"hub.topic":"T","hub.event":"Patient-open"}}"#,
+                "event.context",
+            ),
         ];
         for (json, field) in cases {
             assert_eq!(Event::parse(json).unwrap_err(), EventError::MissingField(field), "{json}");
@@ -435,13 +464,21 @@ mod tests {
 
     #[test]
     fn neg14_missing_required_key() {
-        let e = Event::parse(&with_context("Encounter-open", r#"[{"key":"encounter","resource":{"resourceType":"Encounter","id":"x"}}]"#)).unwrap_err();
+        let e = Event::parse(&with_context(
+            "Encounter-open",
+            r#"[{"key":"encounter","resource":{"resourceType":"Encounter","id":"x"}}]"#,
+        ))
+        .unwrap_err();
         assert_eq!(e.to_string(), "Encounter-open requires a context entry with key \"patient\" (req 64, neg 14)");
     }
 
     #[test]
     fn neg14_wrong_resource_type() {
-        let e = Event::parse(&with_context("Patient-open", r#"[{"key":"patient","resource":{"resourceType":"Encounter","id":"x"}}]"#)).unwrap_err();
+        let e = Event::parse(&with_context(
+            "Patient-open",
+            r#"[{"key":"patient","resource":{"resourceType":"Encounter","id":"x"}}]"#,
+        ))
+        .unwrap_err();
         assert!(matches!(e, EventError::WrongResourceType { expected: "Patient", .. }), "{e}");
     }
 
@@ -453,7 +490,11 @@ mod tests {
         ))
         .unwrap_err();
         assert!(matches!(e, EventError::UnexpectedKey { .. }), "{e}");
-        let e = Event::parse(&with_context("Patient-open", r#"[{"key":"Patient","resource":{"resourceType":"Patient","id":"x"}}]"#)).unwrap_err();
+        let e = Event::parse(&with_context(
+            "Patient-open",
+            r#"[{"key":"Patient","resource":{"resourceType":"Patient","id":"x"}}]"#,
+        ))
+        .unwrap_err();
         assert!(e.to_string().contains("lower case and case-sensitive, req 63"), "{e}");
     }
 
@@ -470,7 +511,9 @@ mod tests {
 
     #[test]
     fn req62_wrong_value_field() {
-        let e = Event::parse(&with_context("Patient-open", r#"[{"key":"patient","reference":{"reference":"Patient/x"}}]"#)).unwrap_err();
+        let e =
+            Event::parse(&with_context("Patient-open", r#"[{"key":"patient","reference":{"reference":"Patient/x"}}]"#))
+                .unwrap_err();
         assert!(matches!(e, EventError::WrongField { expected: "resource", .. }), "{e}");
         let e = Event::parse(&with_context("Patient-open", r#"[{"key":"patient","resource":[1]}]"#)).unwrap_err();
         assert!(matches!(e, EventError::NotAResource { .. }), "{e}");
@@ -478,15 +521,24 @@ mod tests {
 
     #[test]
     fn req126_anchor_needs_an_id() {
-        let e = Event::parse(&with_context("Patient-close", r#"[{"key":"patient","resource":{"resourceType":"Patient"}}]"#)).unwrap_err();
+        let e = Event::parse(&with_context(
+            "Patient-close",
+            r#"[{"key":"patient","resource":{"resourceType":"Patient"}}]"#,
+        ))
+        .unwrap_err();
         assert!(matches!(e, EventError::MissingResourceId { .. }), "{e}");
     }
 
     #[test]
     fn req69_extension_entries() {
         let p = r#"{"key":"patient","resource":{"resourceType":"Patient","id":"x"}}"#;
-        Event::parse(&with_context("Patient-open", &format!(r#"[{p},{{"key":"extension","data":{{"user-timezone":"+1:00"}}}}]"#))).unwrap();
-        let e = Event::parse(&with_context("Patient-open", &format!(r#"[{p},{{"key":"extension","data":"x"}}]"#))).unwrap_err();
+        Event::parse(&with_context(
+            "Patient-open",
+            &format!(r#"[{p},{{"key":"extension","data":{{"user-timezone":"+1:00"}}}}]"#),
+        ))
+        .unwrap();
+        let e = Event::parse(&with_context("Patient-open", &format!(r#"[{p},{{"key":"extension","data":"x"}}]"#)))
+            .unwrap_err();
         assert_eq!(e, EventError::BadExtension);
     }
 
@@ -517,13 +569,21 @@ mod tests {
 
     #[test]
     fn req121_empty_selection_is_allowed() {
-        Event::parse(&with_context("DiagnosticReport-select", r#"[{"key":"report","reference":{"reference":"DiagnosticReport/r1"}}]"#)).unwrap();
+        Event::parse(&with_context(
+            "DiagnosticReport-select",
+            r#"[{"key":"report","reference":{"reference":"DiagnosticReport/r1"}}]"#,
+        ))
+        .unwrap();
     }
 
     #[test]
     fn req128_home_open_has_empty_context() {
         Event::parse(&with_context("home-open", "[]")).unwrap();
-        assert!(Event::parse(&with_context("Home-open", r#"[{"key":"patient","resource":{"resourceType":"Patient","id":"x"}}]"#)).is_err());
+        assert!(Event::parse(&with_context(
+            "Home-open",
+            r#"[{"key":"patient","resource":{"resourceType":"Patient","id":"x"}}]"#
+        ))
+        .is_err());
     }
 
     #[test]
@@ -535,7 +595,11 @@ mod tests {
     #[test]
     fn generic_open_needs_its_anchor() {
         Event::parse(&with_context("MedicationRequest-open", r#"[{"key":"medicationrequest","resource":{"resourceType":"MedicationRequest","id":"m"}},{"key":"patient","resource":{"resourceType":"Patient","id":"p"}}]"#)).unwrap();
-        let e = Event::parse(&with_context("MedicationRequest-open", r#"[{"key":"patient","resource":{"resourceType":"Patient","id":"p"}}]"#)).unwrap_err();
+        let e = Event::parse(&with_context(
+            "MedicationRequest-open",
+            r#"[{"key":"patient","resource":{"resourceType":"Patient","id":"p"}}]"#,
+        ))
+        .unwrap_err();
         assert!(matches!(e, EventError::MissingKey { key: "medicationrequest", .. }), "{e}");
     }
 }

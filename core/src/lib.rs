@@ -20,5 +20,5 @@ pub mod wire;
 
 pub use catalog::{EventKind, EventName};
 pub use event::{Event, EventError};
-pub use wire::ResourceKey;
 pub use time::Timestamp;
+pub use wire::ResourceKey;

@@ -51,11 +51,7 @@ pub struct Scope {
 impl Scope {
     /// `fhircast/*.*`: every event, both ways (what a Hub grants in open mode, without OAuth).
     pub fn all() -> Scope {
-        Scope {
-            event: None,
-            read: true,
-            write: true,
-        }
+        Scope { event: None, read: true, write: true }
     }
 
     /// Whether this scope allows `access` to `event`: the scope's event must be `*` or equal
@@ -78,14 +74,10 @@ pub enum ScopeError {
     #[error("{0:?} is not a FHIRcast scope: it must start with \"fhircast/\" (req 16)")]
     NotFhircast(String),
     /// The scope contains whitespace: OAuth scope strings are space-separated lists of tokens.
-    #[error(
-        "{0:?}: a scope cannot contain whitespace; separate scopes with single spaces (req 16)"
-    )]
+    #[error("{0:?}: a scope cannot contain whitespace; separate scopes with single spaces (req 16)")]
     Whitespace(String),
     /// No `.read`, `.write` or `.*` after the event.
-    #[error(
-        "{0:?} has no access part: expected fhircast/<event-name or *>.<read, write or *> (req 16)"
-    )]
+    #[error("{0:?} has no access part: expected fhircast/<event-name or *>.<read, write or *> (req 16)")]
     MissingAccess(String),
     /// The part after the last `.` is not `read`, `write` or `*`.
     #[error("{scope:?}: access {access:?} is not one of read, write, * (req 16)")]
@@ -126,21 +118,13 @@ impl FromStr for Scope {
             "read" => (true, false),
             "write" => (false, true),
             "*" => (true, true),
-            _ => {
-                return Err(ScopeError::BadAccess {
-                    scope: s.to_owned(),
-                    access: access.to_owned(),
-                })
-            }
+            _ => return Err(ScopeError::BadAccess { scope: s.to_owned(), access: access.to_owned() }),
         };
         let event = match event {
             "*" => None,
-            name => Some(
-                EventName::parse(name).map_err(|reason| ScopeError::BadEvent {
-                    scope: s.to_owned(),
-                    reason,
-                })?,
-            ),
+            name => {
+                Some(EventName::parse(name).map_err(|reason| ScopeError::BadEvent { scope: s.to_owned(), reason })?)
+            }
         };
         Ok(Scope { event, read, write })
     }
@@ -178,12 +162,7 @@ impl Scopes {
     /// ones. Right for a token a Hub is handed: an authorization server may grant more than we
     /// understand, and a scope we cannot read grants nothing.
     pub fn parse(space_separated: &str) -> Scopes {
-        Scopes::from_scopes(
-            space_separated
-                .split_whitespace()
-                .filter_map(|s| s.parse().ok())
-                .collect(),
-        )
+        Scopes::from_scopes(space_separated.split_whitespace().filter_map(|s| s.parse().ok()).collect())
     }
 
     /// Like [`Scopes::parse`], but a malformed `fhircast/` scope is an error instead of being
@@ -219,9 +198,7 @@ impl Scopes {
 
     /// `fhircast/*.*`: every event, both ways (open mode, when a Hub runs without OAuth).
     pub fn all() -> Scopes {
-        Scopes {
-            scopes: vec![Scope::all()],
-        }
+        Scopes { scopes: vec![Scope::all()] }
     }
 
     /// Whether some scope allows `access` to exactly `event`, or to `*` (req 17-18; see the
@@ -285,67 +262,32 @@ mod tests {
     fn req16_scope_grammar() {
         assert_eq!(
             scope("fhircast/Patient-open.read"),
-            Scope {
-                event: Some(n("Patient-open")),
-                read: true,
-                write: false
-            }
+            Scope { event: Some(n("Patient-open")), read: true, write: false }
         );
         assert_eq!(
             scope("fhircast/Patient-close.write"),
-            Scope {
-                event: Some(n("Patient-close")),
-                read: false,
-                write: true
-            }
+            Scope { event: Some(n("Patient-close")), read: false, write: true }
         );
         assert_eq!(scope("fhircast/*.*"), Scope::all());
-        assert_eq!(
-            scope("fhircast/*.read"),
-            Scope {
-                event: None,
-                read: true,
-                write: false
-            }
-        );
+        assert_eq!(scope("fhircast/*.read"), Scope { event: None, read: true, write: false });
         assert_eq!(
             scope("fhircast/DiagnosticReport-update.*"),
-            Scope {
-                event: Some(n("DiagnosticReport-update")),
-                read: true,
-                write: true
-            }
+            Scope { event: Some(n("DiagnosticReport-update")), read: true, write: true }
         );
         // Reverse-domain names contain dots: the access part is after the last one.
-        assert_eq!(
-            scope("fhircast/org.example.thing.read").event,
-            Some(n("org.example.thing"))
-        );
+        assert_eq!(scope("fhircast/org.example.thing.read").event, Some(n("org.example.thing")));
         assert_eq!(scope("fhircast/SyncError.read").event, Some(n("SyncError")));
     }
 
     #[test]
     fn req16_req34_scope_event_names_are_case_insensitive_and_shown_canonically() {
-        assert_eq!(
-            scope("fhircast/patient-open.write"),
-            scope("fhircast/Patient-open.write")
-        );
-        assert_eq!(
-            scope("fhircast/patient-open.write").to_string(),
-            "fhircast/Patient-open.write"
-        );
-        assert_eq!(
-            scope("FHIRcast/syncerror.READ").to_string(),
-            "fhircast/SyncError.read"
-        );
+        assert_eq!(scope("fhircast/patient-open.write"), scope("fhircast/Patient-open.write"));
+        assert_eq!(scope("fhircast/patient-open.write").to_string(), "fhircast/Patient-open.write");
+        assert_eq!(scope("FHIRcast/syncerror.READ").to_string(), "fhircast/SyncError.read");
         assert_eq!(scope("fhircast/*.*").to_string(), "fhircast/*.*");
         assert_eq!(scope("fhircast/*.write").to_string(), "fhircast/*.write");
-        for s in [
-            "fhircast/Patient-open.read",
-            "fhircast/*.*",
-            "fhircast/Home-open.write",
-            "fhircast/org.example.x.*",
-        ] {
+        for s in ["fhircast/Patient-open.read", "fhircast/*.*", "fhircast/Home-open.write", "fhircast/org.example.x.*"]
+        {
             assert_eq!(scope(s).to_string(), s);
             assert_eq!(scope(&scope(s).to_string()), scope(s));
         }
@@ -357,40 +299,16 @@ mod tests {
         assert!(matches!(err("patient/*.read"), ScopeError::NotFhircast(_)));
         assert!(matches!(err("openid"), ScopeError::NotFhircast(_)));
         assert!(matches!(err(""), ScopeError::NotFhircast(_)));
-        assert!(matches!(
-            err("fhircast/Patient-open"),
-            ScopeError::MissingAccess(_)
-        ));
-        assert!(matches!(
-            err("fhircast/Patient-open.rw"),
-            ScopeError::BadAccess { .. }
-        ));
-        assert!(matches!(
-            err("fhircast/Patient-open."),
-            ScopeError::BadAccess { .. }
-        ));
-        assert!(matches!(
-            err("fhircast/.read"),
-            ScopeError::BadEvent {
-                reason: EventNameError::Empty,
-                ..
-            }
-        ));
-        assert!(matches!(
-            err("fhircast/Foo-open.read"),
-            ScopeError::BadEvent { .. }
-        ));
-        assert!(matches!(
-            err("fhircast/Patient open.read"),
-            ScopeError::Whitespace(_)
-        ));
+        assert!(matches!(err("fhircast/Patient-open"), ScopeError::MissingAccess(_)));
+        assert!(matches!(err("fhircast/Patient-open.rw"), ScopeError::BadAccess { .. }));
+        assert!(matches!(err("fhircast/Patient-open."), ScopeError::BadAccess { .. }));
+        assert!(matches!(err("fhircast/.read"), ScopeError::BadEvent { reason: EventNameError::Empty, .. }));
+        assert!(matches!(err("fhircast/Foo-open.read"), ScopeError::BadEvent { .. }));
+        assert!(matches!(err("fhircast/Patient open.read"), ScopeError::Whitespace(_)));
         // `*-open` is prose shorthand, not a scope (req 36).
         assert!(matches!(
             err("fhircast/*-open.read"),
-            ScopeError::BadEvent {
-                reason: EventNameError::Wildcard(_),
-                ..
-            }
+            ScopeError::BadEvent { reason: EventNameError::Wildcard(_), .. }
         ));
         let msg = err("fhircast/Patient-open.rw").to_string();
         assert!(msg.contains("\"rw\"") && msg.contains("req 16"), "{msg}");
@@ -400,19 +318,11 @@ mod tests {
     fn req7_oauth_scope_strings_keep_only_fhircast_scopes() {
         let s = Scopes::parse("openid fhirUser launch patient/*.read fhircast/Patient-open.read fhircast/bogus fhircast/patient-close.read");
         let shown: Vec<String> = s.iter().map(Scope::to_string).collect();
-        assert_eq!(
-            shown,
-            ["fhircast/Patient-close.read", "fhircast/Patient-open.read"]
-        );
+        assert_eq!(shown, ["fhircast/Patient-close.read", "fhircast/Patient-open.read"]);
         assert!(Scopes::parse("openid launch").is_empty());
         assert!(Scopes::parse("").is_empty());
         // Strict parsing skips foreign scopes but reports malformed fhircast/ ones.
-        assert_eq!(
-            Scopes::parse_strict("openid fhircast/*.read")
-                .unwrap()
-                .to_string(),
-            "fhircast/*.read"
-        );
+        assert_eq!(Scopes::parse_strict("openid fhircast/*.read").unwrap().to_string(), "fhircast/*.read");
         assert!(matches!(
             Scopes::parse_strict("openid fhircast/bogus"),
             Err(ScopeError::MissingAccess(s)) if s == "fhircast/bogus"
@@ -421,9 +331,7 @@ mod tests {
 
     #[test]
     fn req18_scopes_allow_only_named_events() {
-        let s = Scopes::parse(
-            "fhircast/Patient-open.read fhircast/Patient-open.write fhircast/Patient-close.read",
-        );
+        let s = Scopes::parse("fhircast/Patient-open.read fhircast/Patient-open.write fhircast/Patient-close.read");
         assert!(s.allows(&n("Patient-open"), Access::Read));
         assert!(s.allows(&n("patient-OPEN"), Access::Write));
         assert!(s.allows(&n("Patient-close"), Access::Read));
@@ -438,16 +346,8 @@ mod tests {
     fn req16_req18_star_scopes_cover_every_event() {
         let all = Scopes::all();
         assert_eq!(all.to_string(), "fhircast/*.*");
-        for e in [
-            "Patient-open",
-            "SyncError",
-            "org.example.x",
-            "DiagnosticReport-select",
-        ] {
-            assert!(
-                all.allows(&n(e), Access::Read) && all.allows(&n(e), Access::Write),
-                "{e}"
-            );
+        for e in ["Patient-open", "SyncError", "org.example.x", "DiagnosticReport-select"] {
+            assert!(all.allows(&n(e), Access::Read) && all.allows(&n(e), Access::Write), "{e}");
         }
         let read_all = Scopes::parse("fhircast/*.read fhircast/Patient-open.write");
         assert!(read_all.allows(&n("UserLogout"), Access::Read));
@@ -457,16 +357,11 @@ mod tests {
 
     #[test]
     fn req17_scopes_are_merged_into_a_canonical_set() {
-        let a =
-            Scopes::parse("fhircast/Patient-open.write fhircast/*.read fhircast/patient-open.read");
+        let a = Scopes::parse("fhircast/Patient-open.write fhircast/*.read fhircast/patient-open.read");
         let b = Scopes::parse("fhircast/*.read fhircast/Patient-open.*");
         assert_eq!(a, b);
         assert_eq!(a.to_string(), "fhircast/*.read fhircast/Patient-open.*");
-        let none = Scope {
-            event: Some(n("Patient-open")),
-            read: false,
-            write: false,
-        };
+        let none = Scope { event: Some(n("Patient-open")), read: false, write: false };
         assert_eq!(none.to_string(), "fhircast/Patient-open.none");
         assert!(none.to_string().parse::<Scope>().is_err());
         assert!(Scopes::from_scopes(vec![none]).is_empty());
@@ -476,10 +371,7 @@ mod tests {
     fn scopes_serialise_as_a_space_separated_string() {
         let s = Scopes::parse("fhircast/Patient-close.read fhircast/Patient-open.read");
         let json = serde_json::to_string(&s).unwrap();
-        assert_eq!(
-            json,
-            r#""fhircast/Patient-close.read fhircast/Patient-open.read""#
-        );
+        assert_eq!(json, r#""fhircast/Patient-close.read fhircast/Patient-open.read""#);
         assert_eq!(serde_json::from_str::<Scopes>(&json).unwrap(), s);
         assert_eq!(serde_json::to_string(&Scopes::default()).unwrap(), r#""""#);
         assert!(serde_json::from_str::<Scopes>(r#""fhircast/Patient-open""#).is_err());

@@ -150,9 +150,7 @@ pub enum SubscriptionError {
     #[error("hub.events contains the wildcard {0:?}: wildcards are not supported in hub.events, name each event (`*-open` is documentation shorthand; `*` exists only in scopes) (req 36, neg 6)")]
     WildcardEvent(String),
     /// An item of `hub.events` is not an event name.
-    #[error(
-        "hub.events contains {name:?}, which is not an event name: {reason} (req 29, req 134)"
-    )]
+    #[error("hub.events contains {name:?}, which is not an event name: {reason} (req 29, req 134)")]
     InvalidEvent {
         /// The item (cut short if long).
         name: String,
@@ -195,17 +193,12 @@ impl SubscriptionError {
     /// The item of the requirements digest that this refusal enforces, for logs and tests.
     pub fn spec_ref(&self) -> &'static str {
         match self {
-            SubscriptionError::MalformedForm { .. } | SubscriptionError::MalformedJson { .. } => {
-                "neg 1"
-            }
+            SubscriptionError::MalformedForm { .. } | SubscriptionError::MalformedJson { .. } => "neg 1",
             SubscriptionError::Repeated { .. } => "neg 7",
-            SubscriptionError::MissingChannelType
-            | SubscriptionError::UnsupportedChannelType(_) => "neg 2",
+            SubscriptionError::MissingChannelType | SubscriptionError::UnsupportedChannelType(_) => "neg 2",
             SubscriptionError::MissingMode | SubscriptionError::InvalidMode(_) => "neg 3",
             SubscriptionError::MissingTopic | SubscriptionError::InvalidTopic { .. } => "neg 4",
-            SubscriptionError::TooLong {
-                param: "hub.topic", ..
-            } => "neg 4",
+            SubscriptionError::TooLong { param: "hub.topic", .. } => "neg 4",
             SubscriptionError::MissingEvents => "neg 5",
             SubscriptionError::WildcardEvent(_) => "neg 6",
             SubscriptionError::InvalidEvent { .. } => "req 29",
@@ -315,13 +308,10 @@ impl SubscriptionRequest {
     /// A repeated key is refused as in a form (req 25, neg 7); unknown keys are ignored.
     pub fn from_json(body: &str) -> Result<Self, SubscriptionError> {
         let JsonPairs(pairs) =
-            serde_json::from_str(body).map_err(|e| SubscriptionError::MalformedJson {
-                reason: e.to_string(),
-            })?;
+            serde_json::from_str(body).map_err(|e| SubscriptionError::MalformedJson { reason: e.to_string() })?;
         let mut params = Params::default();
         for (param, value) in pairs {
-            let value = json_value(param, value)
-                .map_err(|reason| SubscriptionError::MalformedJson { reason })?;
+            let value = json_value(param, value).map_err(|reason| SubscriptionError::MalformedJson { reason })?;
             // `null` is absent, but still counts against repetition.
             params.set(param, value.unwrap_or_default())?;
         }
@@ -364,9 +354,7 @@ impl SubscriptionRequest {
     fn validate(p: Params) -> Result<Self, SubscriptionError> {
         let channel_type = present(p.channel_type).ok_or(SubscriptionError::MissingChannelType)?;
         if !channel_type.eq_ignore_ascii_case("websocket") {
-            return Err(SubscriptionError::UnsupportedChannelType(echo(
-                &channel_type,
-            )));
+            return Err(SubscriptionError::UnsupportedChannelType(echo(&channel_type)));
         }
         let mode = match present(p.mode) {
             None => return Err(SubscriptionError::MissingMode),
@@ -381,9 +369,7 @@ impl SubscriptionRequest {
             // An unsubscribe only cancels (req 50-51): its hub.events, if any, means nothing.
             Mode::Unsubscribe => Vec::new(),
         };
-        let lease_seconds = present(p.lease_seconds)
-            .map(|l| parse_lease(&l))
-            .transpose()?;
+        let lease_seconds = present(p.lease_seconds).map(|l| parse_lease(&l)).transpose()?;
         let endpoint = present(p.endpoint);
         if let Some(e) = &endpoint {
             check_len("hub.channel.endpoint", e, MAX_ENDPOINT_LEN)?;
@@ -395,33 +381,21 @@ impl SubscriptionRequest {
         if let Some(n) = &subscriber_name {
             check_len("subscriber.name", n, MAX_NAME_LEN)?;
         }
-        Ok(SubscriptionRequest {
-            mode,
-            topic,
-            events,
-            lease_seconds,
-            endpoint,
-            subscriber_name,
-        })
+        Ok(SubscriptionRequest { mode, topic, events, lease_seconds, endpoint, subscriber_name })
     }
 }
 
 /// A topic becomes `{hub.url}/{topic}` and the WebSocket path: it must be one safe segment.
 fn check_topic(topic: &str) -> Result<(), SubscriptionError> {
     check_len("hub.topic", topic, MAX_TOPIC_LEN)?;
-    let bad = topic
-        .chars()
-        .find(|&c| c.is_whitespace() || c.is_control() || matches!(c, '/' | '?' | '#'));
+    let bad = topic.chars().find(|&c| c.is_whitespace() || c.is_control() || matches!(c, '/' | '?' | '#'));
     if let Some(c) = bad {
         let found = match c {
             '/' | '?' | '#' => format!("{c:?}"),
             c if c.is_whitespace() => format!("whitespace ({})", c.escape_unicode()),
             c => format!("a control character ({})", c.escape_unicode()),
         };
-        return Err(SubscriptionError::InvalidTopic {
-            topic: echo(topic),
-            found,
-        });
+        return Err(SubscriptionError::InvalidTopic { topic: echo(topic), found });
     }
     Ok(())
 }
@@ -433,10 +407,7 @@ fn parse_events(raw: &str) -> Result<Vec<EventName>, SubscriptionError> {
     for item in raw.split(',').map(str::trim).filter(|s| !s.is_empty()) {
         let name = EventName::parse(item).map_err(|reason| match reason {
             EventNameError::Wildcard(w) => SubscriptionError::WildcardEvent(echo(&w)),
-            reason => SubscriptionError::InvalidEvent {
-                name: echo(item),
-                reason,
-            },
+            reason => SubscriptionError::InvalidEvent { name: echo(item), reason },
         })?;
         // EventName equality is on the canonical spelling, i.e. case-insensitive (req 34).
         if !events.contains(&name) {
@@ -448,10 +419,7 @@ fn parse_events(raw: &str) -> Result<Vec<EventName>, SubscriptionError> {
                         all.push(e);
                     }
                 }
-                return Err(SubscriptionError::TooManyEvents {
-                    count: all.len(),
-                    max: MAX_EVENTS,
-                });
+                return Err(SubscriptionError::TooManyEvents { count: all.len(), max: MAX_EVENTS });
             }
             events.push(name);
         }
@@ -487,10 +455,7 @@ fn percent_decode(s: &str, what: &str) -> Result<String, SubscriptionError> {
         match b[i] {
             b'+' => out.push(b' '),
             b'%' => {
-                let byte = match (
-                    b.get(i + 1).copied().and_then(hex),
-                    b.get(i + 2).copied().and_then(hex),
-                ) {
+                let byte = match (b.get(i + 1).copied().and_then(hex), b.get(i + 2).copied().and_then(hex)) {
                     (Some(hi), Some(lo)) => (hi << 4) | lo,
                     _ => {
                         let end = (i + 3).min(b.len());
@@ -510,9 +475,7 @@ fn percent_decode(s: &str, what: &str) -> Result<String, SubscriptionError> {
         i += 1;
     }
     String::from_utf8(out).map_err(|_| SubscriptionError::MalformedForm {
-        reason: format!(
-            "{what} does not decode to UTF-8; percent-encode the UTF-8 bytes of each character"
-        ),
+        reason: format!("{what} does not decode to UTF-8; percent-encode the UTF-8 bytes of each character"),
     })
 }
 
@@ -593,10 +556,7 @@ fn json_value(key: &'static str, v: serde_json::Value) -> Result<Option<String>,
                 "hub.events" => "a string or an array of strings",
                 _ => "a string",
             };
-            Err(format!(
-                "{key} must be {expected}, not {}",
-                echo(&other.to_string())
-            ))
+            Err(format!("{key} must be {expected}, not {}", echo(&other.to_string())))
         }
     }
 }
@@ -623,11 +583,8 @@ mod tests {
 
     /// The spec's subscribe example with one parameter replaced (or removed, with `None`).
     fn subscribe_with(param: &str, value: Option<&str>) -> String {
-        let mut parts: Vec<String> = SUBSCRIBE
-            .split('&')
-            .filter(|p| !p.starts_with(&format!("{param}=")))
-            .map(str::to_owned)
-            .collect();
+        let mut parts: Vec<String> =
+            SUBSCRIBE.split('&').filter(|p| !p.starts_with(&format!("{param}="))).map(str::to_owned).collect();
         if let Some(v) = value {
             parts.push(format!("{param}={v}"));
         }
@@ -656,20 +613,10 @@ mod tests {
 
     #[test]
     fn req55_endpoint_whitespace_is_trimmed() {
-        for raw in [
-            "%20%09wss%3A%2F%2Fh%2Fx%0D%0A",
-            "+wss://h/x+",
-            "wss://h/x%0A",
-        ] {
-            let body = format!("hub.channel.type=websocket&hub.mode=unsubscribe&hub.topic=t&hub.channel.endpoint={raw}");
-            assert_eq!(
-                SubscriptionRequest::from_form(&body)
-                    .unwrap()
-                    .endpoint
-                    .as_deref(),
-                Some("wss://h/x"),
-                "{raw}"
-            );
+        for raw in ["%20%09wss%3A%2F%2Fh%2Fx%0D%0A", "+wss://h/x+", "wss://h/x%0A"] {
+            let body =
+                format!("hub.channel.type=websocket&hub.mode=unsubscribe&hub.topic=t&hub.channel.endpoint={raw}");
+            assert_eq!(SubscriptionRequest::from_form(&body).unwrap().endpoint.as_deref(), Some("wss://h/x"), "{raw}");
         }
     }
 
@@ -680,20 +627,14 @@ mod tests {
             Some("patient-close,Patient-open,PATIENT-CLOSE,%20Patient-open%20,syncerror,SyncError"),
         ))
         .unwrap();
-        assert_eq!(
-            r.events,
-            vec![n("Patient-close"), n("Patient-open"), n("SyncError")]
-        );
+        assert_eq!(r.events, vec![n("Patient-close"), n("Patient-open"), n("SyncError")]);
         assert_eq!(r.events[0].as_str(), "Patient-close");
     }
 
     #[test]
     fn req29_empty_event_items_are_skipped() {
-        let r = SubscriptionRequest::from_form(&subscribe_with(
-            "hub.events",
-            Some(",Patient-open,,+,Patient-close,"),
-        ))
-        .unwrap();
+        let r = SubscriptionRequest::from_form(&subscribe_with("hub.events", Some(",Patient-open,,+,Patient-close,")))
+            .unwrap();
         assert_eq!(r.events, vec![n("Patient-open"), n("Patient-close")]);
     }
 
@@ -701,82 +642,53 @@ mod tests {
     fn req29_req37_at_most_100_distinct_events() {
         let names: Vec<String> = (0..101).map(|i| format!("org.example.e{i}")).collect();
         let hundred = names[..100].join(",");
-        let r = SubscriptionRequest::from_form(&subscribe_with(
-            "hub.events",
-            Some(&format!("{hundred},org.example.e0")),
-        ))
-        .unwrap();
+        let r =
+            SubscriptionRequest::from_form(&subscribe_with("hub.events", Some(&format!("{hundred},org.example.e0"))))
+                .unwrap();
         assert_eq!(r.events.len(), 100);
         let e = form_err(&subscribe_with("hub.events", Some(&names.join(","))));
-        assert_eq!(
-            e,
-            SubscriptionError::TooManyEvents {
-                count: 101,
-                max: 100
-            }
-        );
+        assert_eq!(e, SubscriptionError::TooManyEvents { count: 101, max: 100 });
         assert_eq!(e.spec_ref(), "req 37");
         let long = "a.b,".repeat(MAX_EVENTS_LEN / 4 + 1);
         assert!(matches!(
             form_err(&subscribe_with("hub.events", Some(&long))),
-            SubscriptionError::TooLong {
-                param: "hub.events",
-                ..
-            }
+            SubscriptionError::TooLong { param: "hub.events", .. }
         ));
     }
 
     #[test]
     fn req29_req134_invalid_event_name_is_named() {
         let e = form_err(&subscribe_with("hub.events", Some("Patient-open,Foo-open")));
-        assert!(
-            matches!(&e, SubscriptionError::InvalidEvent { name, .. } if name == "Foo-open"),
-            "{e:?}"
-        );
+        assert!(matches!(&e, SubscriptionError::InvalidEvent { name, .. } if name == "Foo-open"), "{e:?}");
         let msg = e.to_string();
-        assert!(
-            msg.contains("\"Foo-open\"") && msg.contains("not a FHIR R4 resource type"),
-            "{msg}"
-        );
+        assert!(msg.contains("\"Foo-open\"") && msg.contains("not a FHIR R4 resource type"), "{msg}");
         assert_eq!(e.http_status(), 400);
     }
 
     #[test]
     fn req33_callback_and_secret_are_ignored() {
-        let body =
-            format!("{SUBSCRIBE}&hub.callback=https%3A%2F%2Fapp%2Fcb&hub.secret=s&hub.callback=x");
-        assert_eq!(
-            SubscriptionRequest::from_form(&body).unwrap(),
-            SubscriptionRequest::from_form(SUBSCRIBE).unwrap()
-        );
+        let body = format!("{SUBSCRIBE}&hub.callback=https%3A%2F%2Fapp%2Fcb&hub.secret=s&hub.callback=x");
+        assert_eq!(SubscriptionRequest::from_form(&body).unwrap(), SubscriptionRequest::from_form(SUBSCRIBE).unwrap());
     }
 
     #[test]
     fn req24_unknown_parameters_are_ignored() {
         let body = format!("x-vendor=1&{SUBSCRIBE}&x-vendor=2&&flag&%F0%9F%94%A5=%FF");
-        assert_eq!(
-            SubscriptionRequest::from_form(&body).unwrap(),
-            SubscriptionRequest::from_form(SUBSCRIBE).unwrap()
-        );
+        assert_eq!(SubscriptionRequest::from_form(&body).unwrap(), SubscriptionRequest::from_form(SUBSCRIBE).unwrap());
     }
 
     #[test]
     fn req30_lease_seconds_is_read() {
-        let r = SubscriptionRequest::from_form(&subscribe_with("hub.lease_seconds", Some("7200")))
-            .unwrap();
+        let r = SubscriptionRequest::from_form(&subscribe_with("hub.lease_seconds", Some("7200"))).unwrap();
         assert_eq!(r.lease_seconds, Some(7200));
         let max = MAX_LEASE_SECONDS.to_string();
         assert_eq!(
-            SubscriptionRequest::from_form(&subscribe_with("hub.lease_seconds", Some(&max)))
-                .unwrap()
-                .lease_seconds,
+            SubscriptionRequest::from_form(&subscribe_with("hub.lease_seconds", Some(&max))).unwrap().lease_seconds,
             Some(MAX_LEASE_SECONDS)
         );
         // Empty counts as absent, as an HTML form sends it.
         assert_eq!(
-            SubscriptionRequest::from_form(&subscribe_with("hub.lease_seconds", Some("")))
-                .unwrap()
-                .lease_seconds,
+            SubscriptionRequest::from_form(&subscribe_with("hub.lease_seconds", Some(""))).unwrap().lease_seconds,
             None
         );
     }
@@ -784,74 +696,41 @@ mod tests {
     #[test]
     fn req31_req35_subscribe_may_name_an_endpoint_to_replace() {
         let body = format!("{SUBSCRIBE}&hub.channel.endpoint=wss%3A%2F%2Fh%2Fx");
-        assert_eq!(
-            SubscriptionRequest::from_form(&body)
-                .unwrap()
-                .endpoint
-                .as_deref(),
-            Some("wss://h/x")
-        );
+        assert_eq!(SubscriptionRequest::from_form(&body).unwrap().endpoint.as_deref(), Some("wss://h/x"));
     }
 
     #[test]
     fn req32_subscriber_name_is_trimmed_and_limited() {
-        let r = SubscriptionRequest::from_form(&subscribe_with(
-            "subscriber.name",
-            Some("++Acme+%C3%A9+%26+Co%0A"),
-        ))
-        .unwrap();
+        let r = SubscriptionRequest::from_form(&subscribe_with("subscriber.name", Some("++Acme+%C3%A9+%26+Co%0A")))
+            .unwrap();
         assert_eq!(r.subscriber_name.as_deref(), Some("Acme é & Co"));
         assert_eq!(
-            SubscriptionRequest::from_form(&subscribe_with("subscriber.name", Some("+")))
-                .unwrap()
-                .subscriber_name,
+            SubscriptionRequest::from_form(&subscribe_with("subscriber.name", Some("+"))).unwrap().subscriber_name,
             None
         );
         let ok = "é".repeat(MAX_NAME_LEN);
-        assert!(
-            SubscriptionRequest::from_form(&subscribe_with("subscriber.name", Some(&ok))).is_ok()
-        );
-        let e = form_err(&subscribe_with(
-            "subscriber.name",
-            Some(&"n".repeat(MAX_NAME_LEN + 1)),
-        ));
-        assert_eq!(
-            e,
-            SubscriptionError::TooLong {
-                param: "subscriber.name",
-                len: 257,
-                max: 256
-            }
-        );
+        assert!(SubscriptionRequest::from_form(&subscribe_with("subscriber.name", Some(&ok))).is_ok());
+        let e = form_err(&subscribe_with("subscriber.name", Some(&"n".repeat(MAX_NAME_LEN + 1))));
+        assert_eq!(e, SubscriptionError::TooLong { param: "subscriber.name", len: 257, max: 256 });
         assert!(e.to_string().contains("at most 256"), "{e}");
     }
 
     #[test]
     fn req34_mode_and_channel_type_are_case_insensitive() {
-        let body =
-            "hub.channel.type=WebSocket&hub.mode=SUBSCRIBE&hub.topic=t&hub.events=patient-open";
+        let body = "hub.channel.type=WebSocket&hub.mode=SUBSCRIBE&hub.topic=t&hub.events=patient-open";
         let r = SubscriptionRequest::from_form(body).unwrap();
-        assert_eq!(
-            (r.mode, r.events[0].as_str()),
-            (Mode::Subscribe, "Patient-open")
-        );
+        assert_eq!((r.mode, r.events[0].as_str()), (Mode::Subscribe, "Patient-open"));
     }
 
     #[test]
     fn neg1_bad_percent_escapes_are_rejected() {
         for bad in ["%", "%2", "%zz", "%G1", "abc%4"] {
             let e = form_err(&subscribe_with("subscriber.name", Some(bad)));
-            assert!(
-                matches!(e, SubscriptionError::MalformedForm { .. }),
-                "{bad}: {e:?}"
-            );
+            assert!(matches!(e, SubscriptionError::MalformedForm { .. }), "{bad}: {e:?}");
             assert_eq!((e.spec_ref(), e.http_status()), ("neg 1", 400));
             assert!(e.to_string().contains("subscriber.name"), "{e}");
         }
-        assert!(matches!(
-            form_err(&format!("{SUBSCRIBE}&hub.to%pic=x")),
-            SubscriptionError::MalformedForm { .. }
-        ));
+        assert!(matches!(form_err(&format!("{SUBSCRIBE}&hub.to%pic=x")), SubscriptionError::MalformedForm { .. }));
     }
 
     #[test]
@@ -875,119 +754,61 @@ mod tests {
             r#"{"hub.lease_seconds":true}"#,
         ] {
             let e = SubscriptionRequest::from_json(body).unwrap_err();
-            assert!(
-                matches!(e, SubscriptionError::MalformedJson { .. }),
-                "{body}: {e:?}"
-            );
+            assert!(matches!(e, SubscriptionError::MalformedJson { .. }), "{body}: {e:?}");
             assert_eq!(e.spec_ref(), "neg 1");
         }
     }
 
     #[test]
     fn neg2_missing_channel_type_is_rejected() {
-        assert_eq!(
-            form_err(&subscribe_with("hub.channel.type", None)),
-            SubscriptionError::MissingChannelType
-        );
-        assert_eq!(
-            form_err(&subscribe_with("hub.channel.type", Some(""))),
-            SubscriptionError::MissingChannelType
-        );
+        assert_eq!(form_err(&subscribe_with("hub.channel.type", None)), SubscriptionError::MissingChannelType);
+        assert_eq!(form_err(&subscribe_with("hub.channel.type", Some(""))), SubscriptionError::MissingChannelType);
         assert_eq!(SubscriptionError::MissingChannelType.spec_ref(), "neg 2");
     }
 
     #[test]
     fn neg2_req33_webhook_channel_type_is_rejected() {
         let e = form_err(&subscribe_with("hub.channel.type", Some("webhook")));
-        assert_eq!(
-            e,
-            SubscriptionError::UnsupportedChannelType("webhook".into())
-        );
+        assert_eq!(e, SubscriptionError::UnsupportedChannelType("webhook".into()));
         assert_eq!(e.spec_ref(), "neg 2");
         assert!(e.to_string().contains("only \"websocket\""), "{e}");
     }
 
     #[test]
     fn neg3_missing_or_unknown_mode_is_rejected() {
-        assert_eq!(
-            form_err(&subscribe_with("hub.mode", None)),
-            SubscriptionError::MissingMode
-        );
+        assert_eq!(form_err(&subscribe_with("hub.mode", None)), SubscriptionError::MissingMode);
         assert_eq!(
             form_err(&subscribe_with("hub.mode", Some("denied"))),
             SubscriptionError::InvalidMode("denied".into())
         );
-        assert_eq!(
-            form_err(&subscribe_with("hub.mode", Some("subscribed"))).spec_ref(),
-            "neg 3"
-        );
+        assert_eq!(form_err(&subscribe_with("hub.mode", Some("subscribed"))).spec_ref(), "neg 3");
     }
 
     #[test]
     fn neg4_missing_topic_is_rejected() {
-        assert_eq!(
-            form_err(&subscribe_with("hub.topic", None)),
-            SubscriptionError::MissingTopic
-        );
-        assert_eq!(
-            form_err(&subscribe_with("hub.topic", Some("%20"))),
-            SubscriptionError::MissingTopic
-        );
+        assert_eq!(form_err(&subscribe_with("hub.topic", None)), SubscriptionError::MissingTopic);
+        assert_eq!(form_err(&subscribe_with("hub.topic", Some("%20"))), SubscriptionError::MissingTopic);
         assert_eq!(SubscriptionError::MissingTopic.spec_ref(), "neg 4");
     }
 
     #[test]
     fn neg4_url_unsafe_topic_is_rejected() {
-        for bad in [
-            "a%2Fb",
-            "a?b",
-            "a%3Fb",
-            "a%23b",
-            "a+b",
-            "a%09b",
-            "a%00b",
-            "a%E2%80%A8b",
-        ] {
+        for bad in ["a%2Fb", "a?b", "a%3Fb", "a%23b", "a+b", "a%09b", "a%00b", "a%E2%80%A8b"] {
             let e = form_err(&subscribe_with("hub.topic", Some(bad)));
-            assert!(
-                matches!(e, SubscriptionError::InvalidTopic { .. }),
-                "{bad}: {e:?}"
-            );
+            assert!(matches!(e, SubscriptionError::InvalidTopic { .. }), "{bad}: {e:?}");
             assert_eq!(e.spec_ref(), "neg 4");
-            assert!(
-                e.to_string()
-                    .contains("URL path segment ({hub.url}/{topic})"),
-                "{e}"
-            );
+            assert!(e.to_string().contains("URL path segment ({hub.url}/{topic})"), "{e}");
         }
         // Unicode, '%' and '&' (encoded) are fine; surrounding whitespace is trimmed.
-        let r = SubscriptionRequest::from_form(&subscribe_with(
-            "hub.topic",
-            Some("%0Ac%C3%A9%25%26%3D%0A"),
-        ))
-        .unwrap();
+        let r = SubscriptionRequest::from_form(&subscribe_with("hub.topic", Some("%0Ac%C3%A9%25%26%3D%0A"))).unwrap();
         assert_eq!(r.topic, "cé%&=");
     }
 
     #[test]
     fn neg4_overlong_topic_is_rejected() {
-        assert!(SubscriptionRequest::from_form(&subscribe_with(
-            "hub.topic",
-            Some(&"t".repeat(MAX_TOPIC_LEN))
-        ))
-        .is_ok());
-        let e = form_err(&subscribe_with(
-            "hub.topic",
-            Some(&"t".repeat(MAX_TOPIC_LEN + 1)),
-        ));
-        assert_eq!(
-            e,
-            SubscriptionError::TooLong {
-                param: "hub.topic",
-                len: 257,
-                max: 256
-            }
-        );
+        assert!(SubscriptionRequest::from_form(&subscribe_with("hub.topic", Some(&"t".repeat(MAX_TOPIC_LEN)))).is_ok());
+        let e = form_err(&subscribe_with("hub.topic", Some(&"t".repeat(MAX_TOPIC_LEN + 1))));
+        assert_eq!(e, SubscriptionError::TooLong { param: "hub.topic", len: 257, max: 256 });
         assert_eq!(e.spec_ref(), "neg 4");
     }
 
@@ -1004,10 +825,7 @@ mod tests {
     fn neg6_wildcard_events_are_rejected() {
         for w in ["*", "*-open", "Patient-open,*", "Patient-*"] {
             let e = form_err(&subscribe_with("hub.events", Some(w)));
-            assert!(
-                matches!(e, SubscriptionError::WildcardEvent(_)),
-                "{w}: {e:?}"
-            );
+            assert!(matches!(e, SubscriptionError::WildcardEvent(_)), "{w}: {e:?}");
             assert_eq!(e.spec_ref(), "neg 6");
         }
     }
@@ -1025,10 +843,7 @@ mod tests {
         ] {
             let body = format!("{SUBSCRIBE}&{param}=x&{param}=y");
             let e = form_err(&body);
-            assert!(
-                matches!(e, SubscriptionError::Repeated { param: p } if p == param),
-                "{param}: {e:?}"
-            );
+            assert!(matches!(e, SubscriptionError::Repeated { param: p } if p == param), "{param}: {e:?}");
             assert_eq!(e.spec_ref(), "neg 7");
         }
         // Even with the same value twice, and even when encoded differently.
@@ -1036,36 +851,16 @@ mod tests {
             form_err(&format!("{SUBSCRIBE}&hub%2Etopic={TOPIC}")),
             SubscriptionError::Repeated { param: "hub.topic" }
         );
-        let msg = SubscriptionError::Repeated {
-            param: "hub.events",
-        }
-        .to_string();
-        assert!(
-            msg.contains("hub.events") && msg.contains("req 25, neg 7"),
-            "{msg}"
-        );
+        let msg = SubscriptionError::Repeated { param: "hub.events" }.to_string();
+        assert!(msg.contains("hub.events") && msg.contains("req 25, neg 7"), "{msg}");
     }
 
     #[test]
     fn neg8_lease_that_is_not_a_positive_integer_is_rejected() {
         let too_long = (MAX_LEASE_SECONDS + 1).to_string();
-        for bad in [
-            "0",
-            "-1",
-            "%2B60",
-            "1.5",
-            "60.0",
-            "1e3",
-            "abc",
-            "6+0",
-            "99999999999999999999999",
-            &too_long,
-        ] {
+        for bad in ["0", "-1", "%2B60", "1.5", "60.0", "1e3", "abc", "6+0", "99999999999999999999999", &too_long] {
             let e = form_err(&subscribe_with("hub.lease_seconds", Some(bad)));
-            assert!(
-                matches!(e, SubscriptionError::InvalidLease(_)),
-                "{bad}: {e:?}"
-            );
+            assert!(matches!(e, SubscriptionError::InvalidLease(_)), "{bad}: {e:?}");
             assert_eq!(e.spec_ref(), "neg 8");
         }
     }
@@ -1074,22 +869,10 @@ mod tests {
     fn neg10_unsubscribe_without_endpoint_is_rejected() {
         let body = "hub.channel.type=websocket&hub.mode=unsubscribe&hub.topic=t";
         assert_eq!(form_err(body), SubscriptionError::MissingEndpoint);
-        assert_eq!(
-            form_err(&format!("{body}&hub.channel.endpoint=%0A")),
-            SubscriptionError::MissingEndpoint
-        );
+        assert_eq!(form_err(&format!("{body}&hub.channel.endpoint=%0A")), SubscriptionError::MissingEndpoint);
         assert_eq!(SubscriptionError::MissingEndpoint.spec_ref(), "neg 10");
-        let long = format!(
-            "{body}&hub.channel.endpoint={}",
-            "e".repeat(MAX_ENDPOINT_LEN + 1)
-        );
-        assert!(matches!(
-            form_err(&long),
-            SubscriptionError::TooLong {
-                param: "hub.channel.endpoint",
-                ..
-            }
-        ));
+        let long = format!("{body}&hub.channel.endpoint={}", "e".repeat(MAX_ENDPOINT_LEN + 1));
+        assert!(matches!(form_err(&long), SubscriptionError::TooLong { param: "hub.channel.endpoint", .. }));
     }
 
     #[test]
@@ -1098,12 +881,7 @@ mod tests {
         let r = SubscriptionRequest::from_form(&body).unwrap();
         assert!(r.events.is_empty());
         // ... but they are still a parameter, sent at most once (req 25).
-        assert_eq!(
-            form_err(&format!("{body}&hub.events=x")),
-            SubscriptionError::Repeated {
-                param: "hub.events"
-            }
-        );
+        assert_eq!(form_err(&format!("{body}&hub.events=x")), SubscriptionError::Repeated { param: "hub.events" });
     }
 
     #[test]
@@ -1114,19 +892,13 @@ mod tests {
         assert_eq!(u.to_form(), UNSUBSCRIBE.trim_end_matches("%0A"));
         let mut with_events = u.clone();
         with_events.events = vec![n("Patient-open")];
-        assert!(
-            !with_events.to_form().contains("hub.events"),
-            "req 50: no hub.events on unsubscribe"
-        );
+        assert!(!with_events.to_form().contains("hub.events"), "req 50: no hub.events on unsubscribe");
     }
 
     #[test]
     fn req24_json_bodies_are_read_like_forms() {
         let body = r#"{"hub.channel.type":"websocket","hub.mode":"subscribe","hub.topic":"fdb2f928-5546-4f52-87a0-0648e9ded065","hub.events":"Patient-open,Patient-close","subscriber.name":"Acme Product","x":{"y":[1]}}"#;
-        assert_eq!(
-            SubscriptionRequest::from_json(body).unwrap(),
-            SubscriptionRequest::from_form(SUBSCRIBE).unwrap()
-        );
+        assert_eq!(SubscriptionRequest::from_json(body).unwrap(), SubscriptionRequest::from_form(SUBSCRIBE).unwrap());
         let body = r#"{"hub.channel.type":"websocket","hub.mode":"subscribe","hub.topic":"t","hub.events":["Patient-open","patient-open","Encounter-open"],"hub.lease_seconds":3600,"hub.channel.endpoint":null}"#;
         let r = SubscriptionRequest::from_json(body).unwrap();
         assert_eq!(r.events, vec![n("Patient-open"), n("Encounter-open")]);
@@ -1135,27 +907,15 @@ mod tests {
 
     #[test]
     fn neg7_neg8_json_repeats_and_bad_leases_are_rejected() {
-        let base = r#""hub.channel.type":"websocket","hub.mode":"subscribe","hub.topic":"t","hub.events":"Patient-open""#;
-        let e =
-            SubscriptionRequest::from_json(&format!(r#"{{{base},"hub.topic":"u"}}"#)).unwrap_err();
+        let base =
+            r#""hub.channel.type":"websocket","hub.mode":"subscribe","hub.topic":"t","hub.events":"Patient-open""#;
+        let e = SubscriptionRequest::from_json(&format!(r#"{{{base},"hub.topic":"u"}}"#)).unwrap_err();
         assert_eq!(e, SubscriptionError::Repeated { param: "hub.topic" });
-        let e = SubscriptionRequest::from_json(&format!(r#"{{{base},"hub.events":null}}"#))
-            .unwrap_err();
-        assert_eq!(
-            e,
-            SubscriptionError::Repeated {
-                param: "hub.events"
-            }
-        );
+        let e = SubscriptionRequest::from_json(&format!(r#"{{{base},"hub.events":null}}"#)).unwrap_err();
+        assert_eq!(e, SubscriptionError::Repeated { param: "hub.events" });
         for lease in ["-5", "1.5", "0", r#""60s""#] {
-            let e = SubscriptionRequest::from_json(&format!(
-                r#"{{{base},"hub.lease_seconds":{lease}}}"#
-            ))
-            .unwrap_err();
-            assert!(
-                matches!(e, SubscriptionError::InvalidLease(_)),
-                "{lease}: {e:?}"
-            );
+            let e = SubscriptionRequest::from_json(&format!(r#"{{{base},"hub.lease_seconds":{lease}}}"#)).unwrap_err();
+            assert!(matches!(e, SubscriptionError::InvalidLease(_)), "{lease}: {e:?}");
         }
     }
 
@@ -1167,10 +927,7 @@ mod tests {
 
     #[test]
     fn form_decoding_handles_plus_and_utf8() {
-        assert_eq!(
-            percent_decode("a+b%20c%2Bd%C3%A9", "x").unwrap(),
-            "a b c+dé"
-        );
+        assert_eq!(percent_decode("a+b%20c%2Bd%C3%A9", "x").unwrap(), "a b c+dé");
         assert_eq!(percent_decode("plain", "x").unwrap(), "plain");
         assert_eq!(percent_decode("é", "x").unwrap(), "é");
         let mut s = String::new();
@@ -1189,9 +946,7 @@ mod tests {
     fn trimmed(chars: &'static str, max: usize) -> impl Strategy<Value = String> {
         proptest::string::string_regex(&format!("({chars}){{1,{max}}}"))
             .unwrap()
-            .prop_filter("no surrounding whitespace", |s| {
-                !s.is_empty() && s.trim() == s
-            })
+            .prop_filter("no surrounding whitespace", |s| !s.is_empty() && s.trim() == s)
     }
 
     fn request() -> impl Strategy<Value = SubscriptionRequest> {
@@ -1205,33 +960,20 @@ mod tests {
             prop::option::of(text()),
             prop::option::of(text()),
         )
-            .prop_map(
-                |(subscribe, topic, events, lease_seconds, endpoint, subscriber_name)| {
-                    let mut set: Vec<EventName> = Vec::new();
-                    for e in events {
-                        if !set.contains(&e) {
-                            set.push(e);
-                        }
+            .prop_map(|(subscribe, topic, events, lease_seconds, endpoint, subscriber_name)| {
+                let mut set: Vec<EventName> = Vec::new();
+                for e in events {
+                    if !set.contains(&e) {
+                        set.push(e);
                     }
-                    let (mode, events, endpoint) = if subscribe {
-                        (Mode::Subscribe, set, endpoint)
-                    } else {
-                        (
-                            Mode::Unsubscribe,
-                            Vec::new(),
-                            Some(endpoint.unwrap_or_else(|| "wss://h/e".into())),
-                        )
-                    };
-                    SubscriptionRequest {
-                        mode,
-                        topic,
-                        events,
-                        lease_seconds,
-                        endpoint,
-                        subscriber_name,
-                    }
-                },
-            )
+                }
+                let (mode, events, endpoint) = if subscribe {
+                    (Mode::Subscribe, set, endpoint)
+                } else {
+                    (Mode::Unsubscribe, Vec::new(), Some(endpoint.unwrap_or_else(|| "wss://h/e".into())))
+                };
+                SubscriptionRequest { mode, topic, events, lease_seconds, endpoint, subscriber_name }
+            })
     }
 
     proptest! {
