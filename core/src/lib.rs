@@ -11,8 +11,11 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod bundle;
 pub mod catalog;
+pub mod syncerror;
 pub mod time;
+pub mod wellknown;
 pub mod wire;
 
 pub use catalog::{EventKind, EventName};
