@@ -11,11 +11,15 @@
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
+pub mod bundle;
 pub mod catalog;
 pub mod event;
+pub mod hub;
 pub mod scope;
 pub mod subscription;
+pub mod syncerror;
 pub mod time;
+pub mod wellknown;
 pub mod wire;
 
 pub use catalog::{EventKind, EventName};

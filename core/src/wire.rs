@@ -129,6 +129,7 @@ impl ContextEntry {
 
 /// Identifies a FHIR resource by type and id: an anchor context (req 126) or a content item.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
 pub struct ResourceKey {
     /// The resource type, e.g. `Patient`.
     pub resource_type: String,

@@ -50,19 +50,33 @@ impl Topic {
     ///   others and then unsubscribes the silent subscriber (req 85, 87: after N = 1);
     /// - a legacy heartbeat, when enabled.
     pub fn handle_timeout(&mut self, now: Timestamp) {
-        let expired: Vec<String> = self.state.subscriptions.values().filter(|s| s.deadline() <= now).map(|s| s.endpoint.clone()).collect();
+        let expired: Vec<String> =
+            self.state.subscriptions.values().filter(|s| s.deadline() <= now).map(|s| s.endpoint.clone()).collect();
         for token in expired {
             let sub = self.state.subscriptions.remove(&token).expect("listed above");
             self.deny(&sub, "lease expired");
         }
-        let silent: Vec<String> =
-            self.state.subscriptions.values().filter(|s| s.pending.iter().any(|p| p.deadline <= now)).map(|s| s.endpoint.clone()).collect();
+        let silent: Vec<String> = self
+            .state
+            .subscriptions
+            .values()
+            .filter(|s| s.pending.iter().any(|p| p.deadline <= now))
+            .map(|s| s.endpoint.clone())
+            .collect();
         for token in silent {
             let sub = self.state.subscriptions.remove(&token).expect("listed above");
             let secs = self.config.ack_timeout.as_secs_f64();
             if let Some(p) = sub.pending.iter().find(|p| p.deadline <= now && p.event.kind() != EventKind::SyncError) {
                 let diagnostics = format!("{} did not answer {} within {secs} s", sub.display_name(), p.event);
-                self.send_sync_error(&p.id.clone(), &p.event.clone(), &sub.display_name(), diagnostics, false, Some(&token), now);
+                self.send_sync_error(
+                    &p.id.clone(),
+                    &p.event.clone(),
+                    &sub.display_name(),
+                    diagnostics,
+                    false,
+                    Some(&token),
+                    now,
+                );
             }
             self.deny(&sub, &format!("unresponsive: no answer within {secs} s"));
         }

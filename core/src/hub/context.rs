@@ -26,6 +26,10 @@ impl Topic {
         }
         let mut context = anchor.open.context.clone();
         context.push(anchor.content.context_entry());
-        Ok(CurrentContext { context_type: anchor.key.resource_type.clone(), version_id: Some(anchor.version_id.clone()), context })
+        Ok(CurrentContext {
+            context_type: anchor.key.resource_type.clone(),
+            version_id: Some(anchor.version_id.clone()),
+            context,
+        })
     }
 }

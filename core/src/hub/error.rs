@@ -61,7 +61,9 @@ impl SubscribeError {
 #[non_exhaustive]
 pub enum ConnectError {
     /// No subscription has this endpoint: never issued, expired, or unsubscribed.
-    #[error("this WebSocket endpoint is unknown, expired or unsubscribed; subscribe again for a new one (req 54, neg 11)")]
+    #[error(
+        "this WebSocket endpoint is unknown, expired or unsubscribed; subscribe again for a new one (req 54, neg 11)"
+    )]
     UnknownEndpoint,
     /// The endpoint already has its socket: endpoints are single-use.
     #[error("this WebSocket endpoint is already connected; endpoints are single-use (req 41, neg 11)")]
@@ -157,7 +159,9 @@ impl EventRejected {
     pub fn http_status(&self) -> u16 {
         match self {
             EventRejected::Invalid(_) | EventRejected::BadSyncError(_) => 400,
-            EventRejected::WrongTopic { .. } | EventRejected::TopicNotAllowed { .. } | EventRejected::MissingScope { .. } => 403,
+            EventRejected::WrongTopic { .. }
+            | EventRejected::TopicNotAllowed { .. }
+            | EventRejected::MissingScope { .. } => 403,
             EventRejected::IdReused { .. }
             | EventRejected::Stale { .. }
             | EventRejected::NotOpen { .. }

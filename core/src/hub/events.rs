@@ -51,7 +51,8 @@ impl Topic {
                 None
             }
             EventKind::SyncError => {
-                SyncErrorDetails::from_context(&event.context).map_err(|e| EventRejected::BadSyncError(e.to_string()))?;
+                SyncErrorDetails::from_context(&event.context)
+                    .map_err(|e| EventRejected::BadSyncError(e.to_string()))?;
                 self.broadcast(&event, None, now);
                 None
             }
@@ -122,7 +123,13 @@ impl Topic {
             }
             None => {
                 let v = self.state.mint();
-                let a = OpenAnchor { key: key.clone(), open: event.clone(), version_id: v.clone(), content: Content::default(), derived_from: None };
+                let a = OpenAnchor {
+                    key: key.clone(),
+                    open: event.clone(),
+                    version_id: v.clone(),
+                    content: Content::default(),
+                    derived_from: None,
+                };
                 self.state.anchors.push(a);
                 v
             }
@@ -156,7 +163,11 @@ impl Topic {
     /// recent open of its type: no duplicates (req 98).
     fn derive_opens(&mut self, source: &Event, source_key: &ResourceKey, now: Timestamp) {
         for (name, context) in implied_opens(source) {
-            let Some(key) = context.first().and_then(|e| e.resource_header()).and_then(|h| Some(ResourceKey::new(h.resource_type, h.id?))) else {
+            let Some(key) = context
+                .first()
+                .and_then(|e| e.resource_header())
+                .and_then(|h| Some(ResourceKey::new(h.resource_type, h.id?)))
+            else {
                 continue;
             };
             let latest = self.state.anchors.iter().rev().find(|a| a.key.resource_type == key.resource_type);
@@ -227,13 +238,20 @@ impl Topic {
             .map(|a| a.key.clone())
             .collect();
         for key in derived {
-            let still_carried = self.state.anchors.iter().any(|a| a.key != key && carries(&a.open, &key));
+            // Anchors derived from the same source go with it; others may still carry the key.
+            let still_carried = self
+                .state
+                .anchors
+                .iter()
+                .any(|a| a.key != key && a.derived_from.as_ref() != Some(source_key) && carries(&a.open, &key));
             if still_carried {
                 continue;
             }
             let i = self.state.anchor_index(&key).expect("listed above");
             let a = self.state.anchors.remove(i);
-            let Some(name) = a.open.name.resource_type().and_then(|rt| EventName::of(rt, EventKind::Close)) else { continue };
+            let Some(name) = a.open.name.resource_type().and_then(|rt| EventName::of(rt, EventKind::Close)) else {
+                continue;
+            };
             let close = Event {
                 timestamp: source.timestamp,
                 id: self.state.mint(),
@@ -310,7 +328,11 @@ impl Topic {
     pub(crate) fn send_to(&mut self, token: &str, text: Arc<str>, event: &Event, now: Timestamp) {
         let deadline = now.add(self.config.ack_timeout);
         if let Some(sub) = self.state.subscriptions.get_mut(token) {
-            sub.pending.push(super::state::PendingAck { id: event.id.as_str().into(), event: event.name.clone(), deadline });
+            sub.pending.push(super::state::PendingAck {
+                id: event.id.as_str().into(),
+                event: event.name.clone(),
+                deadline,
+            });
             self.outbound.push_back(Outbound::Send { to: token.to_owned(), text });
         }
     }
@@ -329,7 +351,13 @@ fn fingerprint(e: &Event) -> String {
 fn implied_opens(source: &Event) -> Vec<(EventName, Vec<ContextEntry>)> {
     let own = source.name.resource_type();
     let resource = |key: &str, rt: &str| {
-        source.entries(key).find(|e| e.field == ValueField::Resource && e.resource_header().is_some_and(|h| h.resource_type == rt && h.id.is_some())).cloned()
+        source
+            .entries(key)
+            .find(|e| {
+                e.field == ValueField::Resource
+                    && e.resource_header().is_some_and(|h| h.resource_type == rt && h.id.is_some())
+            })
+            .cloned()
     };
     let patient = resource("patient", "Patient");
     let encounter = resource("encounter", "Encounter");
@@ -347,7 +375,9 @@ fn implied_opens(source: &Event) -> Vec<(EventName, Vec<ContextEntry>)> {
     }
     if own != Some("ImagingStudy") {
         for s in source.entries("study") {
-            if s.field != ValueField::Resource || !s.resource_header().is_some_and(|h| h.resource_type == "ImagingStudy" && h.id.is_some()) {
+            if s.field != ValueField::Resource
+                || !s.resource_header().is_some_and(|h| h.resource_type == "ImagingStudy" && h.id.is_some())
+            {
                 continue;
             }
             let mut ctx = vec![s.clone()];
@@ -364,6 +394,7 @@ fn implied_opens(source: &Event) -> Vec<(EventName, Vec<ContextEntry>)> {
 fn carries(open: &Event, key: &ResourceKey) -> bool {
     open.context.iter().any(|e| {
         e.field == ValueField::Resource
-            && e.resource_header().is_some_and(|h| h.resource_type == key.resource_type && h.id.as_deref() == Some(key.id.as_str()))
+            && e.resource_header()
+                .is_some_and(|h| h.resource_type == key.resource_type && h.id.as_deref() == Some(key.id.as_str()))
     })
 }

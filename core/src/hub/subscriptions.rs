@@ -213,7 +213,8 @@ impl Topic {
                 Some((a.open.id.clone(), a.open.name.clone()))
             });
         if let Some((id, event)) = about {
-            let diagnostics = format!("{} lost its connection to the hub (WebSocket close code {code})", sub.display_name());
+            let diagnostics =
+                format!("{} lost its connection to the hub (WebSocket close code {code})", sub.display_name());
             self.send_sync_error(&id, &event, &sub.display_name(), diagnostics, false, Some(token), now);
         }
     }
