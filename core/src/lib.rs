@@ -14,6 +14,7 @@
 pub mod bundle;
 pub mod catalog;
 pub mod event;
+pub mod follower;
 pub mod hub;
 pub mod scope;
 pub mod subscription;

@@ -1,0 +1,415 @@
+//! What arrives from the Hub: the WebSocket's messages, the app's decisions about them, and
+//! get-current-context snapshots.
+
+use super::{
+    is_context_change, Context, Decision, Follower, OutOfSyncReason, Output, OwnPhase, Pending, Snapshot,
+    SyncErrorNotice, SyncStatus,
+};
+use crate::catalog::{anchor_key, EventKind, EventName};
+use crate::event::Event;
+use crate::syncerror::SyncErrorDetails;
+use crate::time::Timestamp;
+use crate::wire::{Ack, Confirmation, CurrentContext, Denial, ResourceKey};
+
+impl Follower {
+    /// A text message from the Hub's WebSocket: a confirmation, a denial, or a notification.
+    /// Returns an error (for logs) only for text that is none of these; a notification that
+    /// cannot be read but has an `id` is answered `400` so the Hub knows (req 70-71).
+    pub fn handle_text(&mut self, text: &str, now: Timestamp) -> Result<(), String> {
+        let v: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(text).map_err(|e| format!("not a JSON object: {e}"))?;
+        match v.get("hub.mode").and_then(|m| m.as_str()) {
+            Some("subscribe") => {
+                let c: Confirmation = serde_json::from_str(text).map_err(|e| format!("bad confirmation: {e}"))?;
+                self.granted = c.events.split(',').filter_map(|e| EventName::parse(e).ok()).collect();
+                if self.config.resync_with_get {
+                    self.request_snapshot();
+                    self.set_status(SyncStatus::Connecting);
+                } else {
+                    self.set_status(SyncStatus::InSync);
+                }
+                return Ok(());
+            }
+            Some("denied") => {
+                let d: Denial = serde_json::from_str(text).map_err(|e| format!("bad denial: {e}"))?;
+                let reason = d.reason.unwrap_or_else(|| "subscription denied".into());
+                self.pending.clear();
+                self.snapshot = Snapshot::Idle;
+                self.set_status(SyncStatus::Disconnected {
+                    reason: format!("the hub ended the subscription: {reason}"),
+                });
+                self.outputs.push_back(Output::Resubscribe { reason });
+                return Ok(());
+            }
+            Some(other) => return Err(format!("unknown hub.mode {other:?}")),
+            None => {}
+        }
+        match Event::parse_envelope(text) {
+            Ok(event) => {
+                self.handle_notification(event, now);
+                Ok(())
+            }
+            Err(e) => match v.get("id").and_then(|i| i.as_str()) {
+                Some(id) => {
+                    self.ack(id, 400);
+                    Err(format!("unreadable notification {id}: {e}"))
+                }
+                None => Err(format!("unreadable message: {e}")),
+            },
+        }
+    }
+
+    fn ack(&mut self, id: &str, status: u16) {
+        let text = serde_json::to_string(&Ack { id: id.to_owned(), status }).expect("acks serialise");
+        self.outputs.push_back(Output::Send(text));
+        self.answered.push_back((id.to_owned(), status));
+        while self.answered.len() > self.config.dedup_window {
+            self.answered.pop_front();
+        }
+    }
+
+    fn handle_notification(&mut self, event: Event, now: Timestamp) {
+        // Duplicates (a retry, a replay of what we have): answered as before, not delivered.
+        if let Some((_, status)) = self.answered.iter().find(|(id, _)| *id == event.id) {
+            let status = *status;
+            self.ack(&event.id, status);
+            return;
+        }
+        if self.pending.contains_key(&event.id) {
+            return;
+        }
+        let kind = event.name.kind();
+        match kind {
+            EventKind::SyncError => {
+                self.ack(&event.id, 200);
+                self.handle_sync_error(event, now);
+            }
+            EventKind::Heartbeat => self.ack(&event.id, 200),
+            _ if is_context_change(kind) => {
+                if self.context_ts.is_some_and(|ts| event.timestamp < ts) {
+                    // Older than what set the current context: ignored (req 67). Nothing to do,
+                    // so nothing failed: 200.
+                    self.ack(&event.id, 200);
+                    return;
+                }
+                self.remember(&event);
+                if let Snapshot::Requested { dirty } = &mut self.snapshot {
+                    *dirty = true;
+                }
+                if self.own.contains_key(&event.id) {
+                    self.ack(&event.id, 200);
+                    self.apply(&event);
+                    self.own_echoed(&event.id, now);
+                    self.outputs.push_back(Output::ContextChanged(self.current.clone()));
+                    self.settle_in_sync();
+                    return;
+                }
+                // A newer context change makes older undecided ones moot.
+                let mut moot = Vec::new();
+                for (id, p) in self.pending.iter_mut() {
+                    if is_context_change(p.event.name.kind()) && !p.superseded {
+                        p.superseded = true;
+                        if !p.acked_202 {
+                            p.acked_202 = true;
+                            moot.push(id.clone());
+                        }
+                    }
+                }
+                for id in moot {
+                    self.ack(&id, 202);
+                }
+                self.deliver(event, now);
+            }
+            EventKind::Update => {
+                if self.own.contains_key(&event.id) {
+                    self.ack(&event.id, 200);
+                    self.apply(&event);
+                    self.own_echoed(&event.id, now);
+                    return;
+                }
+                if let Some(anchor) = event.anchor() {
+                    let known = self.versions.get(&anchor);
+                    if known.is_some() && known != event.prior_version_id.as_ref() {
+                        // A missed update: the content is unknown until resynchronised.
+                        self.ack(&event.id, 202);
+                        self.set_status(SyncStatus::OutOfSync {
+                            reason: OutOfSyncReason::VersionGap { anchor: anchor.to_string() },
+                        });
+                        self.request_snapshot();
+                        return;
+                    }
+                }
+                self.deliver(event, now);
+            }
+            _ => {
+                if self.own.contains_key(&event.id) {
+                    self.ack(&event.id, 200);
+                    self.own_echoed(&event.id, now);
+                    return;
+                }
+                self.deliver(event, now);
+            }
+        }
+    }
+
+    fn deliver(&mut self, event: Event, now: Timestamp) {
+        let deadline = now.add(self.config.answer_within);
+        self.pending.insert(
+            event.id.clone(),
+            Pending { event: event.clone(), received: now, acked_202: false, deadline, superseded: false },
+        );
+        self.outputs.push_back(Output::Deliver(event));
+    }
+
+    fn remember(&mut self, event: &Event) {
+        self.history.push_back((event.id.clone(), event.timestamp));
+        while self.history.len() > self.config.dedup_window {
+            self.history.pop_front();
+        }
+    }
+
+    /// The app's decision about a delivered notification (req 71, 75). Decisions about
+    /// notifications already answered for good, or superseded by a newer context change, are
+    /// ignored.
+    pub fn decide(&mut self, id: &str, decision: Decision, now: Timestamp) {
+        let Some(mut p) = self.pending.remove(id) else { return };
+        if p.superseded {
+            return;
+        }
+        let kind = p.event.name.kind();
+        let name = p.event.name.to_string();
+        match decision {
+            Decision::Accept => {
+                if !p.acked_202 {
+                    self.ack(id, 200);
+                }
+                self.apply(&p.event);
+                if is_context_change(kind) {
+                    self.context_ts = Some(self.context_ts.map_or(p.event.timestamp, |t| t.max(p.event.timestamp)));
+                }
+                self.settle_in_sync();
+            }
+            Decision::Defer => {
+                if !p.acked_202 {
+                    self.ack(id, 202);
+                    p.acked_202 = true;
+                }
+                p.deadline = p.received.add(self.config.decide_within);
+                self.pending.insert(id.to_owned(), p);
+                if is_context_change(kind) {
+                    self.set_status(SyncStatus::OutOfSync {
+                        reason: OutOfSyncReason::Deciding { event_id: id.to_owned(), event_name: name },
+                    });
+                }
+            }
+            Decision::Refuse | Decision::Fail => {
+                let refused = decision == Decision::Refuse;
+                if !p.acked_202 {
+                    self.ack(id, if refused { 409 } else { 500 });
+                } else if !matches!(kind, EventKind::Update | EventKind::Select) {
+                    // 202 then a refusal: a SyncError POSTed to the Hub (req 75, 94). Updates
+                    // and selects are never answered with a SyncError (req 94).
+                    let why = if refused { "refused to follow" } else { "failed to process" };
+                    self.post_sync_error(&p.event, format!("{} {why} {name}", self.display_name()), now);
+                }
+                if is_context_change(kind) || kind == EventKind::Update {
+                    self.set_status(SyncStatus::OutOfSync {
+                        reason: OutOfSyncReason::Refused { event_id: id.to_owned(), event_name: name },
+                    });
+                }
+            }
+        }
+    }
+
+    pub(super) fn display_name(&self) -> String {
+        self.subscriber_name.clone().unwrap_or_else(|| "unnamed subscriber".into())
+    }
+
+    /// Applies an accepted (or own, echoed) event to what the app shows.
+    fn apply(&mut self, event: &Event) {
+        match event.name.kind() {
+            EventKind::Open => {
+                if let Some(anchor) = event.anchor() {
+                    if let Some(v) = &event.version_id {
+                        self.versions.insert(anchor.clone(), v.clone());
+                    }
+                    self.current = Some(Context {
+                        anchor,
+                        event: event.name.clone(),
+                        context: event.context.clone(),
+                        version_id: event.version_id.clone(),
+                        event_id: Some(event.id.clone()),
+                        timestamp: Some(event.timestamp),
+                    });
+                }
+            }
+            EventKind::Close => {
+                if let Some(anchor) = event.anchor() {
+                    self.versions.remove(&anchor);
+                    if self.current.as_ref().is_some_and(|c| c.anchor == anchor) {
+                        self.current = None;
+                    }
+                }
+            }
+            EventKind::HomeOpen => self.current = None,
+            EventKind::UserLogout => {
+                self.current = None;
+                self.versions.clear();
+            }
+            EventKind::Update => {
+                if let (Some(anchor), Some(v)) = (event.anchor(), &event.version_id) {
+                    if let Some(c) = self.current.as_mut().filter(|c| c.anchor == anchor) {
+                        c.version_id = Some(v.clone());
+                    }
+                    self.versions.insert(anchor, v.clone());
+                }
+            }
+            _ => {}
+        }
+        if is_context_change(event.name.kind()) {
+            self.context_ts = Some(self.context_ts.map_or(event.timestamp, |t| t.max(event.timestamp)));
+        }
+    }
+
+    fn handle_sync_error(&mut self, event: Event, now: Timestamp) {
+        let Ok(details) = SyncErrorDetails::from_context(&event.context) else { return };
+        let own = self.own.contains_key(&details.event_id);
+        self.outputs.push_back(Output::SyncError(SyncErrorNotice {
+            details: details.clone(),
+            own_event: own,
+            id: event.id.clone(),
+        }));
+        if own {
+            let o = self.own.get_mut(&details.event_id).expect("checked");
+            o.phase = OwnPhase::Refused { at: now.add(self.config.resend_after) };
+            self.set_status(SyncStatus::OutOfSync {
+                reason: OutOfSyncReason::OwnEventNotFollowed {
+                    message: details.diagnostics.clone(),
+                    event_id: details.event_id,
+                    event_name: details.event_name,
+                    subscriber: details.subscriber_name,
+                },
+            });
+            return;
+        }
+        // A SyncError about a context change older than the current one says nothing about
+        // now: every later change raises its own SyncError if it fails.
+        let older = self
+            .history
+            .iter()
+            .find(|(id, _)| *id == details.event_id)
+            .is_some_and(|(_, ts)| self.context_ts.is_some_and(|c| *ts < c));
+        if !older {
+            self.set_status(SyncStatus::OutOfSync {
+                reason: OutOfSyncReason::SyncError {
+                    message: details.diagnostics,
+                    event_id: details.event_id,
+                    event_name: details.event_name,
+                    subscriber: details.subscriber_name,
+                },
+            });
+        }
+    }
+
+    pub(super) fn request_snapshot(&mut self) {
+        if !self.config.resync_with_get {
+            return;
+        }
+        if !matches!(self.snapshot, Snapshot::Requested { .. }) {
+            self.outputs.push_back(Output::FetchCurrentContext);
+        }
+        self.snapshot = Snapshot::Requested { dirty: false };
+    }
+
+    /// The Hub's current context (req 100-106), asked for with
+    /// [`Output::FetchCurrentContext`]. It replaces what the app shows, unless a context
+    /// change arrived while it was under way: then it may be older than that change, and is
+    /// asked for again.
+    pub fn handle_snapshot(&mut self, snapshot: &CurrentContext, _now: Timestamp) {
+        match self.snapshot {
+            Snapshot::Requested { dirty: true } => {
+                self.snapshot = Snapshot::Requested { dirty: false };
+                self.outputs.push_back(Output::FetchCurrentContext);
+                return;
+            }
+            Snapshot::Requested { dirty: false } => {}
+            _ => return,
+        }
+        self.snapshot = Snapshot::Idle;
+        let current = context_from_snapshot(snapshot);
+        if let Some(c) = &current {
+            if let Some(v) = &c.version_id {
+                self.versions.insert(c.anchor.clone(), v.clone());
+            }
+        }
+        if current != self.current {
+            self.current = current;
+            self.outputs.push_back(Output::ContextChanged(self.current.clone()));
+        }
+        let undecided = self.pending.values().any(|p| !p.superseded && is_context_change(p.event.name.kind()));
+        if !undecided && !matches!(self.status, SyncStatus::Disconnected { .. }) {
+            self.set_status(SyncStatus::InSync);
+        }
+    }
+
+    /// Get-current-context failed; it is retried after [`super::FollowerConfig::resync_retry`].
+    pub fn handle_snapshot_failed(&mut self, message: &str, now: Timestamp) {
+        if !matches!(self.snapshot, Snapshot::Requested { .. }) {
+            return;
+        }
+        self.snapshot = Snapshot::RetryAt(now.add(self.config.resync_retry));
+        if !matches!(self.status, SyncStatus::Disconnected { .. }) {
+            self.set_status(SyncStatus::OutOfSync {
+                reason: OutOfSyncReason::ResyncFailed { message: message.to_owned() },
+            });
+        }
+    }
+
+    /// Deadlines of delivered notifications (req 75).
+    pub(super) fn notification_timeouts(&mut self, now: Timestamp) {
+        let due: Vec<String> =
+            self.pending.iter().filter(|(_, p)| p.deadline <= now).map(|(id, _)| id.clone()).collect();
+        for id in due {
+            let mut p = self.pending.remove(&id).expect("listed");
+            if p.superseded {
+                continue;
+            }
+            if !p.acked_202 {
+                // Undecided: answer 202 before the Hub gives up on us, keep waiting.
+                self.ack(&id, 202);
+                p.acked_202 = true;
+                p.deadline = p.received.add(self.config.decide_within);
+                let kind = p.event.name.kind();
+                let name = p.event.name.to_string();
+                self.pending.insert(id.clone(), p);
+                if is_context_change(kind) {
+                    self.set_status(SyncStatus::OutOfSync {
+                        reason: OutOfSyncReason::Deciding { event_id: id, event_name: name },
+                    });
+                }
+            } else {
+                // Still undecided 10 s after receipt: refused (req 75).
+                self.pending.insert(id.clone(), p);
+                self.decide(&id, Decision::Refuse, now);
+            }
+        }
+    }
+}
+
+fn context_from_snapshot(s: &CurrentContext) -> Option<Context> {
+    if s.context_type.is_empty() {
+        return None;
+    }
+    let rt = crate::catalog::resource_type(&s.context_type)?;
+    let key = anchor_key(rt);
+    let header = s.context.iter().find(|e| e.key == key)?.resource_header()?;
+    let anchor = ResourceKey::new(header.resource_type, header.id?);
+    Some(Context {
+        anchor,
+        event: EventName::of(rt, EventKind::Open)?,
+        context: s.context.iter().filter(|e| e.key != "content").cloned().collect(),
+        version_id: s.version_id.clone(),
+        event_id: None,
+        timestamp: None,
+    })
+}

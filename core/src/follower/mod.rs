@@ -1,0 +1,412 @@
+//! The subscriber's state machine (the "follower"), sans-IO: what the browser SDK runs for
+//! one subscription.
+//!
+//! It decides everything a subscriber must get right, so the SDK shell only moves bytes and
+//! calls the app's callbacks:
+//! - answering every notification, in time, with the status the app's decision implies
+//!   (req 70-75): accept 200, defer 202 then accept or refuse with a SyncError, refuse 409,
+//!   fail 500; an undecided app is answered 202 before the Hub's timeout;
+//! - never letting an older event replace a newer context (req 67), suppressing duplicates,
+//!   and tracking `context.versionId` per anchor so a missed update is noticed (req 110, 117);
+//! - noticing every SyncError (req 84-96) and resending its own refused events (req 81);
+//! - a [`SyncStatus`] that is never wrong: [`SyncStatus::InSync`] only while what the app
+//!   shows is what the Hub holds, as far as the messages received say.
+//!
+//! After every (re)connection the follower asks for the current context
+//! ([`Output::FetchCurrentContext`], `GET {hub}/{topic}`) and is in sync only once that
+//! snapshot is applied; a snapshot that raced a live context change is discarded and asked
+//! for again. A Hub that does not support GET can be followed with
+//! [`FollowerConfig::resync_with_get`] off.
+
+mod inbound;
+mod outbound;
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::catalog::{EventKind, EventName};
+use crate::event::Event;
+use crate::syncerror::SyncErrorDetails;
+use crate::time::Timestamp;
+use crate::wire::{ContextEntry, ResourceKey};
+
+pub use outbound::PrepareError;
+
+/// Settings of a follower.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct FollowerConfig {
+    /// An app that has not decided by then is answered `202` (the Hub waits 10 s, req 85).
+    pub answer_within: Duration,
+    /// After a `202`, an app that has still not decided this long after receipt is taken to
+    /// refuse, and a SyncError is sent (req 75: within 10 s).
+    pub decide_within: Duration,
+    /// Wait before resending an own event another app could not follow (req 81: ≥ 10 s).
+    pub resend_after: Duration,
+    /// Resends of one event before giving up (the status stays out of sync).
+    pub max_resends: u32,
+    /// An echoed resend with no SyncError for this long means sync is restored.
+    pub confirm_window: Duration,
+    /// Resynchronise through get-current-context after connecting and after a version gap.
+    pub resync_with_get: bool,
+    /// Retry a failed get-current-context after this long.
+    pub resync_retry: Duration,
+    /// Notification ids remembered for duplicate suppression.
+    pub dedup_window: usize,
+}
+
+impl Default for FollowerConfig {
+    fn default() -> Self {
+        FollowerConfig {
+            answer_within: Duration::from_secs(5),
+            decide_within: Duration::from_secs(10),
+            resend_after: Duration::from_secs(10),
+            max_resends: 5,
+            confirm_window: Duration::from_secs(12),
+            resync_with_get: true,
+            resync_retry: Duration::from_secs(2),
+            dedup_window: 512,
+        }
+    }
+}
+
+/// What the app shows, as far as FHIRcast is concerned.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Context {
+    /// The anchor: the resource the current context is about.
+    pub anchor: ResourceKey,
+    /// The open event's name (e.g. `Patient-open`).
+    pub event: EventName,
+    /// The context array of the open (without the `content` of a snapshot).
+    pub context: Vec<ContextEntry>,
+    /// The anchor's `context.versionId`, when the Hub shares content.
+    pub version_id: Option<String>,
+    /// The id of the open event, when it was received as a notification.
+    pub event_id: Option<String>,
+    /// When the open occurred, when known.
+    pub timestamp: Option<Timestamp>,
+}
+
+/// Why the app is not in sync.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "kind", rename_all = "kebab-case")]
+#[non_exhaustive]
+pub enum OutOfSyncReason {
+    /// Another app could not follow an event (a SyncError, req 84-96).
+    SyncError {
+        /// The SyncError's diagnostics.
+        message: String,
+        /// The failed event's id.
+        event_id: String,
+        /// The failed event's name.
+        event_name: String,
+        /// The app that failed.
+        subscriber: String,
+    },
+    /// Another app could not follow this app's own event; it is being resent (req 81).
+    OwnEventNotFollowed {
+        /// The SyncError's diagnostics.
+        message: String,
+        /// The event's id.
+        event_id: String,
+        /// The event's name.
+        event_name: String,
+        /// The app that failed.
+        subscriber: String,
+    },
+    /// This app refused to follow an event.
+    Refused {
+        /// The event's id.
+        event_id: String,
+        /// The event's name.
+        event_name: String,
+    },
+    /// This app has not decided yet whether to follow an event (it answered 202).
+    Deciding {
+        /// The event's id.
+        event_id: String,
+        /// The event's name.
+        event_name: String,
+    },
+    /// An update was missed: the content of the anchor is not known (req 110, 117).
+    VersionGap {
+        /// The anchor, as `Type/id`.
+        anchor: String,
+    },
+    /// The current context could not be read after (re)connecting.
+    ResyncFailed {
+        /// Why.
+        message: String,
+    },
+}
+
+impl fmt::Display for OutOfSyncReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            OutOfSyncReason::SyncError { message, .. } | OutOfSyncReason::OwnEventNotFollowed { message, .. } => {
+                f.write_str(message)
+            }
+            OutOfSyncReason::Refused { event_name, .. } => write!(f, "this app refused to follow {event_name}"),
+            OutOfSyncReason::Deciding { event_name, .. } => write!(f, "this app has not yet followed {event_name}"),
+            OutOfSyncReason::VersionGap { anchor } => write!(f, "an update of {anchor} was missed; resynchronising"),
+            OutOfSyncReason::ResyncFailed { message } => write!(f, "cannot read the current context: {message}"),
+        }
+    }
+}
+
+/// Whether the app shows what the Hub holds.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+#[serde(tag = "state", rename_all = "kebab-case")]
+pub enum SyncStatus {
+    /// Subscribing, or connected and reading the current context.
+    Connecting,
+    /// The app shows the Hub's current context.
+    InSync,
+    /// The app may show something else; the reason says what happened.
+    OutOfSync {
+        /// Why.
+        reason: OutOfSyncReason,
+    },
+    /// No connection to the Hub: context changes are not received.
+    Disconnected {
+        /// Why.
+        reason: String,
+    },
+}
+
+/// The app's answer to a notification (req 71).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Followed: `200`.
+    Accept,
+    /// Not decided yet: `202`; decide later with [`Follower::decide`] (req 75).
+    Defer,
+    /// Will not follow: `409`, or a SyncError after a `202` (req 75, 94).
+    Refuse,
+    /// Could not process it: `500`, or a SyncError after a `202`.
+    Fail,
+}
+
+/// A SyncError received, for the app (req 84-96).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SyncErrorNotice {
+    /// Its parsed OperationOutcome.
+    pub details: SyncErrorDetails,
+    /// Whether it is about an event this app sent.
+    pub own_event: bool,
+    /// The SyncError notification's id.
+    pub id: String,
+}
+
+/// What the shell must do.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Output {
+    /// Send this text on the WebSocket (an ack).
+    Send(String),
+    /// Give this notification to the app and pass its decision to [`Follower::decide`].
+    Deliver(Event),
+    /// Tell the app about a SyncError.
+    SyncError(SyncErrorNotice),
+    /// The status changed.
+    Status(SyncStatus),
+    /// What the app should show changed outside a delivered notification (a snapshot or an
+    /// own event's echo).
+    ContextChanged(Option<Context>),
+    /// POST this event to the Hub and report the answer with [`Follower::handle_post_result`].
+    Post(Event),
+    /// GET the current context and pass it to [`Follower::handle_snapshot`].
+    FetchCurrentContext,
+    /// The Hub ended the subscription (a denial): subscribe again (req 48).
+    Resubscribe {
+        /// The Hub's reason.
+        reason: String,
+    },
+    /// An own event was accepted by the Hub and its echo received (or none is expected).
+    Published {
+        /// The event id.
+        id: String,
+    },
+    /// An own event was refused by the Hub.
+    PublishFailed {
+        /// The event id.
+        id: String,
+        /// The HTTP status.
+        status: u16,
+        /// The Hub's message.
+        message: String,
+    },
+}
+
+/// A notification handed to the app and not yet answered for good.
+#[derive(Clone, Debug)]
+struct Pending {
+    event: Event,
+    received: Timestamp,
+    /// A 202 was sent: the final answer, if a refusal, is a SyncError (req 75).
+    acked_202: bool,
+    deadline: Timestamp,
+    /// A newer context change arrived: a late decision on this one is moot.
+    superseded: bool,
+}
+
+#[derive(Clone, Debug)]
+enum OwnPhase {
+    /// POSTed, no answer yet.
+    Posting,
+    /// Accepted by the Hub, echo not yet received.
+    Accepted { since: Timestamp },
+    /// Echo received.
+    Echoed { at: Timestamp },
+    /// Another app could not follow it: resend at `at` (req 81).
+    Refused { at: Timestamp },
+}
+
+#[derive(Clone, Debug)]
+struct Own {
+    event: Event,
+    phase: OwnPhase,
+    /// Resends so far.
+    resends: u32,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Snapshot {
+    Idle,
+    /// GET under way; `dirty` once a context change arrived meanwhile.
+    Requested {
+        dirty: bool,
+    },
+    /// GET failed; retry at this time.
+    RetryAt(Timestamp),
+}
+
+/// The follower of one subscription.
+#[derive(Debug)]
+pub struct Follower {
+    config: FollowerConfig,
+    topic: String,
+    subscriber_name: Option<String>,
+    status: SyncStatus,
+    current: Option<Context>,
+    /// Timestamp of the newest context change applied or seen (req 67).
+    context_ts: Option<Timestamp>,
+    versions: BTreeMap<ResourceKey, String>,
+    granted: Vec<EventName>,
+    /// Notification ids answered, with the status sent (duplicates are answered the same).
+    answered: VecDeque<(String, u16)>,
+    /// Context changes seen, with their timestamps: tells a SyncError about an older event.
+    history: VecDeque<(String, Timestamp)>,
+    pending: BTreeMap<String, Pending>,
+    own: BTreeMap<String, Own>,
+    snapshot: Snapshot,
+    outputs: VecDeque<Output>,
+}
+
+impl Follower {
+    /// A follower for `topic`, disconnected until [`Follower::handle_connecting`].
+    pub fn new(topic: &str, subscriber_name: Option<String>, config: FollowerConfig) -> Self {
+        Follower {
+            config,
+            topic: topic.to_owned(),
+            subscriber_name,
+            status: SyncStatus::Disconnected { reason: "not connected yet".into() },
+            current: None,
+            context_ts: None,
+            versions: BTreeMap::new(),
+            granted: Vec::new(),
+            answered: VecDeque::new(),
+            history: VecDeque::new(),
+            pending: BTreeMap::new(),
+            own: BTreeMap::new(),
+            snapshot: Snapshot::Idle,
+            outputs: VecDeque::new(),
+        }
+    }
+
+    /// The status.
+    pub fn status(&self) -> &SyncStatus {
+        &self.status
+    }
+
+    /// What the app shows.
+    pub fn current(&self) -> Option<&Context> {
+        self.current.as_ref()
+    }
+
+    /// The topic.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+
+    /// The events the Hub granted in its last confirmation.
+    pub fn granted_events(&self) -> &[EventName] {
+        &self.granted
+    }
+
+    /// The last known `context.versionId` of an open anchor.
+    pub fn version_of(&self, anchor: &ResourceKey) -> Option<&str> {
+        self.versions.get(anchor).map(String::as_str)
+    }
+
+    /// The next thing to do.
+    pub fn poll_output(&mut self) -> Option<Output> {
+        self.outputs.pop_front()
+    }
+
+    /// When [`Follower::handle_timeout`] must run next.
+    pub fn poll_timeout(&self) -> Option<Timestamp> {
+        let pending = self.pending.values().filter(|p| !p.superseded || !p.acked_202).map(|p| p.deadline);
+        let own = self.own.values().map(|o| match o.phase {
+            OwnPhase::Posting => Timestamp::from_unix_nanos(i64::MAX),
+            OwnPhase::Accepted { since } => since.add(self.config.confirm_window),
+            OwnPhase::Echoed { at } => at.add(self.config.confirm_window),
+            OwnPhase::Refused { at } => at,
+        });
+        let snap = match self.snapshot {
+            Snapshot::RetryAt(t) => Some(t),
+            _ => None,
+        };
+        pending.chain(own.filter(|t| t.unix_nanos() != i64::MAX)).chain(snap).min()
+    }
+
+    /// The shell is (re)subscribing.
+    pub fn handle_connecting(&mut self, _now: Timestamp) {
+        self.set_status(SyncStatus::Connecting);
+    }
+
+    /// The socket closed or failed without a denial: nothing is received until the shell
+    /// subscribes again. Notifications awaiting an answer are dropped (the Hub has dropped the
+    /// subscription, and answers can no longer reach it).
+    pub fn handle_disconnected(&mut self, reason: &str, _now: Timestamp) {
+        self.pending.clear();
+        self.snapshot = Snapshot::Idle;
+        self.set_status(SyncStatus::Disconnected { reason: reason.to_owned() });
+    }
+
+    fn set_status(&mut self, s: SyncStatus) {
+        if self.status != s {
+            self.status = s.clone();
+            self.outputs.push_back(Output::Status(s));
+        }
+    }
+
+    /// Back in sync, unless connecting or disconnected (those end through their own paths).
+    fn settle_in_sync(&mut self) {
+        if matches!(self.status, SyncStatus::OutOfSync { .. }) && matches!(self.snapshot, Snapshot::Idle) {
+            let undecided = self.pending.values().any(|p| !p.superseded && is_context_change(p.event.name.kind()));
+            if !undecided {
+                self.set_status(SyncStatus::InSync);
+            }
+        }
+    }
+}
+
+/// Events that set or clear the current context, and are ordered by timestamp (req 67).
+fn is_context_change(kind: EventKind) -> bool {
+    matches!(kind, EventKind::Open | EventKind::Close | EventKind::HomeOpen | EventKind::UserLogout)
+}
+
+#[cfg(test)]
+mod tests;
