@@ -1,0 +1,276 @@
+//! Bearer tokens: everything but the signature (pure, tested natively).
+//!
+//! The signature is verified by the platform's WebCrypto (`crypto.subtle.verify`: RS256,
+//! ES256, HS256) in `auth.rs`; no crypto is written here. This module splits the compact JWS,
+//! decodes its header and claims, and checks the claims: `exp` (required), `nbf`, `iss`, `aud`,
+//! the `fhircast/` scopes (`scope` string or `scp` array; req 16-18), and an optional topic
+//! binding (claim `hub.topic`, as the SMART launch parameter is named). The result is the
+//! core's [`Auth`], whose `expires_at` clamps leases (req 20).
+
+use fhircast_core::hub::Auth;
+use fhircast_core::scope::Scopes;
+use fhircast_core::Timestamp;
+use serde::Deserialize;
+
+/// Clock skew tolerated on `exp` and `nbf`, in seconds.
+pub const LEEWAY_SECS: i64 = 60;
+
+/// Why a request is not authorised (req 23: 401 for the token, 403 for what it allows).
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthError {
+    /// No `Authorization: Bearer` header.
+    #[error("an access token is required: send Authorization: Bearer <token> (req 19, neg 9)")]
+    Missing,
+    /// Not a compact JWS, or undecodable parts.
+    #[error("the access token is not a well-formed JWT: {0} (neg 9)")]
+    Malformed(&'static str),
+    /// An algorithm this hub does not accept.
+    #[error("the access token's algorithm {0:?} is not accepted; use RS256, ES256 or HS256 (neg 9)")]
+    Algorithm(String),
+    /// No key to verify it with.
+    #[error("no key is configured that can verify this access token (kid {0:?}) (neg 9)")]
+    UnknownKey(Option<String>),
+    /// The signature does not verify.
+    #[error("the access token's signature does not verify (neg 9)")]
+    BadSignature,
+    /// `exp` missing or past.
+    #[error("the access token has expired or has no \"exp\" (req 20, neg 9)")]
+    Expired,
+    /// `nbf` in the future.
+    #[error("the access token is not valid yet (\"nbf\") (neg 9)")]
+    NotYetValid,
+    /// Wrong `iss`.
+    #[error("the access token's issuer {0:?} is not the one this hub trusts (neg 9)")]
+    Issuer(String),
+    /// `aud` does not name this hub.
+    #[error("the access token's audience does not include this hub (neg 9)")]
+    Audience,
+    /// The JWKS or keys could not be fetched or read.
+    #[error("the hub cannot read its verification keys: {0}")]
+    Keys(String),
+}
+
+impl AuthError {
+    /// The HTTP status: every token problem is a 401 (the scope checks, 403, happen in the core).
+    pub fn http_status(&self) -> u16 {
+        match self {
+            AuthError::Keys(_) => 503,
+            _ => 401,
+        }
+    }
+}
+
+/// What a deployment trusts.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ClaimRules {
+    /// Required `iss`, if set.
+    pub issuer: Option<String>,
+    /// Required member of `aud`, if set.
+    pub audience: Option<String>,
+}
+
+/// A compact JWS, split and decoded.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Jws {
+    /// The header's `alg`.
+    pub alg: String,
+    /// The header's `kid`.
+    pub kid: Option<String>,
+    /// The signed input: `base64url(header) "." base64url(payload)`.
+    pub signing_input: String,
+    /// The decoded signature.
+    pub signature: Vec<u8>,
+    /// The decoded claims.
+    pub claims: serde_json::Value,
+}
+
+/// Reads `Authorization: Bearer <token>`.
+pub fn bearer(header: Option<&str>) -> Result<&str, AuthError> {
+    let h = header.ok_or(AuthError::Missing)?.trim();
+    let (scheme, token) = h.split_once(' ').ok_or(AuthError::Missing)?;
+    if !scheme.eq_ignore_ascii_case("bearer") || token.trim().is_empty() {
+        return Err(AuthError::Missing);
+    }
+    Ok(token.trim())
+}
+
+/// Splits and decodes a compact JWS (no verification).
+pub fn parse_jws(token: &str) -> Result<Jws, AuthError> {
+    if token.len() > 16 * 1024 {
+        return Err(AuthError::Malformed("longer than 16 KiB"));
+    }
+    let mut parts = token.split('.');
+    let (Some(h), Some(p), Some(s), None) = (parts.next(), parts.next(), parts.next(), parts.next()) else {
+        return Err(AuthError::Malformed("expected three dot-separated parts"));
+    };
+    #[derive(Deserialize)]
+    struct Header {
+        alg: String,
+        kid: Option<String>,
+    }
+    let header: Header = serde_json::from_slice(&b64url(h).ok_or(AuthError::Malformed("header is not base64url"))?)
+        .map_err(|_| AuthError::Malformed("header is not a JSON object with \"alg\""))?;
+    let claims: serde_json::Value =
+        serde_json::from_slice(&b64url(p).ok_or(AuthError::Malformed("payload is not base64url"))?)
+            .map_err(|_| AuthError::Malformed("payload is not JSON"))?;
+    if !claims.is_object() {
+        return Err(AuthError::Malformed("payload is not a JSON object"));
+    }
+    let signature = b64url(s).ok_or(AuthError::Malformed("signature is not base64url"))?;
+    if !matches!(header.alg.as_str(), "RS256" | "ES256" | "HS256") {
+        return Err(AuthError::Algorithm(header.alg));
+    }
+    Ok(Jws { alg: header.alg, kid: header.kid, signing_input: format!("{h}.{p}"), signature, claims })
+}
+
+/// Checks the claims of a verified token and says what it allows.
+pub fn check_claims(claims: &serde_json::Value, rules: &ClaimRules, now: Timestamp) -> Result<Auth, AuthError> {
+    let now_s = now.unix_millis().div_euclid(1000);
+    let num = |k: &str| claims.get(k).and_then(serde_json::Value::as_i64);
+    let exp = num("exp").ok_or(AuthError::Expired)?;
+    if exp + LEEWAY_SECS <= now_s {
+        return Err(AuthError::Expired);
+    }
+    if num("nbf").is_some_and(|nbf| nbf - LEEWAY_SECS > now_s) {
+        return Err(AuthError::NotYetValid);
+    }
+    if let Some(iss) = &rules.issuer {
+        let got = claims.get("iss").and_then(|v| v.as_str()).unwrap_or_default();
+        if got != iss {
+            return Err(AuthError::Issuer(got.to_owned()));
+        }
+    }
+    if let Some(aud) = &rules.audience {
+        let ok = match claims.get("aud") {
+            Some(serde_json::Value::String(s)) => s == aud,
+            Some(serde_json::Value::Array(a)) => a.iter().any(|v| v.as_str() == Some(aud)),
+            _ => false,
+        };
+        if !ok {
+            return Err(AuthError::Audience);
+        }
+    }
+    let scope_text = match (claims.get("scope"), claims.get("scp")) {
+        (Some(serde_json::Value::String(s)), _) => s.clone(),
+        (_, Some(serde_json::Value::Array(a))) => a.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(" "),
+        (_, Some(serde_json::Value::String(s))) => s.clone(),
+        _ => String::new(),
+    };
+    let topic = claims.get("hub.topic").and_then(|v| v.as_str()).map(str::to_owned);
+    Ok(Auth {
+        scopes: Some(Scopes::parse(&scope_text)),
+        expires_at: Some(Timestamp::from_unix_millis(exp * 1000)),
+        topic,
+    })
+}
+
+/// base64url without padding (padding tolerated).
+pub fn b64url(s: &str) -> Option<Vec<u8>> {
+    let s = s.trim_end_matches('=');
+    let mut out = Vec::with_capacity(s.len() * 3 / 4);
+    let mut acc = 0u32;
+    let mut bits = 0;
+    for c in s.bytes() {
+        let v = match c {
+            b'A'..=b'Z' => c - b'A',
+            b'a'..=b'z' => c - b'a' + 26,
+            b'0'..=b'9' => c - b'0' + 52,
+            b'-' => 62,
+            b'_' => 63,
+            _ => return None,
+        };
+        acc = (acc << 6) | u32::from(v);
+        bits += 6;
+        if bits >= 8 {
+            bits -= 8;
+            out.push((acc >> bits) as u8);
+        }
+    }
+    (bits < 6).then_some(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fhircast_core::scope::Access;
+    use fhircast_core::EventName;
+    use serde_json::json;
+
+    fn b64(data: &[u8]) -> String {
+        const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+        let mut out = String::new();
+        for chunk in data.chunks(3) {
+            let n = chunk.iter().fold(0u32, |a, b| (a << 8) | u32::from(*b)) << (8 * (3 - chunk.len()));
+            for i in 0..=chunk.len() {
+                out.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            }
+        }
+        out
+    }
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn now() -> Timestamp {
+        Timestamp::from_unix_millis(NOW * 1000)
+    }
+
+    #[test]
+    fn b64url_round_trip() {
+        for data in [&b""[..], b"a", b"ab", b"abc", b"\xff\xfe\x00hello"] {
+            assert_eq!(b64url(&b64(data)).unwrap(), data);
+        }
+        assert!(b64url("a+b/").is_none());
+    }
+
+    #[test]
+    fn neg9_bearer_header() {
+        assert_eq!(bearer(Some("Bearer abc")), Ok("abc"));
+        assert_eq!(bearer(Some("bearer  abc ")), Ok("abc"));
+        assert_eq!(bearer(None), Err(AuthError::Missing));
+        assert_eq!(bearer(Some("Basic abc")), Err(AuthError::Missing));
+        assert_eq!(bearer(Some("Bearer ")), Err(AuthError::Missing));
+    }
+
+    #[test]
+    fn neg9_jws_shape_and_algorithm() {
+        let h = b64(br#"{"alg":"RS256","kid":"k1"}"#);
+        let p = b64(br#"{"exp":1}"#);
+        let j = parse_jws(&format!("{h}.{p}.{}", b64(b"sig"))).unwrap();
+        assert_eq!((j.alg.as_str(), j.kid.as_deref(), j.signature.as_slice()), ("RS256", Some("k1"), &b"sig"[..]));
+        assert!(matches!(parse_jws("a.b"), Err(AuthError::Malformed(_))));
+        let none = b64(br#"{"alg":"none"}"#);
+        assert_eq!(parse_jws(&format!("{none}.{p}.")), Err(AuthError::Algorithm("none".into())));
+        assert!(matches!(parse_jws(&format!("{h}.{}.x", b64(b"[1]"))), Err(AuthError::Malformed(_))));
+    }
+
+    #[test]
+    fn neg9_req20_claims() {
+        let rules =
+            ClaimRules { issuer: Some("https://ehr.example".into()), audience: Some("https://hub.example".into()) };
+        let good = json!({"exp": NOW + 300, "iss": "https://ehr.example", "aud": ["x", "https://hub.example"],
+            "scope": "openid fhircast/Patient-open.read fhircast/Patient-open.write", "hub.topic": "T1"});
+        let a = check_claims(&good, &rules, now()).unwrap();
+        assert_eq!(a.topic.as_deref(), Some("T1"));
+        assert_eq!(a.expires_at, Some(Timestamp::from_unix_millis((NOW + 300) * 1000)));
+        let po = EventName::parse("Patient-open").unwrap();
+        assert!(a.scopes.as_ref().unwrap().allows(&po, Access::Write));
+        assert!(!a.scopes.unwrap().allows(&EventName::parse("Patient-close").unwrap(), Access::Read));
+        let with = |k: &str, v: serde_json::Value| {
+            let mut c = good.clone();
+            c[k] = v;
+            check_claims(&c, &rules, now())
+        };
+        assert_eq!(with("exp", json!(NOW - 61)).unwrap_err(), AuthError::Expired);
+        assert!(with("exp", json!(NOW - 30)).is_ok(), "60 s leeway");
+        assert_eq!(with("nbf", json!(NOW + 120)).unwrap_err(), AuthError::NotYetValid);
+        assert_eq!(with("iss", json!("https://evil")).unwrap_err(), AuthError::Issuer("https://evil".into()));
+        assert_eq!(with("aud", json!("https://other")).unwrap_err(), AuthError::Audience);
+        let mut no_exp = good.clone();
+        no_exp.as_object_mut().unwrap().remove("exp");
+        assert_eq!(check_claims(&no_exp, &rules, now()).unwrap_err(), AuthError::Expired);
+        let scp = json!({"exp": NOW + 10, "scp": ["fhircast/*.read"]});
+        let a = check_claims(&scp, &ClaimRules::default(), now()).unwrap();
+        assert!(a.scopes.unwrap().allows(&po, Access::Read));
+    }
+}

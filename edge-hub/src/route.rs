@@ -1,0 +1,155 @@
+//! Which request is which (pure: no `worker` types, tested natively).
+//!
+//! Under the hub base (default `/api/hub`):
+//! - `POST {base}`: a form (`application/x-www-form-urlencoded`) is a subscription request; JSON
+//!   (`application/json`, `application/fhir+json`) is an event request (neg 1, req 4);
+//! - `POST {base}/{topic}`: an event request (older clients);
+//! - `GET {base}/{topic}`: get current context (req 101);
+//! - `GET {base}/.well-known/fhircast-configuration` (req 11);
+//! - `GET {base}/ws/{topic}/{token}` with `Upgrade: websocket`: a subscription's endpoint;
+//! - `OPTIONS` anything under the base: CORS preflight.
+
+/// What the body of a POST is, by its `Content-Type`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BodyKind {
+    /// `application/x-www-form-urlencoded`.
+    Form,
+    /// `application/json` or `application/fhir+json` (or any `+json`).
+    Json,
+    /// Anything else (or none).
+    Other,
+}
+
+/// Classifies a `Content-Type` header value (parameters such as `charset` ignored).
+pub fn body_kind(content_type: Option<&str>) -> BodyKind {
+    let Some(ct) = content_type else { return BodyKind::Other };
+    let essence = ct.split(';').next().unwrap_or("").trim().to_ascii_lowercase();
+    match essence.as_str() {
+        "application/x-www-form-urlencoded" => BodyKind::Form,
+        "application/json" | "application/fhir+json" => BodyKind::Json,
+        e if e.starts_with("application/") && e.ends_with("+json") => BodyKind::Json,
+        _ => BodyKind::Other,
+    }
+}
+
+/// A request the hub serves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Route {
+    /// `POST {base}`.
+    PostHub,
+    /// `POST {base}/{topic}`.
+    PostTopic {
+        /// The topic in the path.
+        topic: String,
+    },
+    /// `GET {base}/{topic}`.
+    GetContext {
+        /// The topic.
+        topic: String,
+    },
+    /// `GET {base}/.well-known/fhircast-configuration`.
+    WellKnown,
+    /// `GET {base}/ws/{topic}/{token}`.
+    WebSocket {
+        /// The topic.
+        topic: String,
+        /// The endpoint token.
+        token: String,
+    },
+    /// `OPTIONS` under the base.
+    Preflight,
+    /// Under the base, but not a route: 404 with the list of routes.
+    NotFound,
+    /// Under the base, a known path with the wrong method: 405 with `Allow`.
+    MethodNotAllowed {
+        /// The methods allowed.
+        allow: &'static str,
+    },
+    /// Not under the base (static assets, the examples).
+    Outside,
+}
+
+/// Decodes a percent-encoded path segment; `None` if malformed.
+fn decode_segment(s: &str) -> Option<String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let h = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(h, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// Routes a request by method and path.
+pub fn route(method: &str, path: &str, base: &str) -> Route {
+    let base = base.trim_end_matches('/');
+    let Some(rest) = path.strip_prefix(base) else { return Route::Outside };
+    if !(rest.is_empty() || rest.starts_with('/')) {
+        return Route::Outside;
+    }
+    let rest = rest.trim_start_matches('/').trim_end_matches('/');
+    if method.eq_ignore_ascii_case("OPTIONS") {
+        return Route::Preflight;
+    }
+    let segments: Vec<&str> = if rest.is_empty() { vec![] } else { rest.split('/').collect() };
+    let get = method.eq_ignore_ascii_case("GET") || method.eq_ignore_ascii_case("HEAD");
+    let post = method.eq_ignore_ascii_case("POST");
+    match segments.as_slice() {
+        [] if post => Route::PostHub,
+        [] => Route::MethodNotAllowed { allow: "POST, OPTIONS" },
+        [".well-known", "fhircast-configuration"] if get => Route::WellKnown,
+        [".well-known", "fhircast-configuration"] => Route::MethodNotAllowed { allow: "GET, OPTIONS" },
+        ["ws", topic, token] if get => match (decode_segment(topic), decode_segment(token)) {
+            (Some(topic), Some(token)) if !topic.is_empty() && !token.is_empty() => Route::WebSocket { topic, token },
+            _ => Route::NotFound,
+        },
+        [topic] if !topic.starts_with('.') => match decode_segment(topic) {
+            Some(topic) if !topic.is_empty() && post => Route::PostTopic { topic },
+            Some(topic) if !topic.is_empty() && get => Route::GetContext { topic },
+            Some(_) => Route::MethodNotAllowed { allow: "GET, POST, OPTIONS" },
+            None => Route::NotFound,
+        },
+        _ => Route::NotFound,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const B: &str = "/api/hub";
+
+    #[test]
+    fn neg1_req4_content_types() {
+        assert_eq!(body_kind(Some("application/x-www-form-urlencoded; charset=UTF-8")), BodyKind::Form);
+        assert_eq!(body_kind(Some("application/json")), BodyKind::Json);
+        assert_eq!(body_kind(Some("Application/FHIR+JSON; fhirVersion=4.0")), BodyKind::Json);
+        assert_eq!(body_kind(Some("text/plain")), BodyKind::Other);
+        assert_eq!(body_kind(None), BodyKind::Other);
+    }
+
+    #[test]
+    fn routes() {
+        assert_eq!(route("POST", "/api/hub", B), Route::PostHub);
+        assert_eq!(route("POST", "/api/hub/", B), Route::PostHub);
+        assert_eq!(route("GET", "/api/hub", B), Route::MethodNotAllowed { allow: "POST, OPTIONS" });
+        assert_eq!(route("GET", "/api/hub/.well-known/fhircast-configuration", B), Route::WellKnown);
+        assert_eq!(route("GET", "/api/hub/T1", B), Route::GetContext { topic: "T1".into() });
+        assert_eq!(route("POST", "/api/hub/T%201", B), Route::PostTopic { topic: "T 1".into() });
+        assert_eq!(route("GET", "/api/hub/ws/T1/abc", B), Route::WebSocket { topic: "T1".into(), token: "abc".into() });
+        assert_eq!(route("OPTIONS", "/api/hub/T1", B), Route::Preflight);
+        assert_eq!(route("DELETE", "/api/hub/T1", B), Route::MethodNotAllowed { allow: "GET, POST, OPTIONS" });
+        assert_eq!(route("GET", "/api/hub/a/b", B), Route::NotFound);
+        assert_eq!(route("GET", "/api/hub/%zz", B), Route::NotFound);
+        assert_eq!(route("GET", "/api/hubx", B), Route::Outside);
+        assert_eq!(route("GET", "/", B), Route::Outside);
+        assert_eq!(route("GET", "/api/hub/.env", B), Route::NotFound);
+    }
+}
