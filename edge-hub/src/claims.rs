@@ -274,3 +274,49 @@ mod tests {
         assert!(a.scopes.unwrap().allows(&po, Access::Read));
     }
 }
+
+/// The JWKs of a JWKS document that can verify a token signed with `alg` (and `kid`, if the
+/// token names one): RSA keys for RS256, EC P-256 keys for ES256; keys marked for encryption
+/// are skipped.
+pub fn select_keys(jwks: &serde_json::Value, alg: &str, kid: Option<&str>) -> Vec<serde_json::Value> {
+    let keys = jwks.get("keys").and_then(|k| k.as_array()).cloned().unwrap_or_default();
+    keys.into_iter()
+        .filter(|k| {
+            let s = |f: &str| k.get(f).and_then(|v| v.as_str());
+            let kty_ok = match alg {
+                "RS256" => s("kty") == Some("RSA"),
+                "ES256" => s("kty") == Some("EC") && s("crv") == Some("P-256"),
+                _ => false,
+            };
+            kty_ok
+                && s("use") != Some("enc")
+                && s("alg").is_none_or(|a| a == alg)
+                && kid.is_none_or(|kid| s("kid") == Some(kid))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod key_tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn jwks_key_selection() {
+        let jwks = json!({"keys": [
+            {"kty":"RSA","kid":"r1","n":"x","e":"AQAB"},
+            {"kty":"RSA","kid":"r2","alg":"RS512","n":"x","e":"AQAB"},
+            {"kty":"EC","kid":"e1","crv":"P-256","x":"x","y":"y"},
+            {"kty":"EC","kid":"e2","crv":"P-384","x":"x","y":"y"},
+            {"kty":"RSA","kid":"enc","use":"enc","n":"x","e":"AQAB"}
+        ]});
+        let kids = |alg: &str, kid: Option<&str>| -> Vec<String> {
+            select_keys(&jwks, alg, kid).iter().map(|k| k["kid"].as_str().unwrap().to_owned()).collect()
+        };
+        assert_eq!(kids("RS256", None), vec!["r1"]);
+        assert_eq!(kids("RS256", Some("r1")), vec!["r1"]);
+        assert!(kids("RS256", Some("e1")).is_empty());
+        assert_eq!(kids("ES256", None), vec!["e1"]);
+        assert!(kids("HS256", None).is_empty());
+    }
+}

@@ -86,7 +86,7 @@ impl Default for HubConfig {
 /// `Auth::open()` allows everything: the shell uses it when authorization is off (local
 /// development). With tokens, the shell verifies the signature, issuer, audience and expiry,
 /// and passes what the token grants.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Auth {
     /// The `fhircast/` scopes granted; `None` = everything (open mode).
     pub scopes: Option<Scopes>,

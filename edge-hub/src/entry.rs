@@ -1,0 +1,249 @@
+//! The Worker: routes, CORS, size limits, authorization; everything about a topic goes to that
+//! topic's Durable Object (`idFromName(topic)`).
+
+use fhircast_core::catalog::STANDARD_EVENTS;
+use fhircast_core::hub::Auth;
+use fhircast_core::subscription::SubscriptionRequest;
+use fhircast_core::wellknown::WellKnown;
+use fhircast_core::{Event, EventName, Timestamp};
+use worker::*;
+
+use crate::claims::{bearer, check_claims, parse_jws, AuthError};
+use crate::config::{AuthMode, Settings};
+use crate::cors;
+use crate::outcome::operation_outcome;
+use crate::route::{body_kind, route, BodyKind, Route};
+use crate::topic_object::{HDR_AUTH, HDR_TOPIC, HDR_WS_BASE};
+
+/// A wrangler var or secret.
+pub(crate) fn lookup(env: &Env, name: &str) -> Option<String> {
+    env.var(name).ok().map(|v| v.to_string()).or_else(|| env.secret(name).ok().map(|s| s.to_string()))
+}
+
+/// Percent-encodes a path segment.
+pub(crate) fn encode_segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+fn text(status: u16, body: &str) -> Result<Response> {
+    let mut r = Response::ok(body)?.with_status(status);
+    r.headers_mut().set("Content-Type", "text/plain; charset=utf-8")?;
+    Ok(r)
+}
+
+fn outcome(status: u16, message: &str) -> Result<Response> {
+    let mut r = Response::ok(operation_outcome(status, message))?.with_status(status);
+    r.headers_mut().set("Content-Type", "application/fhir+json")?;
+    Ok(r)
+}
+
+fn auth_failure(e: &AuthError, as_outcome: bool) -> Result<Response> {
+    let mut r =
+        if as_outcome { outcome(e.http_status(), &e.to_string())? } else { text(e.http_status(), &e.to_string())? };
+    if e.http_status() == 401 {
+        r.headers_mut().set("WWW-Authenticate", r#"Bearer error="invalid_token""#)?;
+    }
+    Ok(r)
+}
+
+async fn authorize(req: &Request, settings: &Settings) -> std::result::Result<Auth, AuthError> {
+    match &settings.auth {
+        AuthMode::Open => Ok(Auth::open()),
+        AuthMode::Jwt(jwt) => {
+            let header = req.headers().get("Authorization").ok().flatten();
+            let jws = parse_jws(bearer(header.as_deref())?)?;
+            crate::webcrypto::verify(&jws, jwt).await?;
+            check_claims(&jws.claims, &jwt.rules, Timestamp::from_unix_millis(Date::now().as_millis() as i64))
+        }
+    }
+}
+
+/// Reads a body, refusing more than `max` bytes (413, neg 18).
+async fn body(req: &mut Request, max: usize) -> std::result::Result<String, Result<Response>> {
+    let declared = req.headers().get("Content-Length").ok().flatten().and_then(|l| l.parse::<usize>().ok());
+    if declared.is_some_and(|l| l > max) {
+        return Err(text(413, &format!("the body is larger than the hub's limit of {max} bytes (neg 18)")));
+    }
+    let bytes = match req.bytes().await {
+        Ok(b) => b,
+        Err(e) => return Err(text(400, &format!("cannot read the body: {e}"))),
+    };
+    if bytes.len() > max {
+        return Err(text(413, &format!("the body is larger than the hub's limit of {max} bytes (neg 18)")));
+    }
+    String::from_utf8(bytes).map_err(|_| text(400, "the body is not UTF-8 (req 1)"))
+}
+
+async fn to_topic(
+    env: &Env,
+    topic: &str,
+    path: &str,
+    body: Option<String>,
+    auth: &Auth,
+    ws_base: &str,
+) -> Result<Response> {
+    let stub = env.durable_object("TOPIC")?.id_from_name(topic)?.get_stub()?;
+    let headers = Headers::new();
+    headers.set(HDR_TOPIC, topic)?;
+    headers.set(HDR_AUTH, &serde_json::to_string(auth).map_err(|e| Error::RustError(e.to_string()))?)?;
+    headers.set(HDR_WS_BASE, ws_base)?;
+    let mut init = RequestInit::new();
+    init.with_method(if body.is_some() { Method::Post } else { Method::Get }).with_headers(headers);
+    if let Some(b) = body {
+        init.with_body(Some(b.into()));
+    }
+    stub.fetch_with_request(Request::new_with_init(&format!("https://topic{path}"), &init)?).await
+}
+
+/// A subscription request (form or JSON): validated here, so the object gets a canonical form.
+async fn subscribe(
+    req: &Request,
+    env: &Env,
+    settings: &Settings,
+    sub: SubscriptionRequest,
+    ws_base: &str,
+) -> Result<Response> {
+    let auth = match authorize(req, settings).await {
+        Ok(a) => a,
+        Err(e) => return auth_failure(&e, false),
+    };
+    to_topic(env, &sub.topic.clone(), "/internal/subscription", Some(sub.to_form()), &auth, ws_base).await
+}
+
+async fn event(
+    req: &Request,
+    env: &Env,
+    settings: &Settings,
+    text_body: String,
+    path_topic: Option<&str>,
+) -> Result<Response> {
+    let event = match Event::parse_envelope(&text_body) {
+        Ok(e) => e,
+        Err(e) => return outcome(400, &e.to_string()),
+    };
+    let auth = match authorize(req, settings).await {
+        Ok(a) => a,
+        Err(e) => return auth_failure(&e, true),
+    };
+    // Routed by the path's topic when there is one: the core refuses a body naming another.
+    let topic = path_topic.unwrap_or(&event.topic).to_owned();
+    to_topic(env, &topic, "/internal/event", Some(text_body), &auth, "").await
+}
+
+async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<Response> {
+    let url = req.url()?;
+    let ws_scheme = if url.scheme() == "https" { "wss" } else { "ws" };
+    let ws_base = format!(
+        "{ws_scheme}://{}{}/ws",
+        url.host_str().unwrap_or("localhost").to_owned() + &url.port().map(|p| format!(":{p}")).unwrap_or_default(),
+        settings.base_path
+    );
+    let method = req.method().to_string();
+    match route(&method, url.path(), &settings.base_path) {
+        Route::Preflight => Ok(Response::empty()?.with_status(204)),
+        Route::WellKnown => {
+            let events: Vec<EventName> = STANDARD_EVENTS.iter().filter_map(|e| EventName::parse(e).ok()).collect();
+            let wk = WellKnown::for_hub(events.iter(), settings.hub.non_current_updates);
+            let mut r = Response::from_json(&wk)?;
+            r.headers_mut().set("Content-Type", "application/json")?;
+            Ok(r)
+        }
+        Route::WebSocket { topic, token } => {
+            let upgrade = req.headers().get("Upgrade")?.unwrap_or_default();
+            if !upgrade.eq_ignore_ascii_case("websocket") {
+                return text(426, "this is a WebSocket endpoint: connect with a WebSocket client (req 2)");
+            }
+            let stub = env.durable_object("TOPIC")?.id_from_name(&topic)?.get_stub()?;
+            let mut init = RequestInit::new();
+            init.with_method(Method::Get).with_headers(req.headers().clone());
+            stub.fetch_with_request(Request::new_with_init(&format!("https://topic/internal/ws/{}", encode_segment(&token)), &init)?).await
+        }
+        Route::GetContext { topic } => {
+            let auth = match authorize(&req, settings).await {
+                Ok(a) => a,
+                Err(e) => return auth_failure(&e, true),
+            };
+            to_topic(env, &topic, "/internal/context", None, &auth, "").await
+        }
+        Route::PostHub | Route::PostTopic { .. } => {
+            let ct = req.headers().get("Content-Type")?;
+            let kind = body_kind(ct.as_deref());
+            let text_body = match body(&mut req, settings.max_body_bytes).await {
+                Ok(b) => b,
+                Err(r) => return r,
+            };
+            let path_topic = match route(&method, url.path(), &settings.base_path) {
+                Route::PostTopic { topic } => Some(topic),
+                _ => None,
+            };
+            match kind {
+                BodyKind::Form if path_topic.is_none() => match SubscriptionRequest::from_form(&text_body) {
+                    Ok(sub) => subscribe(&req, env, settings, sub, &ws_base).await,
+                    Err(e) => text(e.http_status(), &e.to_string()),
+                },
+                // Lenient: subscription parameters sent as JSON (a JSON object with hub.mode).
+                BodyKind::Json if path_topic.is_none() && looks_like_subscription(&text_body) => match SubscriptionRequest::from_json(&text_body) {
+                    Ok(sub) => subscribe(&req, env, settings, sub, &ws_base).await,
+                    Err(e) => text(e.http_status(), &e.to_string()),
+                },
+                BodyKind::Json => event(&req, env, settings, text_body, path_topic.as_deref()).await,
+                BodyKind::Form => text(415, "events are JSON: send Content-Type application/json or application/fhir+json (req 4)"),
+                BodyKind::Other => text(
+                    415,
+                    "send subscriptions as application/x-www-form-urlencoded (req 24) and events as application/json or application/fhir+json (req 4) (neg 1)",
+                ),
+            }
+        }
+        Route::MethodNotAllowed { allow } => {
+            let mut r = text(405, &format!("method {method} is not allowed here; allowed: {allow}"))?;
+            r.headers_mut().set("Allow", allow)?;
+            Ok(r)
+        }
+        Route::NotFound => text(
+            404,
+            &format!(
+                "not found. The hub serves POST {b}, POST|GET {b}/{{topic}}, GET {b}/.well-known/fhircast-configuration and WebSockets at the endpoints it hands out",
+                b = settings.base_path
+            ),
+        ),
+        Route::Outside => match env.assets("ASSETS") {
+            Ok(assets) => assets.fetch_request(req).await,
+            Err(_) => text(404, &format!("not found; the FHIRcast hub is at {}", settings.base_path)),
+        },
+    }
+}
+
+fn looks_like_subscription(body: &str) -> bool {
+    serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(body).is_ok_and(|m| m.contains_key("hub.mode"))
+}
+
+#[event(fetch)]
+async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
+    let settings = match Settings::from_lookup(|k| lookup(&env, k)) {
+        Ok(s) => s,
+        Err(e) => return text(500, &format!("the hub is misconfigured: {e}")),
+    };
+    let origin = req.headers().get("Origin")?;
+    let allowed = settings.origins.allow(origin.as_deref());
+    let is_ws = req.headers().get("Upgrade")?.is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+    let preflight = req.method() == Method::Options;
+    let mut resp = match handle(req, &env, &settings).await {
+        Ok(r) => r,
+        Err(e) => {
+            console_error!("internal error: {e}");
+            text(500, "internal error")?
+        }
+    };
+    if let (Some(o), false) = (allowed, is_ws) {
+        let headers = if preflight { cors::preflight_headers(&o) } else { cors::response_headers(&o) };
+        for (k, v) in headers {
+            resp.headers_mut().set(k, &v)?;
+        }
+    }
+    Ok(resp)
+}
