@@ -56,6 +56,8 @@ impl Topic {
             let sub = self.state.subscriptions.remove(&token).expect("listed above");
             self.deny(&sub, "lease expired");
         }
+        // Every silent subscriber is dropped before any SyncError about one of them goes out,
+        // so none is sent a SyncError (and made to owe an answer) in the instant it is dropped.
         let silent: Vec<String> = self
             .state
             .subscriptions
@@ -63,22 +65,25 @@ impl Topic {
             .filter(|s| s.pending.iter().any(|p| p.deadline <= now))
             .map(|s| s.endpoint.clone())
             .collect();
-        for token in silent {
-            let sub = self.state.subscriptions.remove(&token).expect("listed above");
-            let secs = self.config.ack_timeout.as_secs_f64();
+        let silent: Vec<_> =
+            silent.iter().map(|token| self.state.subscriptions.remove(token).expect("listed above")).collect();
+        let secs = self.config.ack_timeout.as_secs_f64();
+        for sub in &silent {
             if let Some(p) = sub.pending.iter().find(|p| p.deadline <= now && p.event.kind() != EventKind::SyncError) {
                 let diagnostics = format!("{} did not answer {} within {secs} s", sub.display_name(), p.event);
                 self.send_sync_error(
-                    &p.id.clone(),
-                    &p.event.clone(),
+                    &p.id,
+                    &p.event,
                     &sub.display_name(),
                     diagnostics,
                     false,
-                    Some(&token),
+                    Some(&sub.endpoint),
                     now,
                 );
             }
-            self.deny(&sub, &format!("unresponsive: no answer within {secs} s"));
+        }
+        for sub in &silent {
+            self.deny(sub, &format!("unresponsive: no answer within {secs} s"));
         }
         if let Some(due) = self.state.next_heartbeat.filter(|t| *t <= now) {
             let _ = due;

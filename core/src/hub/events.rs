@@ -229,6 +229,9 @@ impl Topic {
 
     /// Closes the anchors derived from a closed source, unless another open context still
     /// carries them, and tells the subscribers that only knew them through the derivation.
+    /// An anchor another context still carries now goes with that context (with the context
+    /// it was derived from, if the carrier is itself derived), so its close is derived when
+    /// the last context carrying it closes.
     fn derive_closes(&mut self, source: &Event, source_key: &ResourceKey, now: Timestamp) {
         let derived: Vec<ResourceKey> = self
             .state
@@ -239,12 +242,16 @@ impl Topic {
             .collect();
         for key in derived {
             // Anchors derived from the same source go with it; others may still carry the key.
-            let still_carried = self
+            let carrier = self
                 .state
                 .anchors
                 .iter()
-                .any(|a| a.key != key && a.derived_from.as_ref() != Some(source_key) && carries(&a.open, &key));
-            if still_carried {
+                .rev()
+                .find(|a| a.key != key && a.derived_from.as_ref() != Some(source_key) && carries(&a.open, &key))
+                .map(|a| a.derived_from.clone().unwrap_or_else(|| a.key.clone()));
+            if let Some(carrier) = carrier {
+                let i = self.state.anchor_index(&key).expect("listed above");
+                self.state.anchors[i].derived_from = Some(carrier);
                 continue;
             }
             let i = self.state.anchor_index(&key).expect("listed above");
