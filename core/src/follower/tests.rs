@@ -130,7 +130,7 @@ fn req70_req71_each_decision_is_answered_with_its_status() {
 }
 
 #[test]
-fn req71_accepting_applies_the_context_and_keeps_every_field() {
+fn req66_req71_accepting_applies_the_context_and_keeps_every_field() {
     let mut f = follower();
     let now = f.now;
     f.recv(open("e1", "p1", now));
