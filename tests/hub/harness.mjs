@@ -1,0 +1,261 @@
+// Test harness for the hub: the real Worker (edge-hub/build, made by worker-build) running in
+// workerd through Miniflare, bound to 127.0.0.1, driven over real HTTP and WebSockets.
+//
+//   const hub = await startHub({ bindings: { ACK_TIMEOUT_SECONDS: '2' } });
+//   const a = await hub.join('Patient-open,SyncError', { name: 'EHR' });   // subscribed + confirmed
+//   await hub.post(hub.event('Patient-open', [patient('p1')]));
+//   const msg = await a.nextEvent('Patient-open');
+//   await hub.restart();   // stops the workerd process and starts it again on the same state
+//   await hub.stop();
+import { mkdtempSync, rmSync, existsSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { randomUUID } from 'node:crypto';
+import { createServer } from 'node:net';
+import { Miniflare } from 'miniflare';
+import WebSocket from 'ws';
+
+export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+export const BUILD = join(ROOT, 'edge-hub', 'build');
+
+/** A free port on 127.0.0.1 (so a restarted hub keeps its address). */
+async function freePort() {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const { port } = s.address();
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+function miniflareOptions({ bindings, persist, port }) {
+  if (!existsSync(join(BUILD, 'worker', 'shim.mjs'))) {
+    throw new Error(`${BUILD} is missing: build the worker first (make hub-build)`);
+  }
+  return {
+    modules: true,
+    modulesRoot: BUILD,
+    scriptPath: join(BUILD, 'worker', 'shim.mjs'),
+    // worker-build emits ES modules with a .js extension (Miniflare would read them as CommonJS).
+    modulesRules: [
+      { type: 'ESModule', include: ['**/*.js', '**/*.mjs'] },
+      { type: 'CompiledWasm', include: ['**/*.wasm'], fallthrough: true },
+    ],
+    compatibilityDate: '2026-07-01',
+    durableObjects: { TOPIC: { className: 'TopicObject', useSQLite: true } },
+    durableObjectsPersist: persist,
+    bindings: { AUTH_MODE: 'open', HUB_BASE_PATH: '/api/hub', ALLOWED_ORIGINS: '*', ...bindings },
+    cf: false,
+    host: '127.0.0.1',
+    port,
+  };
+}
+
+/** Starts the hub. `bindings` are wrangler vars/secrets (strings). */
+export async function startHub({ bindings = {}, persist } = {}) {
+  const dir = persist ?? mkdtempSync(join(tmpdir(), 'fhircast-hub-'));
+  const port = await freePort();
+  let mf = new Miniflare(miniflareOptions({ bindings, persist: dir, port }));
+  const url = await mf.ready;
+  const hub = new Hub(`${url.origin}/api/hub`, url.origin);
+  hub.persist = dir;
+  hub.sockets = new Set();
+  /** Stops the workerd process (connected sockets drop) and starts it again on the same state. */
+  hub.restart = async () => {
+    await mf.dispose();
+    mf = new Miniflare(miniflareOptions({ bindings, persist: dir, port }));
+    await mf.ready;
+  };
+  /** Stops the workerd process, leaving its state on disk. */
+  hub.kill = async () => {
+    await mf.dispose();
+  };
+  /** Starts it again after kill(). */
+  hub.start = async () => {
+    mf = new Miniflare(miniflareOptions({ bindings, persist: dir, port }));
+    await mf.ready;
+  };
+  hub.stop = async () => {
+    for (const s of hub.sockets) s.terminate();
+    await mf.dispose().catch(() => {});
+    if (!persist) rmSync(dir, { recursive: true, force: true });
+  };
+  return hub;
+}
+
+export const uid = (prefix = 't') => `${prefix}-${randomUUID()}`;
+
+/** application/x-www-form-urlencoded from an object (undefined values skipped). */
+export function form(params) {
+  return Object.entries(params)
+    .filter(([, v]) => v !== undefined)
+    .map(([k, v]) => `${encodeURIComponent(k)}=${encodeURIComponent(v)}`)
+    .join('&');
+}
+
+export const patient = (id, extra = {}) => ({ key: 'patient', resource: { resourceType: 'Patient', id, identifier: [{ value: id }], ...extra } });
+export const encounter = (id, pid) => ({ key: 'encounter', resource: { resourceType: 'Encounter', id, subject: { reference: `Patient/${pid}` } } });
+export const study = (id) => ({ key: 'study', resource: { resourceType: 'ImagingStudy', id } });
+export const report = (id, extra = {}) => ({ key: 'report', resource: { resourceType: 'DiagnosticReport', id, status: 'preliminary', ...extra } });
+export const reportRef = (id) => ({ key: 'report', reference: { reference: `DiagnosticReport/${id}` } });
+export const observationPut = (id, extra = {}) => ({ request: { method: 'PUT' }, resource: { resourceType: 'Observation', id, status: 'preliminary', ...extra } });
+export const observationDelete = (id) => ({ request: { method: 'DELETE' }, fullUrl: `Observation/${id}` });
+export const bundle = (entries, id) => ({ key: 'updates', resource: { resourceType: 'Bundle', ...(id ? { id } : {}), type: 'transaction', entry: entries } });
+export const parameters = (code) => ({ key: 'parameters', resource: { resourceType: 'Parameters', parameter: [{ name: 'code', valueCoding: { system: 'http://fhircast.hl7.org/CodeSystem/fhircast-codesystem', code } }] } });
+
+/** Reads a SyncError notification's OperationOutcome into its parts. */
+export function syncErrorDetails(msg) {
+  const oo = msg.event.context.find((c) => c.key === 'operationoutcome').resource;
+  const issue = oo.issue[0];
+  const code = (suffix) => issue.details.coding.find((c) => c.system.endsWith(`/syncerror/${suffix}`))?.code;
+  return { severity: issue.severity, code: issue.code, diagnostics: issue.diagnostics, eventId: code('eventid'), eventName: code('eventname'), subscriber: code('subscribername'), oo };
+}
+
+export class Hub {
+  constructor(base, origin) {
+    this.base = base;
+    this.origin = origin;
+    this.topic = uid('topic');
+  }
+
+  /** An event request body. */
+  event(name, context, { topic = this.topic, id = randomUUID(), timestamp = new Date().toISOString(), versionId } = {}) {
+    const event = { 'hub.topic': topic, 'hub.event': name, context };
+    if (versionId !== undefined) event['context.versionId'] = versionId;
+    return { timestamp, id, event };
+  }
+
+  /** Any HTTP request; returns { status, headers, text, json }. */
+  async request(path, { method = 'GET', headers = {}, body } = {}) {
+    const res = await fetch(`${this.base}${path}`, { method, headers, body });
+    const text = await res.text();
+    let json;
+    try {
+      json = JSON.parse(text);
+    } catch {}
+    return { status: res.status, headers: res.headers, text, json };
+  }
+
+  /** POSTs a subscription form. `params` uses the spec's names ('hub.events', ...). */
+  async subscribeForm(params, { token, headers = {} } = {}) {
+    return this.request('', {
+      method: 'POST',
+      headers: { 'content-type': 'application/x-www-form-urlencoded', ...(token ? { authorization: `Bearer ${token}` } : {}), ...headers },
+      body: typeof params === 'string' ? params : form(params),
+    });
+  }
+
+  async subscribe({ topic = this.topic, events, name, lease, endpoint, token } = {}) {
+    return this.subscribeForm(
+      { 'hub.channel.type': 'websocket', 'hub.mode': 'subscribe', 'hub.topic': topic, 'hub.events': events, 'hub.lease_seconds': lease, 'hub.channel.endpoint': endpoint, 'subscriber.name': name },
+      { token },
+    );
+  }
+
+  async unsubscribe(endpoint, { topic = this.topic, token } = {}) {
+    return this.subscribeForm({ 'hub.channel.type': 'websocket', 'hub.mode': 'unsubscribe', 'hub.topic': topic, 'hub.channel.endpoint': endpoint }, { token });
+  }
+
+  /** POSTs an event (object or raw text). */
+  async post(body, { path = '', contentType = 'application/fhir+json', token } = {}) {
+    return this.request(path, {
+      method: 'POST',
+      headers: { 'content-type': contentType, ...(token ? { authorization: `Bearer ${token}` } : {}) },
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+    });
+  }
+
+  async getContext(topic = this.topic, { token } = {}) {
+    return this.request(`/${encodeURIComponent(topic)}`, { headers: token ? { authorization: `Bearer ${token}` } : {} });
+  }
+
+  /** Subscribes, connects, and waits for the confirmation. Options as `subscribe` plus `ack`. */
+  async join(events, { name, topic = this.topic, lease, token, ack = 200 } = {}) {
+    const r = await this.subscribe({ topic, events, name, lease, token });
+    if (r.status !== 202) throw new Error(`subscribe: ${r.status} ${r.text}`);
+    const s = await Subscriber.connect(r.json['hub.channel.endpoint'], { ack });
+    this.sockets?.add(s.ws);
+    s.endpoint = r.json['hub.channel.endpoint'];
+    s.confirmation = await s.next();
+    if (s.confirmation['hub.mode'] !== 'subscribe') throw new Error(`expected a confirmation: ${JSON.stringify(s.confirmation)}`);
+    return s;
+  }
+}
+
+/**
+ * One WebSocket subscriber: a queue of received JSON messages. `ack` decides the answer to each
+ * notification: a status number, a function (msg) => status | undefined (undefined = no answer),
+ * or false (never answer).
+ */
+export class Subscriber {
+  static connect(url, { ack = 200 } = {}) {
+    return new Promise((resolve, reject) => {
+      const ws = new WebSocket(url);
+      const s = new Subscriber(ws, ack);
+      ws.once('open', () => resolve(s));
+      ws.once('unexpected-response', (_req, res) => reject(Object.assign(new Error(`upgrade refused: ${res.statusCode}`), { status: res.statusCode })));
+      ws.once('error', reject);
+    });
+  }
+
+  constructor(ws, ack) {
+    this.ws = ws;
+    this.ack = ack;
+    this.queue = [];
+    this.waiters = [];
+    this.all = [];
+    this.closed = new Promise((resolve) => ws.once('close', (code, reason) => resolve({ code, reason: reason.toString() })));
+    ws.on('message', (data) => {
+      const msg = JSON.parse(data.toString());
+      this.all.push(msg);
+      if (msg.id && msg.event) {
+        const status = typeof this.ack === 'function' ? this.ack(msg) : this.ack;
+        if (typeof status === 'number') this.send({ id: msg.id, status });
+      }
+      const i = this.waiters.findIndex((w) => w.match(msg));
+      if (i >= 0) this.waiters.splice(i, 1)[0].resolve(msg);
+      else this.queue.push(msg);
+    });
+  }
+
+  send(obj) {
+    this.ws.send(typeof obj === 'string' ? obj : JSON.stringify(obj));
+  }
+
+  /** The next message matching `match` (default: any), within `timeout` ms. */
+  next(match = () => true, timeout = 5000) {
+    const i = this.queue.findIndex(match);
+    if (i >= 0) return Promise.resolve(this.queue.splice(i, 1)[0]);
+    return new Promise((resolve, reject) => {
+      const w = { match, resolve: (m) => (clearTimeout(t), resolve(m)) };
+      const t = setTimeout(() => {
+        this.waiters.splice(this.waiters.indexOf(w), 1);
+        reject(new Error(`no matching message within ${timeout} ms; received: ${JSON.stringify(this.all).slice(0, 800)}`));
+      }, timeout);
+      this.waiters.push(w);
+    });
+  }
+
+  /** The next notification of `name` (case-insensitive). */
+  nextEvent(name, timeout) {
+    return this.next((m) => m.event?.['hub.event']?.toLowerCase() === name.toLowerCase(), timeout);
+  }
+
+  /** Resolves true if no message matching `match` arrives within `ms`. */
+  async nothing(match = () => true, ms = 500) {
+    try {
+      await this.next(match, ms);
+      return false;
+    } catch {
+      return true;
+    }
+  }
+
+  close(code = 1000, reason = 'bye') {
+    this.ws.close(code, reason);
+    return this.closed;
+  }
+}
