@@ -8,14 +8,24 @@ SHELL := bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 export CARGO_TERM_COLOR ?= never
 
-# Components scripts/setup.sh installs. Only the Rust toolchain is needed so far; later
-# issues add `wasm-tools` (wasm-bindgen-cli, worker-build), `node` (wrangler, miniflare,
-# binaryen, ...) and `chromium` (browser tests) as the hub and the SDK come to need them.
-SETUP_COMPONENTS ?= rust
+# Components scripts/setup.sh installs: the Rust targets, wasm-bindgen-cli + worker-build,
+# and the npm tooling (wrangler, miniflare, binaryen, esbuild, ws). `chromium` joins when the
+# browser SDK's tests arrive.
+SETUP_COMPONENTS ?= rust wasm-tools node
+
+# worker-build must not download anything (toolchain.md): every tool it runs is given by path.
+NODE_BIN := $(CURDIR)/node_modules/.bin
+WORKER_BUILD_ENV := WASM_BINDGEN_BIN=$(HOME)/.cargo/bin/wasm-bindgen \
+	ESBUILD_BIN=$(CURDIR)/node_modules/@esbuild/linux-x64/bin/esbuild \
+	WASM_OPT_BIN=$(NODE_BIN)/wasm-opt
+export WRANGLER_SEND_METRICS := false
+export CLOUDFLARE_CF_FETCH_ENABLED := false
+DEV_HOST ?= 127.0.0.1
+DEV_PORT ?= 8787
 
 TEST_LOGS := target/test-logs
 
-.PHONY: help setup build dev test fmt lint clean
+.PHONY: help setup build hub-build dev test fmt lint clean
 
 help:
 	@echo "make dev    install what is missing, build, run the hub locally"
@@ -28,25 +38,45 @@ setup:
 build: setup
 	cargo build --workspace
 
-# The hub (edge-hub/, Cloudflare Worker + wrangler dev) arrives with issue 3; until then
-# `make dev` builds the workspace and says so rather than start a stand-in server.
-dev: build
-	@echo "make dev: the workspace builds; there is no hub to run yet."
-	@echo "make dev: the FHIRcast Hub on Cloudflare Workers (edge-hub/) comes with issue 3."
+# The Worker bundle (edge-hub/build): release, wasm-opt -Oz from npm binaryen.
+hub-build: setup
+	cd edge-hub && $(WORKER_BUILD_ENV) $(HOME)/.cargo/bin/worker-build --release
+
+# The hub in workerd (wrangler dev) on http://$(DEV_HOST):$(DEV_PORT)/api/hub, state kept in
+# target/dev-state across restarts. Authorization is off (AUTH_MODE=open): local use only.
+dev: setup
+	@echo ""
+	@echo "  FHIRcast hub: http://$(DEV_HOST):$(DEV_PORT)/api/hub"
+	@echo "  well-known:   http://$(DEV_HOST):$(DEV_PORT)/api/hub/.well-known/fhircast-configuration"
+	@echo "  state:        target/dev-state (delete it to start afresh)"
+	@echo ""
+	@echo "  !! AUTH_MODE=open: no access tokens are checked. For local development only. !!"
+	@echo "  !! Deployments set AUTH_MODE=jwt (README: Deploying).                         !!"
+	@echo ""
+	cd edge-hub && PATH="$(NODE_BIN):$$PATH" $(WORKER_BUILD_ENV) wrangler dev --ip $(DEV_HOST) --port $(DEV_PORT) \
+		--show-interactive-dev-session=false --persist-to ../target/dev-state --var AUTH_MODE:open
 
 # fmt, clippy, the native tests (--no-fail-fast: every suite runs and is counted), then the
 # core for wasm32 (proves it has no I/O deps).
 # The last line printed is the summed "N passed, N failed" over every suite's log.
+# Then the Worker is built and the conformance suite runs it in workerd (tests/hub), and
+# `wrangler deploy --dry-run` bundles it and reports its size.
 test: setup
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
+	cargo clippy -p fhircast-edge-hub --target wasm32-unknown-unknown -- -D warnings
 	@mkdir -p $(TEST_LOGS) && rm -f $(TEST_LOGS)/*.log
 	@status=0; echo "+ cargo test --workspace --no-fail-fast"; \
 	cargo test --workspace --no-fail-fast 2>&1 | tee $(TEST_LOGS)/cargo.log || status=$$?; \
-	if [[ $$status -eq 0 ]]; then \
-	  echo "+ cargo build -p fhircast-core --target wasm32-unknown-unknown --release"; \
-	  cargo build -p fhircast-core --target wasm32-unknown-unknown --release || status=$$?; \
-	fi; \
+	echo "+ cargo build -p fhircast-core --target wasm32-unknown-unknown --release"; \
+	cargo build -p fhircast-core --target wasm32-unknown-unknown --release || status=$$?; \
+	echo "+ make hub-build"; \
+	if $(MAKE) --no-print-directory hub-build; then \
+	  echo "+ node --test tests/hub"; \
+	  $(NODE_BIN)/node --test --test-reporter=tap --test-concurrency=2 'tests/hub/*.test.mjs' 2>&1 | tee $(TEST_LOGS)/hub.log || status=$$?; \
+	  echo "+ wrangler deploy --dry-run"; \
+	  (cd edge-hub && PATH="$(NODE_BIN):$$PATH" WORKER_BUILD_NO_OPT= $(WORKER_BUILD_ENV) wrangler deploy --dry-run --outdir ../target/deploy 2>&1 | grep -E "Total Upload|error|Error") || status=$$?; \
+	else status=1; printf "the Worker did not build\nTEST-COUNTS passed=0 failed=1\n" > $(TEST_LOGS)/hub-build.log; fi; \
 	scripts/test-summary.sh $(TEST_LOGS)/*.log || status=$$(( status ? status : 1 )); \
 	exit $$status
 
