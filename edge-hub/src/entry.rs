@@ -240,10 +240,13 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
         }
     };
     if let (Some(o), false) = (allowed, is_ws) {
-        let headers = if preflight { cors::preflight_headers(&o) } else { cors::response_headers(&o) };
-        for (k, v) in headers {
-            resp.headers_mut().set(k, &v)?;
+        // A response relayed from the Durable Object has immutable headers ("Can't modify
+        // immutable headers", a 500 for every browser request): add CORS to a copy.
+        let headers = resp.headers().clone();
+        for (k, v) in if preflight { cors::preflight_headers(&o) } else { cors::response_headers(&o) } {
+            headers.set(k, &v)?;
         }
+        resp = resp.with_headers(headers);
     }
     Ok(resp)
 }
