@@ -1,0 +1,43 @@
+#!/usr/bin/env bash
+# Builds the browser SDK into the npm package: npm/pkg/{fhircast_sdk.js, fhircast_sdk_bg.wasm}.
+#   cargo (wasm32, release: lto, opt-level z) -> wasm-bindgen --target web --weak-refs
+#   -> wasm-opt -Oz (npm binaryen 132; Debian's 108 breaks in Chromium, toolchain.md)
+# Then prints the sizes (raw and gzipped) of everything a browser downloads and compares the
+# gzipped total with the budget (SDK_BUDGET_KB, default 100): over it, a warning, or a failure
+# with SDK_BUDGET_STRICT=1.
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+export PATH="$HOME/.cargo/bin:$PATH"
+BUDGET_KB=${SDK_BUDGET_KB:-100}
+OUT=npm/pkg
+WASM_OPT=node_modules/.bin/wasm-opt
+
+want=$(sed -n 's/^wasm-bindgen = "=\(.*\)"/\1/p' sdk/Cargo.toml)
+have=$(wasm-bindgen --version | awk '{print $2}')
+if [[ "$want" != "$have" ]]; then
+  echo "wasm-bindgen CLI $have does not match the crate ($want): cargo install wasm-bindgen-cli --version $want --debug" >&2
+  exit 1
+fi
+
+cargo build -p fhircast-sdk --target wasm32-unknown-unknown --release
+rm -rf "$OUT"
+wasm-bindgen --target web --weak-refs --no-typescript --out-dir "$OUT" target/wasm32-unknown-unknown/release/fhircast_sdk.wasm
+"$WASM_OPT" -Oz \
+  --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+  --enable-reference-types --enable-multivalue --enable-mutable-globals \
+  "$OUT/fhircast_sdk_bg.wasm" -o "$OUT/fhircast_sdk_bg.wasm"
+
+gz() { gzip -9 -c "$1" | wc -c; }
+total_raw=0; total_gz=0
+printf '%-28s %10s %10s\n' file raw gzipped
+for f in "$OUT/fhircast_sdk_bg.wasm" "$OUT/fhircast_sdk.js" npm/index.js; do
+  raw=$(wc -c <"$f"); z=$(gz "$f")
+  total_raw=$((total_raw + raw)); total_gz=$((total_gz + z))
+  printf '%-28s %10d %10d\n' "${f#npm/}" "$raw" "$z"
+done
+printf '%-28s %10d %10d   (budget %d KB gzipped)\n' total "$total_raw" "$total_gz" "$BUDGET_KB"
+echo "SDK-SIZE raw=$total_raw gzip=$total_gz"
+if (( total_gz > BUDGET_KB * 1024 )); then
+  echo "WARNING: the SDK is over its size budget: $total_gz > $((BUDGET_KB * 1024)) bytes gzipped" >&2
+  if [[ "${SDK_BUDGET_STRICT:-}" == 1 ]]; then exit 1; fi
+fi
