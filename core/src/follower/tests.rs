@@ -493,3 +493,29 @@ fn req70_an_unreadable_notification_is_answered_400() {
     assert_eq!(acks(&f.drain()), vec![("x1".to_owned(), 400)]);
     assert!(f.f.handle_text("[1,2]", f.now).is_err());
 }
+
+#[test]
+fn a_context_change_sent_again_still_makes_older_undecided_ones_moot() {
+    let mut f = follower();
+    let now = f.now;
+    let at = |s| now.add(Duration::from_secs(s));
+    f.recv(open("e2", "p2", at(2)));
+    f.f.decide("e2", Decision::Defer, at(2));
+    f.f.handle_disconnected("connection lost (1006)", at(3));
+    f.f.handle_connecting(at(3));
+    f.recv(json!({"hub.mode":"subscribe","hub.topic":"T1","hub.events":"Patient-open","hub.lease_seconds":60}));
+    // The replay: the older, still open p1 (new to this app), then the current p2, which this
+    // app answered (202) before its socket broke.
+    f.recv(open("e1", "p1", now));
+    f.recv(open("e2", "p2", at(2)));
+    assert!(acks(&f.drain()).contains(&("e2".to_owned(), 202)), "answered as before");
+    let snap: CurrentContext = serde_json::from_value(json!({"context.type":"Patient","context.versionId":"v-p2",
+        "context":[{"key":"patient","resource":{"resourceType":"Patient","id":"p2"}}]}))
+    .unwrap();
+    f.f.handle_snapshot(&snap, at(4)); // raced the replay: asked again
+    f.f.handle_snapshot(&snap, at(4));
+    assert_eq!(f.f.status(), &SyncStatus::InSync);
+    f.f.decide("e1", Decision::Accept, at(5));
+    assert_eq!(shown(&f).as_deref(), Some("Patient/p2"), "the older replayed open is moot");
+    assert_eq!(f.f.status(), &SyncStatus::InSync);
+}
