@@ -50,6 +50,11 @@ pub struct FollowerConfig {
     /// An echoed resend with no SyncError for this long means sync is restored.
     pub confirm_window: Duration,
     /// Resynchronise through get-current-context after connecting and after a version gap.
+    ///
+    /// Off, for Hubs without get-current-context: the follower reports in sync as soon as the
+    /// Hub confirms the subscription, trusting the replay that follows it (req 44) to bring
+    /// the current context. That is weaker: until the replay has arrived the app may show an
+    /// older context while the status says in sync.
     pub resync_with_get: bool,
     /// Retry a failed get-current-context after this long.
     pub resync_retry: Duration,
