@@ -22,6 +22,7 @@ impl Follower {
             Some("subscribe") => {
                 let c: Confirmation = serde_json::from_str(text).map_err(|e| format!("bad confirmation: {e}"))?;
                 self.granted = c.events.split(',').filter_map(|e| EventName::parse(e).ok()).collect();
+                self.confirmed = true;
                 if self.config.resync_with_get {
                     self.request_snapshot();
                     self.set_status(SyncStatus::Connecting);
@@ -33,8 +34,7 @@ impl Follower {
             Some("denied") => {
                 let d: Denial = serde_json::from_str(text).map_err(|e| format!("bad denial: {e}"))?;
                 let reason = d.reason.unwrap_or_else(|| "subscription denied".into());
-                self.pending.clear();
-                self.snapshot = Snapshot::Idle;
+                self.connection_ended();
                 self.set_status(SyncStatus::Disconnected {
                     reason: format!("the hub ended the subscription: {reason}"),
                 });
@@ -70,9 +70,15 @@ impl Follower {
 
     fn handle_notification(&mut self, event: Event, now: Timestamp) {
         // Duplicates (a retry, a replay of what we have): answered as before, not delivered.
+        // A context change sent again is still the newest the Hub sent: the replay on a new
+        // connection ends with the current context, which this app may have answered before.
         if let Some((_, status)) = self.answered.iter().find(|(id, _)| *id == event.id) {
             let status = *status;
             self.ack(&event.id, status);
+            let kind = event.name.kind();
+            if is_context_change(kind) && self.context_ts.is_none_or(|ts| event.timestamp >= ts) {
+                self.supersede_undecided(kind);
+            }
             return;
         }
         if self.pending.contains_key(&event.id) {
@@ -96,6 +102,7 @@ impl Follower {
                 if let Snapshot::Requested { dirty } = &mut self.snapshot {
                     *dirty = true;
                 }
+                self.supersede_undecided(kind);
                 if self.own.contains_key(&event.id) {
                     self.ack(&event.id, 200);
                     self.apply(&event);
@@ -103,20 +110,6 @@ impl Follower {
                     self.outputs.push_back(Output::ContextChanged(self.current.clone()));
                     self.settle_in_sync();
                     return;
-                }
-                // A newer context change makes older undecided ones moot.
-                let mut moot = Vec::new();
-                for (id, p) in self.pending.iter_mut() {
-                    if is_context_change(p.event.name.kind()) && !p.superseded {
-                        p.superseded = true;
-                        if !p.acked_202 {
-                            p.acked_202 = true;
-                            moot.push(id.clone());
-                        }
-                    }
-                }
-                for id in moot {
-                    self.ack(&id, 202);
                 }
                 self.deliver(event, now);
             }
@@ -152,12 +145,54 @@ impl Follower {
         }
     }
 
+    /// A newer context change (of kind `kind`) makes the older undecided ones moot, whether it
+    /// is another app's, this app's own echo, or one sent again: a late decision must not apply
+    /// them over it. Those not answered yet are answered 202 now.
+    ///
+    /// An open (or Home-open, logout) sets the whole current context, whatever came before. A
+    /// close does not: it acts on the context the app never reached (the Hub still holds an
+    /// open that is not the one closed), so the app has diverged until a snapshot says what the
+    /// Hub holds.
+    fn supersede_undecided(&mut self, kind: EventKind) {
+        let mut moot = Vec::new();
+        let mut superseded = false;
+        for (id, p) in self.pending.iter_mut() {
+            if is_context_change(p.event.name.kind()) && !p.superseded {
+                p.superseded = true;
+                superseded = true;
+                if !p.acked_202 {
+                    p.acked_202 = true;
+                    moot.push(id.clone());
+                }
+            }
+        }
+        for id in moot {
+            self.ack(&id, 202);
+        }
+        if superseded && kind == EventKind::Close {
+            self.diverged = true;
+            self.request_snapshot();
+        }
+    }
+
+    /// Hands a notification to the app. Until the app has followed a context change it does
+    /// not show what the Hub holds, so an in-sync follower is `Deciding` meanwhile (and back
+    /// in sync as soon as the app accepts, in the same turn for an app that decides at once).
     fn deliver(&mut self, event: Event, now: Timestamp) {
         let deadline = now.add(self.config.answer_within);
         self.pending.insert(
             event.id.clone(),
             Pending { event: event.clone(), received: now, acked_202: false, deadline, superseded: false },
         );
+        let deciding = matches!(
+            self.status,
+            SyncStatus::InSync | SyncStatus::OutOfSync { reason: OutOfSyncReason::Deciding { .. } }
+        );
+        if deciding && is_context_change(event.name.kind()) {
+            self.set_status(SyncStatus::OutOfSync {
+                reason: OutOfSyncReason::Deciding { event_id: event.id.clone(), event_name: event.name.to_string() },
+            });
+        }
         self.outputs.push_back(Output::Deliver(event));
     }
 
@@ -204,6 +239,9 @@ impl Follower {
             }
             Decision::Refuse | Decision::Fail => {
                 let refused = decision == Decision::Refuse;
+                if is_context_change(kind) || kind == EventKind::Update {
+                    self.diverged = true;
+                }
                 if !p.acked_202 {
                     self.ack(id, if refused { 409 } else { 500 });
                 } else if !matches!(kind, EventKind::Update | EventKind::Select) {
@@ -227,6 +265,9 @@ impl Follower {
 
     /// Applies an accepted (or own, echoed) event to what the app shows.
     fn apply(&mut self, event: &Event) {
+        if matches!(event.name.kind(), EventKind::Open | EventKind::HomeOpen | EventKind::UserLogout) {
+            self.diverged = false;
+        }
         match event.name.kind() {
             EventKind::Open => {
                 if let Some(anchor) = event.anchor() {
@@ -311,14 +352,20 @@ impl Follower {
         }
     }
 
+    /// Asks for a snapshot taken after now. A GET already under way may have been answered
+    /// before what made the follower ask, so it is asked again once it returns.
+    /// Not connected, nothing is asked: the next confirmation asks.
     pub(super) fn request_snapshot(&mut self) {
-        if !self.config.resync_with_get {
+        if !self.config.resync_with_get || !self.confirmed {
             return;
         }
-        if !matches!(self.snapshot, Snapshot::Requested { .. }) {
-            self.outputs.push_back(Output::FetchCurrentContext);
+        match &mut self.snapshot {
+            Snapshot::Requested { dirty } => *dirty = true,
+            _ => {
+                self.outputs.push_back(Output::FetchCurrentContext);
+                self.snapshot = Snapshot::Requested { dirty: false };
+            }
         }
-        self.snapshot = Snapshot::Requested { dirty: false };
     }
 
     /// The Hub's current context (req 100-106), asked for with
@@ -327,15 +374,21 @@ impl Follower {
     /// asked for again.
     pub fn handle_snapshot(&mut self, snapshot: &CurrentContext, _now: Timestamp) {
         match self.snapshot {
-            Snapshot::Requested { dirty: true } => {
+            Snapshot::Requested { dirty: true } if self.confirmed => {
                 self.snapshot = Snapshot::Requested { dirty: false };
                 self.outputs.push_back(Output::FetchCurrentContext);
                 return;
             }
-            Snapshot::Requested { dirty: false } => {}
+            Snapshot::Requested { dirty: false } if self.confirmed => {}
+            Snapshot::Requested { .. } => {
+                // Asked for on a connection that has ended: the next confirmation asks again.
+                self.snapshot = Snapshot::Idle;
+                return;
+            }
             _ => return,
         }
         self.snapshot = Snapshot::Idle;
+        self.diverged = false;
         let current = context_from_snapshot(snapshot);
         if let Some(c) = &current {
             if let Some(v) = &c.version_id {
@@ -346,15 +399,32 @@ impl Follower {
             self.current = current;
             self.outputs.push_back(Output::ContextChanged(self.current.clone()));
         }
-        let undecided = self.pending.values().any(|p| !p.superseded && is_context_change(p.event.name.kind()));
-        if !undecided && !matches!(self.status, SyncStatus::Disconnected { .. }) {
-            self.set_status(SyncStatus::InSync);
+        if matches!(self.status, SyncStatus::Disconnected { .. }) {
+            return;
+        }
+        // A context change the app is still deciding about: not in sync until it has (and out
+        // of `Connecting` now, so that its decision can settle the status).
+        let undecided = self
+            .pending
+            .values()
+            .filter(|p| !p.superseded && is_context_change(p.event.name.kind()))
+            .max_by_key(|p| p.received)
+            .map(|p| (p.event.id.clone(), p.event.name.to_string()));
+        match undecided {
+            None => self.set_status(SyncStatus::InSync),
+            Some((event_id, event_name)) => {
+                self.set_status(SyncStatus::OutOfSync { reason: OutOfSyncReason::Deciding { event_id, event_name } })
+            }
         }
     }
 
     /// Get-current-context failed; it is retried after [`super::FollowerConfig::resync_retry`].
     pub fn handle_snapshot_failed(&mut self, message: &str, now: Timestamp) {
         if !matches!(self.snapshot, Snapshot::Requested { .. }) {
+            return;
+        }
+        if !self.confirmed {
+            self.snapshot = Snapshot::Idle;
             return;
         }
         self.snapshot = Snapshot::RetryAt(now.add(self.config.resync_retry));

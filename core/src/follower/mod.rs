@@ -50,6 +50,11 @@ pub struct FollowerConfig {
     /// An echoed resend with no SyncError for this long means sync is restored.
     pub confirm_window: Duration,
     /// Resynchronise through get-current-context after connecting and after a version gap.
+    ///
+    /// Off, for Hubs without get-current-context: the follower reports in sync as soon as the
+    /// Hub confirms the subscription, trusting the replay that follows it (req 44) to bring
+    /// the current context. That is weaker: until the replay has arrived the app may show an
+    /// older context while the status says in sync.
     pub resync_with_get: bool,
     /// Retry a failed get-current-context after this long.
     pub resync_retry: Duration,
@@ -123,7 +128,8 @@ pub enum OutOfSyncReason {
         /// The event's name.
         event_name: String,
     },
-    /// This app has not decided yet whether to follow an event (it answered 202).
+    /// This app has not decided yet whether to follow a context change it was given (if it
+    /// takes long, the follower has answered 202).
     Deciding {
         /// The event's id.
         event_id: String,
@@ -301,6 +307,14 @@ pub struct Follower {
     pending: BTreeMap<String, Pending>,
     own: BTreeMap<String, Own>,
     snapshot: Snapshot,
+    /// The app did not follow a change (it refused or failed one), so what it shows may differ
+    /// from what the Hub holds. Only what sets the whole current context again ends this: an
+    /// applied open, `Home-open` or `UserLogout`, or a snapshot. A close or an update
+    /// followed meanwhile is applied to a context the Hub no longer has, so it does not.
+    diverged: bool,
+    /// The Hub confirmed the subscription on the current connection: only then can a snapshot
+    /// put the follower in sync (before, it receives nothing).
+    confirmed: bool,
     outputs: VecDeque<Output>,
 }
 
@@ -321,6 +335,8 @@ impl Follower {
             pending: BTreeMap::new(),
             own: BTreeMap::new(),
             snapshot: Snapshot::Idle,
+            diverged: false,
+            confirmed: false,
             outputs: VecDeque::new(),
         }
     }
@@ -373,6 +389,7 @@ impl Follower {
 
     /// The shell is (re)subscribing.
     pub fn handle_connecting(&mut self, _now: Timestamp) {
+        self.confirmed = false;
         self.set_status(SyncStatus::Connecting);
     }
 
@@ -380,9 +397,21 @@ impl Follower {
     /// subscribes again. Notifications awaiting an answer are dropped (the Hub has dropped the
     /// subscription, and answers can no longer reach it).
     pub fn handle_disconnected(&mut self, reason: &str, _now: Timestamp) {
-        self.pending.clear();
-        self.snapshot = Snapshot::Idle;
+        self.connection_ended();
         self.set_status(SyncStatus::Disconnected { reason: reason.to_owned() });
+    }
+
+    /// The connection is over. A GET still under way is answered later, maybe after the next
+    /// connection asked for its own: it stays outstanding, marked stale, so that its answer is
+    /// discarded rather than taken for the new connection's (one GET at a time, so answers
+    /// pair with requests).
+    fn connection_ended(&mut self) {
+        self.pending.clear();
+        self.confirmed = false;
+        self.snapshot = match self.snapshot {
+            Snapshot::Requested { .. } => Snapshot::Requested { dirty: true },
+            _ => Snapshot::Idle,
+        };
     }
 
     fn set_status(&mut self, s: SyncStatus) {
@@ -392,8 +421,12 @@ impl Follower {
         }
     }
 
-    /// Back in sync, unless connecting or disconnected (those end through their own paths).
+    /// Back in sync, unless connecting or disconnected (those end through their own paths), or
+    /// the app has diverged from the Hub and nothing has set the whole context since.
     fn settle_in_sync(&mut self) {
+        if self.diverged {
+            return;
+        }
         if matches!(self.status, SyncStatus::OutOfSync { .. }) && matches!(self.snapshot, Snapshot::Idle) {
             let undecided = self.pending.values().any(|p| !p.superseded && is_context_change(p.event.name.kind()));
             if !undecided {

@@ -493,3 +493,203 @@ fn req70_an_unreadable_notification_is_answered_400() {
     assert_eq!(acks(&f.drain()), vec![("x1".to_owned(), 400)]);
     assert!(f.f.handle_text("[1,2]", f.now).is_err());
 }
+
+// Found by the simulator (core/tests/simulator.rs): each test names the behaviour it keeps.
+
+#[test]
+fn a_context_change_the_app_has_not_decided_on_is_not_in_sync() {
+    let mut f = follower();
+    let now = f.now;
+    f.recv(open("e1", "p1", now));
+    assert_eq!(shown(&f), None);
+    assert!(
+        matches!(f.f.status(), SyncStatus::OutOfSync { reason: OutOfSyncReason::Deciding { .. } }),
+        "delivered but not followed yet: the app does not show what the hub holds"
+    );
+    f.f.decide("e1", Decision::Accept, now);
+    assert_eq!(f.f.status(), &SyncStatus::InSync);
+}
+
+#[test]
+fn an_own_echo_makes_older_undecided_context_changes_moot() {
+    let mut f = follower();
+    let now = f.now;
+    f.recv(open("e1", "p1", now));
+    f.drain();
+    let later = now.add(Duration::from_secs(1));
+    let patient = ContextEntry::resource_raw("patient", r#"{"resourceType":"Patient","id":"p9"}"#).unwrap();
+    let e = f.f.prepare(EventName::parse("Patient-open").unwrap(), vec![patient], "own1", later).unwrap();
+    f.f.handle_post_result("own1", Ok(()), later);
+    f.recv(serde_json::from_str(&e.to_json()).unwrap());
+    assert_eq!(shown(&f).as_deref(), Some("Patient/p9"));
+    assert!(acks(&f.drain()).contains(&("e1".to_owned(), 202)), "e1 is moot: answered 202 now");
+    f.f.decide("e1", Decision::Accept, later);
+    assert_eq!(shown(&f).as_deref(), Some("Patient/p9"), "a late decision on an older event does nothing");
+    assert_eq!(f.f.status(), &SyncStatus::InSync);
+}
+
+#[test]
+fn following_a_close_after_refusing_an_open_is_still_out_of_sync() {
+    let mut f = follower();
+    let now = f.now;
+    let at = |s| now.add(Duration::from_secs(s));
+    f.recv(open("e1", "p1", now));
+    f.f.decide("e1", Decision::Accept, now);
+    f.recv(open("e2", "p2", at(1)));
+    f.f.decide("e2", Decision::Refuse, at(1));
+    // The app closes what it shows (p1); the hub still holds p2.
+    let patient = ContextEntry::resource_raw("patient", r#"{"resourceType":"Patient","id":"p1"}"#).unwrap();
+    let c = f.f.prepare(EventName::parse("Patient-close").unwrap(), vec![patient], "own-c", at(2)).unwrap();
+    f.f.handle_post_result("own-c", Ok(()), at(2));
+    f.recv(serde_json::from_str(&c.to_json()).unwrap());
+    assert_eq!(shown(&f), None);
+    assert!(matches!(f.f.status(), SyncStatus::OutOfSync { reason: OutOfSyncReason::Refused { .. } }));
+    // Another app's close of another anchor, followed: still not what the hub holds.
+    f.recv(close("c3", "p3", at(3)));
+    f.f.decide("c3", Decision::Accept, at(3));
+    assert!(matches!(f.f.status(), SyncStatus::OutOfSync { .. }), "{:?}", f.f.status());
+    // An open sets the whole context: in sync again.
+    f.recv(open("e4", "p4", at(4)));
+    f.f.decide("e4", Decision::Accept, at(4));
+    assert_eq!(f.f.status(), &SyncStatus::InSync);
+}
+
+#[test]
+fn a_close_that_makes_an_undecided_open_moot_resynchronises() {
+    let mut f = follower();
+    let now = f.now;
+    let at = |s| now.add(Duration::from_secs(s));
+    f.recv(open("e1", "p1", now));
+    f.f.decide("e1", Decision::Accept, now);
+    f.recv(open("e2", "p2", at(1)));
+    f.drain();
+    // The hub now holds p2; the old p1 is closed before this app decided about p2.
+    f.recv(close("c1", "p1", at(2)));
+    let out = f.drain();
+    assert!(acks(&out).contains(&("e2".to_owned(), 202)));
+    assert!(out.contains(&Output::FetchCurrentContext), "what the hub holds is no longer known");
+    f.f.decide("c1", Decision::Accept, at(2));
+    assert_eq!(shown(&f), None);
+    assert_ne!(f.f.status(), &SyncStatus::InSync, "the hub holds p2");
+    let snap: CurrentContext = serde_json::from_value(json!({"context.type":"Patient","context.versionId":"v-p2",
+        "context":[{"key":"patient","resource":{"resourceType":"Patient","id":"p2"}}]}))
+    .unwrap();
+    f.f.handle_snapshot(&snap, at(3));
+    assert_eq!(shown(&f).as_deref(), Some("Patient/p2"));
+    assert_eq!(f.f.status(), &SyncStatus::InSync);
+}
+
+#[test]
+fn a_snapshot_under_way_when_a_context_change_arrived_is_never_applied() {
+    let mut f = follower();
+    let now = f.now;
+    f.recv(report_open("o1", "v1"));
+    f.f.decide("o1", Decision::Accept, now);
+    f.recv(report_update("u3", "v4", "v3"));
+    assert!(f.drain().contains(&Output::FetchCurrentContext));
+    // The GET is under way; a context change arrives, then another version gap.
+    f.recv(open("e2", "p2", now.add(Duration::from_secs(1))));
+    f.f.decide("e2", Decision::Accept, now);
+    f.recv(report_update("u5", "v6", "v5"));
+    f.drain();
+    // The answer was taken before e2: it must not replace p2.
+    let before_e2: CurrentContext = serde_json::from_value(json!({"context.type":"DiagnosticReport",
+        "context.versionId":"v4","context":[{"key":"report","resource":{"resourceType":"DiagnosticReport","id":"r1"}}]}))
+    .unwrap();
+    f.f.handle_snapshot(&before_e2, now);
+    assert_eq!(f.drain(), vec![Output::FetchCurrentContext], "asked again");
+    assert_eq!(shown(&f).as_deref(), Some("Patient/p2"));
+}
+
+#[test]
+fn a_snapshot_while_the_app_decides_does_not_leave_the_follower_connecting() {
+    let mut f = Follower::new("T1", None, FollowerConfig::default());
+    let now = t0();
+    f.handle_connecting(now);
+    f.handle_text(
+        r#"{"hub.mode":"subscribe","hub.topic":"T1","hub.events":"Patient-open","hub.lease_seconds":60}"#,
+        now,
+    )
+    .unwrap();
+    // The replay arrives; the app takes its time.
+    f.handle_text(&open("e1", "p1", now).to_string(), now).unwrap();
+    let snap: CurrentContext = serde_json::from_value(json!({"context.type":"Patient","context.versionId":"v-p1",
+        "context":[{"key":"patient","resource":{"resourceType":"Patient","id":"p1"}}]}))
+    .unwrap();
+    f.handle_snapshot(&snap, now); // raced e1: asked again
+    f.handle_snapshot(&snap, now);
+    assert!(matches!(f.status(), SyncStatus::OutOfSync { reason: OutOfSyncReason::Deciding { .. } }));
+    f.decide("e1", Decision::Accept, now);
+    assert_eq!(f.status(), &SyncStatus::InSync, "not stuck in Connecting");
+}
+
+#[test]
+fn no_snapshot_puts_a_follower_in_sync_before_the_hub_confirms_it() {
+    let mut f = follower();
+    let now = f.now;
+    f.recv(report_open("o1", "v1"));
+    f.f.decide("o1", Decision::Accept, now);
+    f.f.handle_disconnected("connection lost (1006)", now);
+    f.f.handle_connecting(now);
+    let ctx = vec![
+        ContextEntry::reference("report", "DiagnosticReport", "r1"),
+        ContextEntry::resource_raw("updates", r#"{"resourceType":"Bundle","type":"transaction","entry":[]}"#).unwrap(),
+    ];
+    f.f.prepare(EventName::parse("DiagnosticReport-update").unwrap(), ctx, "u1", now).unwrap();
+    f.f.handle_post_result("u1", Err((409, "stale version".into())), now);
+    assert!(!f.drain().contains(&Output::FetchCurrentContext), "the confirmation will ask");
+    f.f.handle_snapshot(&CurrentContext::empty(), now);
+    assert_eq!(f.f.status(), &SyncStatus::Connecting, "nothing is received before the confirmation");
+}
+
+#[test]
+fn the_answer_to_a_get_of_an_ended_connection_is_not_taken_for_the_next_ones() {
+    let mut f = Follower::new("T1", None, FollowerConfig::default());
+    let now = t0();
+    let confirm = r#"{"hub.mode":"subscribe","hub.topic":"T1","hub.events":"Patient-open","hub.lease_seconds":60}"#;
+    f.handle_connecting(now);
+    f.handle_text(confirm, now).unwrap();
+    let out: Vec<Output> = std::iter::from_fn(|| f.poll_output()).collect();
+    assert!(out.contains(&Output::FetchCurrentContext));
+    // GET 1 is under way when the socket breaks; the shell reconnects.
+    f.handle_disconnected("connection lost (1006)", now);
+    f.handle_connecting(now);
+    f.handle_text(confirm, now).unwrap();
+    let _ = std::iter::from_fn(|| f.poll_output()).count();
+    // GET 1's answer, taken before the reconnection, arrives now.
+    let old: CurrentContext = serde_json::from_value(json!({"context.type":"Patient","context.versionId":"v-p1",
+        "context":[{"key":"patient","resource":{"resourceType":"Patient","id":"p1"}}]}))
+    .unwrap();
+    f.handle_snapshot(&old, now);
+    assert_eq!(f.current(), None, "discarded");
+    assert_eq!(f.poll_output(), Some(Output::FetchCurrentContext), "GET 2, for this connection");
+    assert_eq!(f.status(), &SyncStatus::Connecting);
+    f.handle_snapshot(&CurrentContext::empty(), now);
+    assert_eq!(f.status(), &SyncStatus::InSync);
+}
+
+#[test]
+fn a_context_change_sent_again_still_makes_older_undecided_ones_moot() {
+    let mut f = follower();
+    let now = f.now;
+    let at = |s| now.add(Duration::from_secs(s));
+    f.recv(open("e2", "p2", at(2)));
+    f.f.decide("e2", Decision::Defer, at(2));
+    f.f.handle_disconnected("connection lost (1006)", at(3));
+    f.f.handle_connecting(at(3));
+    f.recv(json!({"hub.mode":"subscribe","hub.topic":"T1","hub.events":"Patient-open","hub.lease_seconds":60}));
+    // The replay: the older, still open p1 (new to this app), then the current p2, which this
+    // app answered (202) before its socket broke.
+    f.recv(open("e1", "p1", now));
+    f.recv(open("e2", "p2", at(2)));
+    assert!(acks(&f.drain()).contains(&("e2".to_owned(), 202)), "answered as before");
+    let snap: CurrentContext = serde_json::from_value(json!({"context.type":"Patient","context.versionId":"v-p2",
+        "context":[{"key":"patient","resource":{"resourceType":"Patient","id":"p2"}}]}))
+    .unwrap();
+    f.f.handle_snapshot(&snap, at(4)); // raced the replay: asked again
+    f.f.handle_snapshot(&snap, at(4));
+    assert_eq!(f.f.status(), &SyncStatus::InSync);
+    f.f.decide("e1", Decision::Accept, at(5));
+    assert_eq!(shown(&f).as_deref(), Some("Patient/p2"), "the older replayed open is moot");
+    assert_eq!(f.f.status(), &SyncStatus::InSync);
+}

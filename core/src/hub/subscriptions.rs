@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::state::{Phase, Subscription};
 use super::{endpoint_token, Auth, Outbound, SubscribeError, SubscriptionAccepted, Topic};
-use crate::catalog::EventName;
+use crate::catalog::{EventKind, EventName};
 use crate::scope::Access;
 use crate::subscription::{Mode, SubscriptionRequest};
 use crate::time::Timestamp;
@@ -142,7 +142,11 @@ impl Topic {
     /// most recent open that is still open, in the order they were opened, so the last one
     /// replayed is the current context; each with its original id and timestamp and the
     /// anchor's current `context.versionId`. Filtered by the subscriber's events (req 45), and
-    /// by `only` when given (events newly granted by a re-subscribe).
+    /// by `only` when given (events newly granted by a re-subscribe). A derived open (req 97)
+    /// is replayed only to subscribers that would have received it live: not to subscribers of
+    /// its source's open event, who know the anchor through the source (req 98). Replaying it
+    /// to them would put an older anchor before the current one, which they may already have
+    /// answered and so take for a duplicate, leaving them on the older anchor.
     ///
     /// Decision (§5a-9): when there is no current context (it was closed, or `Home-open` or
     /// `UserLogout` cleared it) nothing is replayed, so a new subscriber shows what every
@@ -164,6 +168,10 @@ impl Topic {
             let a = &self.state.anchors[i];
             let name = &a.open.name;
             if !sub.wants(name) || only.is_some_and(|o| !o.contains(name)) {
+                continue;
+            }
+            let source_open = a.derived_from.as_ref().and_then(|k| EventName::of(&k.resource_type, EventKind::Open));
+            if source_open.is_some_and(|s| sub.wants(&s)) {
                 continue;
             }
             let mut ev = a.open.clone();

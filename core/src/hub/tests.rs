@@ -737,6 +737,22 @@ fn req97_derived_open_is_replayed_to_late_subscribers() {
 }
 
 #[test]
+fn req98_a_derived_open_is_not_replayed_to_subscribers_of_its_source() {
+    // Found by the simulator: a subscriber of both events got the derived Patient-open in its
+    // replay, before the current DiagnosticReport-open; having answered that one before its
+    // socket broke, it took it for a duplicate and stayed on the patient.
+    let mut h = hub();
+    let e = ev(&h, "d1", "DiagnosticReport-open", vec![report("r1"), patient("p1")]);
+    h.post(e).unwrap();
+    let t = h.subscribe("Patient-open,DiagnosticReport-open", "Both");
+    h.topic.handle_connect(&t, h.now).unwrap();
+    let msgs = to(&h.drain(), &t);
+    let names: Vec<&str> = msgs.iter().skip(1).filter_map(|m| m["event"]["hub.event"].as_str()).collect();
+    assert_eq!(names, vec!["DiagnosticReport-open"], "as live: the source only (req 98)");
+    assert_eq!(msgs[1]["id"], "d1");
+}
+
+#[test]
 fn user_logout_clears_every_context_and_home_open_clears_the_current_one() {
     let mut h = hub();
     open_patient(&mut h, "e1", "p1");
