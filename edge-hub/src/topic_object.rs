@@ -309,8 +309,13 @@ impl DurableObject for TopicObject {
     }
 
     async fn websocket_close(&self, ws: WebSocket, code: usize, _reason: String, _was_clean: bool) -> Result<()> {
-        let Some(token) = self.token_of(&ws) else { return Ok(()) };
         let code = u16::try_from(code).unwrap_or(1006);
+        // Complete the closing handshake (RFC 6455 §5.5.1): without this reply a client that
+        // closes (req 49: code 1000) waits in CLOSING until its own timeout. Codes that may
+        // not be sent (1005, 1006, 1015) are answered with 1000.
+        let reply = if matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999) { code } else { 1000 };
+        let _ = ws.close(Some(reply), Some("closed"));
+        let Some(token) = self.token_of(&ws) else { return Ok(()) };
         let _ = self.with_topic(None, |t, now| t.handle_close(&token, code, now)).await;
         Ok(())
     }

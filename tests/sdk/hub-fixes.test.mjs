@@ -1,6 +1,8 @@
-// The hub seen from a browser origin: CORS on every route (§5a-24). Found by the SDK's
-// browser tests: responses relayed from the Durable Object had immutable headers, so adding
-// CORS headers failed and every cross-origin subscribe, event and GET got a 500.
+// Hub bugs the SDK's browser tests found (fixed in edge-hub/src):
+// - CORS (§5a-24): responses relayed from the Durable Object had immutable headers, so adding
+//   CORS headers failed and every cross-origin subscribe, event and GET got a 500;
+// - req 49: the hub never answered a client's close frame, so a subscriber closing with 1000
+//   hung in CLOSING until its own timeout.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { startHub, form, patient, uid } from './harness.mjs';
@@ -32,4 +34,16 @@ test('impl 5a-24: subscribe, event and current-context answers relayed from the 
   assert.equal(get.status, 200);
   assert.equal(get.headers.get('access-control-allow-origin'), ORIGIN);
   assert.equal((await get.json())['context.type'], 'Patient');
+});
+
+test('req49: a subscriber that closes with 1000 gets the closing handshake answered at once', async () => {
+  const topic = uid('topic');
+  const observer = await hub.join('Patient-open,SyncError', { topic, name: 'Observer' });
+  const s = await hub.join('Patient-open', { topic, name: 'Leaving' });
+  const t0 = Date.now();
+  const closed = await s.close(1000, 'bye');
+  assert.ok(Date.now() - t0 < 2000, `the hub answered the close frame (took ${Date.now() - t0} ms)`);
+  assert.equal(closed.code, 1000);
+  assert.ok(await observer.nothing((m) => m.event?.['hub.event'] === 'SyncError', 500), 'a normal close raises no SyncError');
+  await observer.close();
 });
