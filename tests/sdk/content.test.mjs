@@ -1,0 +1,116 @@
+// Content sharing (SUB items 107-121): update() builds the transaction Bundle and carries the
+// anchor's tracked context.versionId; versions follow own and others' updates.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { setup, uid, eventually, bundle, observationPut } from './harness.mjs';
+
+let env;
+before(async () => (env = await setup()));
+after(async () => env?.teardown());
+
+const REPORT = { resourceType: 'DiagnosticReport', id: 'r1', status: 'preliminary', code: { text: 'CT chest' } };
+const PATIENT = { resourceType: 'Patient', id: 'p1' };
+
+test('req108 req109 req110 req116 req117: update() sends the Bundle with the tracked version; versions follow every update', async () => {
+  env.hub.topic = uid('topic');
+  const other = await env.hub.join('DiagnosticReport-open,DiagnosticReport-update', { name: 'Other' });
+  const app = await env.app();
+  await app.connect(
+    { events: ['DiagnosticReport-open', 'DiagnosticReport-update', 'DiagnosticReport-close'], subscriberName: 'Reporting' },
+    `{ 'DiagnosticReport-update': (e) => { log.events.push(e); } }`,
+  );
+  await app.until(() => client.status().state === 'in-sync');
+  // Open the report: the hub gives it a version (req 108), which the SDK learns from the echo.
+  await app.eval(
+    ({ REPORT, PATIENT }) =>
+      client.publish('DiagnosticReport-open', [
+        { key: 'report', resource: REPORT },
+        { key: 'patient', resource: PATIENT },
+      ]),
+    { REPORT, PATIENT },
+  );
+  const opened = await other.nextEvent('DiagnosticReport-open');
+  const v1 = opened.event['context.versionId'];
+  assert.ok(v1);
+  assert.equal((await app.eval(() => client.currentContext())).versionId, v1);
+
+  // Own update: PUT an Observation.
+  const obs = { resourceType: 'Observation', id: 'o1', status: 'preliminary', valueString: 'nodule' };
+  const updateId = await app.eval((obs) => client.update('DiagnosticReport/r1', { put: [obs] }), obs);
+  const sent = JSON.parse(app.requests.find((r) => r.method === 'POST' && r.body?.includes(updateId)).body);
+  assert.equal(sent.event['hub.event'], 'DiagnosticReport-update');
+  assert.equal(sent.event['context.versionId'], v1, 'req 117: the version the update is based on');
+  assert.deepEqual(sent.event.context[0], { key: 'report', reference: { reference: 'DiagnosticReport/r1' } });
+  const b = sent.event.context.find((c) => c.key === 'updates').resource;
+  assert.equal(b.resourceType, 'Bundle');
+  assert.equal(b.type, 'transaction');
+  assert.deepEqual(b.entry, [{ request: { method: 'PUT', url: 'Observation/o1' }, resource: obs }]);
+  const got = await other.nextEvent('DiagnosticReport-update');
+  const v2 = got.event['context.versionId'];
+  assert.equal(got.event['context.priorVersionId'], v1, 'req 110');
+  assert.notEqual(v2, v1);
+  assert.equal((await app.eval(() => client.currentContext())).versionId, v2);
+
+  // Another app's update arrives: the SDK hands it over and tracks its version.
+  const r = await env.hub.post(
+    env.hub.event(
+      'DiagnosticReport-update',
+      [{ key: 'report', reference: { reference: 'DiagnosticReport/r1' } }, bundle([observationPut('o2')])],
+      { id: 'other-update', versionId: v2 },
+    ),
+  );
+  assert.equal(r.status, 202, r.text);
+  await app.until(() => log.events.some((e) => e.id === 'other-update'));
+  const theirs = (await app.log()).events.find((e) => e.id === 'other-update');
+  const v3 = theirs.event['context.versionId'];
+  assert.equal(theirs.event['context.priorVersionId'], v2);
+  await app.until((v3) => client.currentContext().versionId === v3, v3);
+  assert.equal(app.acks().find((a) => a.id === 'other-update')?.status, 200);
+
+  // The next own update builds on v3; a delete is a DELETE entry.
+  const delId = await app.eval(() => client.update('DiagnosticReport/r1', { delete: ['Observation/o1'] }));
+  const del = JSON.parse(app.requests.find((r) => r.method === 'POST' && r.body?.includes(delId)).body);
+  assert.equal(del.event['context.versionId'], v3);
+  assert.deepEqual(del.event.context.find((c) => c.key === 'updates').resource.entry, [
+    { fullUrl: 'Observation/o1', request: { method: 'DELETE', url: 'Observation/o1' } },
+  ]);
+  // The hub's content now has o2 only.
+  const ctx = await eventually(async () => {
+    const c = (await env.hub.getContext()).json;
+    const content = c.context.find((e) => e.key === 'content')?.resource;
+    return content?.entry?.length === 1 && content;
+  }, { message: 'the content after the delete' });
+  assert.equal(ctx.entry[0].resource.id, 'o2');
+  assert.equal(await app.eval(() => client.status().state), 'in-sync');
+  await app.eval(() => client.close());
+  await other.close();
+});
+
+test('req117 req121: update() and select() of an anchor that is not open are refused before sending', async () => {
+  env.hub.topic = uid('topic');
+  const app = await env.app();
+  await app.connect({ events: ['DiagnosticReport-open', 'DiagnosticReport-update'] }, `{}`);
+  await app.until(() => client.status().state === 'in-sync');
+  const errors = await app.eval(async () => {
+    const out = [];
+    for (const call of [
+      () => client.update('DiagnosticReport/nope', { put: [{ resourceType: 'Observation', id: 'o1' }] }),
+      () => client.update('DiagnosticReport/nope', { put: [{ resourceType: 'Observation' }] }),
+      () => client.update('not-an-anchor', { delete: ['Observation/o1'] }),
+      () => client.select('DiagnosticReport/r1', ['bad ref']),
+    ]) {
+      try {
+        await call();
+        out.push('resolved');
+      } catch (e) {
+        out.push(e.message);
+      }
+    }
+    return out;
+  });
+  assert.match(errors[0], /no context.versionId is known for DiagnosticReport\/nope/);
+  assert.match(errors[1], /needs a resourceType and an id/);
+  assert.match(errors[2], /not an anchor/);
+  assert.match(errors[3], /references\[0\]/);
+  await app.eval(() => client.close());
+});
