@@ -9,9 +9,9 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 export CARGO_TERM_COLOR ?= never
 
 # Components scripts/setup.sh installs: the Rust targets, wasm-bindgen-cli + worker-build,
-# and the npm tooling (wrangler, miniflare, binaryen, esbuild, ws). `chromium` joins when the
-# browser SDK's tests arrive.
-SETUP_COMPONENTS ?= rust wasm-tools node
+# the npm tooling (wrangler, miniflare, binaryen, esbuild, ws, playwright-core), and Chromium
+# for the browser SDK's tests.
+SETUP_COMPONENTS ?= rust wasm-tools node chromium
 
 # worker-build must not download anything (toolchain.md): every tool it runs is given by path.
 NODE_BIN := $(CURDIR)/node_modules/.bin
@@ -25,12 +25,12 @@ DEV_PORT ?= 8787
 
 TEST_LOGS := target/test-logs
 
-.PHONY: help setup build hub-build dev test fmt lint clean
+.PHONY: help setup build hub-build sdk-build sdk-test dev test fmt lint clean
 
 help:
 	@echo "make dev    install what is missing, build, run the hub locally"
 	@echo "make test   install what is missing, build, run every test (last line: N passed, N failed)"
-	@echo "make setup | build | fmt | lint | clean"
+	@echo "make setup | build | hub-build | sdk-build | sdk-test | fmt | lint | clean"
 
 setup:
 	scripts/setup.sh $(SETUP_COMPONENTS)
@@ -41,6 +41,15 @@ build: setup
 # The Worker bundle (edge-hub/build): release, wasm-opt -Oz from npm binaryen.
 hub-build: setup
 	cd edge-hub && $(WORKER_BUILD_ENV) $(HOME)/.cargo/bin/worker-build --release
+
+# The browser SDK's npm package (npm/pkg): wasm32 release, wasm-bindgen, wasm-opt -Oz; prints
+# the gzipped size against the budget.
+sdk-build: setup
+	scripts/build-sdk.sh
+
+# The SDK's tests in headless Chromium against the hub in workerd (builds both if needed).
+sdk-test: setup
+	scripts/test-sdk.sh
 
 # The hub in workerd (wrangler dev) on http://$(DEV_HOST):$(DEV_PORT)/api/hub, state kept in
 # target/dev-state across restarts. Authorization is off (AUTH_MODE=open): local use only.
@@ -65,6 +74,7 @@ test: setup
 	cargo fmt --all -- --check
 	cargo clippy --workspace --all-targets -- -D warnings
 	cargo clippy -p fhircast-edge-hub --target wasm32-unknown-unknown -- -D warnings
+	cargo clippy -p fhircast-sdk --target wasm32-unknown-unknown -- -D warnings
 	@mkdir -p $(TEST_LOGS) && rm -f $(TEST_LOGS)/*.log
 	@status=0; echo "+ cargo test --workspace --no-fail-fast"; \
 	cargo test --workspace --no-fail-fast 2>&1 | tee $(TEST_LOGS)/cargo.log || status=$$?; \
@@ -74,6 +84,10 @@ test: setup
 	if $(MAKE) --no-print-directory hub-build; then \
 	  echo "+ node --test tests/hub"; \
 	  $(NODE_BIN)/node --test --test-reporter=tap --test-concurrency=2 'tests/hub/*.test.mjs' 2>&1 | tee $(TEST_LOGS)/hub.log || status=$$?; \
+	  echo "+ scripts/build-sdk.sh && node --test tests/sdk"; \
+	  if scripts/build-sdk.sh; then \
+	    $(NODE_BIN)/node --test --test-reporter=tap --test-concurrency=2 'tests/sdk/*.test.mjs' 2>&1 | tee $(TEST_LOGS)/sdk.log || status=$$?; \
+	  else status=1; printf "the SDK did not build\nTEST-COUNTS passed=0 failed=1\n" > $(TEST_LOGS)/sdk-build.log; fi; \
 	  echo "+ wrangler deploy --dry-run"; \
 	  (cd edge-hub && PATH="$(NODE_BIN):$$PATH" WORKER_BUILD_NO_OPT= $(WORKER_BUILD_ENV) wrangler deploy --dry-run --outdir ../target/deploy 2>&1 | grep -E "Total Upload|error|Error") || status=$$?; \
 	else status=1; printf "the Worker did not build\nTEST-COUNTS passed=0 failed=1\n" > $(TEST_LOGS)/hub-build.log; fi; \

@@ -109,7 +109,10 @@ export class App {
     this.sockets = [];
     this.errors = [];
     page.on('request', (r) => {
-      this.requests.push({ method: r.method(), url: r.url(), headers: r.headers(), body: r.postData() });
+      const rec = { method: r.method(), url: r.url(), headers: r.headers(), body: r.postData() };
+      this.requests.push(rec);
+      // headers() lacks what the network stack adds (Origin); allHeaders() has it.
+      r.allHeaders().then((h) => (rec.headers = h), () => {});
     });
     page.on('websocket', (ws) => {
       this.sockets.push(ws.url());
