@@ -22,6 +22,12 @@ impl Follower {
             Some("subscribe") => {
                 let c: Confirmation = serde_json::from_str(text).map_err(|e| format!("bad confirmation: {e}"))?;
                 self.granted = c.events.split(',').filter_map(|e| EventName::parse(e).ok()).collect();
+                if self.confirmed {
+                    // A second confirmation on the same connection: a renewed lease (req 57) or
+                    // changed events (req 35, §5a-2). Nothing the app shows has changed, and
+                    // newly granted events are replayed as notifications.
+                    return Ok(());
+                }
                 self.confirmed = true;
                 if self.config.resync_with_get {
                     self.request_snapshot();

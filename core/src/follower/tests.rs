@@ -693,3 +693,24 @@ fn a_context_change_sent_again_still_makes_older_undecided_ones_moot() {
     assert_eq!(shown(&f).as_deref(), Some("Patient/p2"), "the older replayed open is moot");
     assert_eq!(f.f.status(), &SyncStatus::InSync);
 }
+
+#[test]
+fn req57_a_renewal_confirmation_on_the_same_connection_keeps_the_status_and_asks_for_nothing() {
+    let mut f = follower();
+    let now = f.now;
+    f.recv(open("e1", "p1", now));
+    f.f.decide("e1", Decision::Accept, now);
+    f.drain();
+    // The shell renewed the lease (subscribe with hub.channel.endpoint): the hub confirms again.
+    f.recv(json!({"hub.mode":"subscribe","hub.topic":"T1","hub.events":"Patient-open,Patient-close,SyncError","hub.lease_seconds":3600}));
+    assert_eq!(f.drain(), vec![], "no status change, no get-current-context");
+    assert_eq!(f.f.status(), &SyncStatus::InSync);
+    assert_eq!(shown(&f).as_deref(), Some("Patient/p1"));
+    assert_eq!(f.f.granted_events().len(), 3, "the granted events are updated");
+    // A new connection still resynchronises.
+    f.f.handle_disconnected("connection lost (1006)", now);
+    f.f.handle_connecting(now);
+    f.recv(json!({"hub.mode":"subscribe","hub.topic":"T1","hub.events":"Patient-open","hub.lease_seconds":3600}));
+    assert!(f.drain().contains(&Output::FetchCurrentContext));
+    assert_eq!(f.f.status(), &SyncStatus::Connecting);
+}
