@@ -8,7 +8,6 @@ use fhircast_core::catalog::EventName;
 use fhircast_core::wire::ContextEntry;
 use js_sys::{Function, Promise};
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::{future_to_promise, JsFuture};
 
 use crate::content::{self, Changes};
 use crate::error::SdkError;
@@ -28,13 +27,12 @@ fn listener(kind: &str) -> Result<Listener, JsValue> {
 
 #[wasm_bindgen]
 impl FhircastClient {
-    /// Subscribes (req 24-32), opens the WebSocket (req 40-42) and resolves once the hub
-    /// confirmed the subscription (req 43). Rejects if the hub refuses or cannot be reached.
-    pub async fn connect(options: JsValue) -> Result<FhircastClient, JsValue> {
+    /// Subscribes (req 24-32), opens the WebSocket (req 40-42) and resolves with the client
+    /// once the hub confirmed the subscription (req 43). Rejects if the hub refuses or cannot
+    /// be reached.
+    pub fn connect(options: JsValue) -> Result<Promise, JsValue> {
         let options = Options::from_js(&options).map_err(SdkError::into_js)?;
-        let session = Session::new(options);
-        JsFuture::from(session.start()).await?;
-        Ok(FhircastClient { session })
+        Ok(Session::new(options).start())
     }
 
     /// The topic (`hub.topic`) this client follows.
@@ -46,7 +44,7 @@ impl FhircastClient {
     /// Sets the handler of `event` (case-insensitive; `*` for any event without its own).
     /// Its result decides the answer to the hub (req 71).
     pub fn on(&self, event: &str, handler: Function) -> Result<(), JsValue> {
-        self.session.set_handler(event, Some(handler)).map_err(SdkError::into_js)
+        self.session.set_handler(event, handler).map_err(SdkError::into_js)
     }
 
     /// Removes the handler of `event`, if it is `handler`.
@@ -125,10 +123,13 @@ impl FhircastClient {
 
     /// Unsubscribes (req 49-50), closes the WebSocket with code 1000 and stops all timers.
     pub fn close(&self) -> Promise {
-        let s = self.session.clone();
-        future_to_promise(async move {
-            s.close().await;
-            Ok(JsValue::UNDEFINED)
-        })
+        self.session.close()
+    }
+}
+
+impl FhircastClient {
+    /// The JS object of a client for `session` (what `connect()` resolves with).
+    pub(crate) fn wrap(session: Rc<Session>) -> JsValue {
+        FhircastClient { session }.into()
     }
 }

@@ -13,6 +13,7 @@ use fhircast_core::wire::{ContextEntry, ResourceKey, ValueField};
 use serde_json::value::RawValue;
 
 use crate::error::SdkError;
+use crate::shapes::quoted;
 
 /// `{put: [...resources], delete: ['Observation/x', ...]}` as given to `update()`: the
 /// resources as JSON text, the deletions as references.
@@ -32,11 +33,6 @@ pub(crate) fn parse_anchor(anchor: &str) -> Result<(ResourceKey, &'static str), 
     let rt = fhircast_core::catalog::resource_type(&key.resource_type)
         .ok_or_else(|| SdkError::Argument(format!("{:?} is not a FHIR resource type (req 134)", key.resource_type)))?;
     Ok((ResourceKey::new(rt, key.id), rt))
-}
-
-/// A JSON string literal.
-fn quoted(s: &str) -> String {
-    serde_json::to_string(s).expect("strings serialise")
 }
 
 /// `{"key": .., "reference": {"reference": "Type/id"}}`.

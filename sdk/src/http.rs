@@ -1,12 +1,9 @@
 //! `fetch` for the three HTTP calls of a subscriber: the subscription form (req 24), event
 //! JSON (req 76) and get-current-context (req 100). The global `fetch` is bound directly, so
-//! pages and workers both work.
+//! pages and workers both work. The answer is followed up by `session::calls`.
 
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::JsFuture;
-use web_sys::{Headers, RequestInit, Response};
-
-use crate::error::SdkError;
+use web_sys::{Headers, RequestInit};
 
 #[wasm_bindgen]
 extern "C" {
@@ -31,38 +28,33 @@ impl Reply {
     }
 }
 
-fn js_message(e: &JsValue) -> String {
+/// The message of a JS error value.
+pub(crate) fn js_message(e: &JsValue) -> String {
     e.dyn_ref::<js_sys::Error>()
         .map(|e| String::from(e.message()))
         .or_else(|| e.as_string())
         .unwrap_or_else(|| "network error".into())
 }
 
-/// Sends a request; `body` with its content type; `token` as `Authorization: Bearer` (req 19).
-/// `what` names the call in errors.
-pub(crate) async fn request(
-    what: &'static str,
+/// Starts a request; `body` with its content type; `token` as `Authorization: Bearer` (req 19).
+/// The promise resolves with the `Response`.
+pub(crate) fn fetch(
     method: &str,
     url: &str,
     body: Option<(&str, &str)>,
     token: Option<&str>,
-) -> Result<Reply, SdkError> {
-    let net = |e: JsValue| SdkError::Network { what, message: js_message(&e) };
+) -> Result<js_sys::Promise, JsValue> {
     let init = RequestInit::new();
     init.set_method(method);
-    let headers = Headers::new().map_err(net)?;
-    headers.set("Accept", "application/json").map_err(net)?;
+    let headers = Headers::new()?;
+    headers.set("Accept", "application/json")?;
     if let Some((content_type, text)) = body {
-        headers.set("Content-Type", content_type).map_err(net)?;
+        headers.set("Content-Type", content_type)?;
         init.set_body(&JsValue::from_str(text));
     }
     if let Some(t) = token {
-        headers.set("Authorization", &format!("Bearer {t}")).map_err(net)?;
+        headers.set("Authorization", &format!("Bearer {t}"))?;
     }
     init.set_headers(&headers);
-    let response: Response = JsFuture::from(fetch_with_init(url, &init)).await.map_err(net)?.unchecked_into();
-    let status = response.status();
-    let text = response.text().map_err(net)?;
-    let body = JsFuture::from(text).await.map_err(net)?.as_string().unwrap_or_default();
-    Ok(Reply { status, body })
+    Ok(fetch_with_init(url, &init))
 }

@@ -3,7 +3,6 @@
 
 use fhircast_core::Timestamp;
 use serde::de::DeserializeOwned;
-use serde::Serialize;
 use wasm_bindgen::prelude::*;
 
 #[wasm_bindgen]
@@ -44,11 +43,6 @@ pub(crate) fn random() -> f64 {
 /// cannot act on (a handler that threw, an unreadable message).
 pub(crate) fn warn(message: &str, detail: &JsValue) {
     console_warn(&format!("fhircast-sdk: {message}"), detail);
-}
-
-/// A plain JS object from a serialisable value (one `JSON.parse`).
-pub(crate) fn to_js(value: &impl Serialize) -> JsValue {
-    from_json_text(&serde_json::to_string(value).expect("views serialise"))
 }
 
 /// A plain JS value from JSON text.

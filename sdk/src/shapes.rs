@@ -1,151 +1,131 @@
-//! The shapes the JavaScript API sees, as serialisable views of the core's types. They are
-//! turned into plain JS objects with one `JSON.parse` (js.rs): cheaper in code size than a
-//! field-by-field conversion, and tested natively here. Field names are camelCase; the
-//! TypeScript declarations in `npm/index.d.ts` describe exactly these.
+//! The shapes the JavaScript API sees, written as JSON text and turned into plain JS objects
+//! with one `JSON.parse` (js.rs). Written by hand rather than with serde's `Serialize`: four
+//! derived serialisers cost more wasm than this file. Field names are camelCase; the
+//! TypeScript declarations in `npm/index.d.ts` describe exactly these. Tested natively.
 
 use fhircast_core::follower::{Context, Decision, OutOfSyncReason, SyncErrorNotice, SyncStatus};
-use fhircast_core::wire::ContextEntry;
-use serde::Serialize;
+
+/// A JSON object under construction. Keys are literals that need no escaping.
+struct Obj(String);
+
+impl Obj {
+    fn new() -> Obj {
+        Obj(String::from("{"))
+    }
+
+    fn key(&mut self, k: &str) {
+        if self.0.len() > 1 {
+            self.0.push(',');
+        }
+        self.0.push('"');
+        self.0.push_str(k);
+        self.0.push_str("\":");
+    }
+
+    fn str(mut self, k: &str, v: &str) -> Obj {
+        self.key(k);
+        self.0.push_str(&quoted(v));
+        self
+    }
+
+    fn opt(self, k: &str, v: Option<&str>) -> Obj {
+        match v {
+            Some(v) => self.str(k, v),
+            None => self,
+        }
+    }
+
+    fn bool(mut self, k: &str, v: bool) -> Obj {
+        self.key(k);
+        self.0.push_str(if v { "true" } else { "false" });
+        self
+    }
+
+    fn raw(mut self, k: &str, json: &str) -> Obj {
+        self.key(k);
+        self.0.push_str(json);
+        self
+    }
+
+    fn end(mut self) -> String {
+        self.0.push('}');
+        self.0
+    }
+}
+
+/// A JSON string literal.
+pub(crate) fn quoted(s: &str) -> String {
+    serde_json::to_string(s).expect("strings serialise")
+}
 
 /// `{state, reason?}`.
-#[derive(Serialize)]
-pub(crate) struct StatusView<'a> {
-    state: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<ReasonView<'a>>,
-}
-
-/// Why the app is out of sync or disconnected.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct ReasonView<'a> {
-    kind: &'static str,
-    message: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    event_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    event_name: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    subscriber_name: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    anchor: Option<&'a str>,
-}
-
-impl<'a> StatusView<'a> {
-    pub(crate) fn new(s: &'a SyncStatus) -> Self {
-        let (state, reason) = match s {
-            SyncStatus::Connecting => ("connecting", None),
-            SyncStatus::InSync => ("in-sync", None),
-            SyncStatus::OutOfSync { reason } => ("out-of-sync", Some(ReasonView::new(reason))),
-            SyncStatus::Disconnected { reason } => (
-                "disconnected",
-                Some(ReasonView {
-                    kind: "disconnected",
-                    message: reason.clone(),
-                    event_id: None,
-                    event_name: None,
-                    subscriber_name: None,
-                    anchor: None,
-                }),
-            ),
-        };
-        StatusView { state, reason }
-    }
-}
-
-impl<'a> ReasonView<'a> {
-    fn new(r: &'a OutOfSyncReason) -> Self {
-        let mut v = ReasonView {
-            kind: "",
-            message: r.to_string(),
-            event_id: None,
-            event_name: None,
-            subscriber_name: None,
-            anchor: None,
-        };
-        match r {
-            OutOfSyncReason::SyncError { event_id, event_name, subscriber, .. } => {
-                v.kind = "sync-error";
-                (v.event_id, v.event_name, v.subscriber_name) =
-                    (Some(event_id.as_str()), Some(event_name.as_str()), Some(subscriber.as_str()));
-            }
-            OutOfSyncReason::OwnEventNotFollowed { event_id, event_name, subscriber, .. } => {
-                v.kind = "own-event-not-followed";
-                (v.event_id, v.event_name, v.subscriber_name) =
-                    (Some(event_id.as_str()), Some(event_name.as_str()), Some(subscriber.as_str()));
-            }
-            OutOfSyncReason::Refused { event_id, event_name } => {
-                v.kind = "refused";
-                (v.event_id, v.event_name) = (Some(event_id.as_str()), Some(event_name.as_str()));
-            }
-            OutOfSyncReason::Deciding { event_id, event_name } => {
-                v.kind = "deciding";
-                (v.event_id, v.event_name) = (Some(event_id.as_str()), Some(event_name.as_str()));
-            }
-            OutOfSyncReason::VersionGap { anchor } => {
-                v.kind = "version-gap";
-                v.anchor = Some(anchor.as_str());
-            }
-            OutOfSyncReason::ResyncFailed { .. } => v.kind = "resync-failed",
-            _ => v.kind = "other",
+pub(crate) fn status_json(s: &SyncStatus) -> String {
+    let (state, reason) = match s {
+        SyncStatus::Connecting => ("connecting", None),
+        SyncStatus::InSync => ("in-sync", None),
+        SyncStatus::OutOfSync { reason } => ("out-of-sync", Some(reason_json(reason))),
+        SyncStatus::Disconnected { reason } => {
+            ("disconnected", Some(Obj::new().str("kind", "disconnected").str("message", reason).end()))
         }
-        v
+    };
+    let o = Obj::new().str("state", state);
+    match reason {
+        Some(r) => o.raw("reason", &r).end(),
+        None => o.end(),
     }
+}
+
+/// Why the app is out of sync: `{kind, message, eventId?, eventName?, subscriberName?, anchor?}`.
+fn reason_json(r: &OutOfSyncReason) -> String {
+    let (kind, event_id, event_name, subscriber, anchor) = match r {
+        OutOfSyncReason::SyncError { event_id, event_name, subscriber, .. } => {
+            ("sync-error", Some(event_id), Some(event_name), Some(subscriber), None)
+        }
+        OutOfSyncReason::OwnEventNotFollowed { event_id, event_name, subscriber, .. } => {
+            ("own-event-not-followed", Some(event_id), Some(event_name), Some(subscriber), None)
+        }
+        OutOfSyncReason::Refused { event_id, event_name } => ("refused", Some(event_id), Some(event_name), None, None),
+        OutOfSyncReason::Deciding { event_id, event_name } => {
+            ("deciding", Some(event_id), Some(event_name), None, None)
+        }
+        OutOfSyncReason::VersionGap { anchor } => ("version-gap", None, None, None, Some(anchor)),
+        OutOfSyncReason::ResyncFailed { .. } => ("resync-failed", None, None, None, None),
+        _ => ("other", None, None, None, None),
+    };
+    Obj::new()
+        .str("kind", kind)
+        .str("message", &r.to_string())
+        .opt("eventId", event_id.map(String::as_str))
+        .opt("eventName", event_name.map(String::as_str))
+        .opt("subscriberName", subscriber.map(String::as_str))
+        .opt("anchor", anchor.map(String::as_str))
+        .end()
 }
 
 /// What the app shows: `{anchor, event, context, versionId?, eventId?, timestamp?}`.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct ContextView<'a> {
-    anchor: String,
-    event: &'a str,
-    context: &'a [ContextEntry],
-    #[serde(skip_serializing_if = "Option::is_none")]
-    version_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    event_id: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    timestamp: Option<String>,
-}
-
-impl<'a> ContextView<'a> {
-    pub(crate) fn new(c: &'a Context) -> Self {
-        ContextView {
-            anchor: c.anchor.to_string(),
-            event: c.event.as_str(),
-            context: &c.context,
-            version_id: c.version_id.as_deref(),
-            event_id: c.event_id.as_deref(),
-            timestamp: c.timestamp.map(|t| t.to_rfc3339()),
-        }
-    }
+pub(crate) fn context_json(c: &Context) -> String {
+    let context = serde_json::to_string(&c.context).expect("context entries serialise");
+    Obj::new()
+        .str("anchor", &c.anchor.to_string())
+        .str("event", c.event.as_str())
+        .raw("context", &context)
+        .opt("versionId", c.version_id.as_deref())
+        .opt("eventId", c.event_id.as_deref())
+        .opt("timestamp", c.timestamp.map(|t| t.to_rfc3339()).as_deref())
+        .end()
 }
 
 /// A SyncError received (req 84-96), for `onSyncError`.
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(crate) struct SyncErrorView<'a> {
-    id: &'a str,
-    event_id: &'a str,
-    event_name: &'a str,
-    subscriber_name: &'a str,
-    diagnostics: &'a str,
-    code: &'static str,
-    own_event: bool,
-}
-
-impl<'a> SyncErrorView<'a> {
-    pub(crate) fn new(n: &'a SyncErrorNotice) -> Self {
-        SyncErrorView {
-            id: &n.id,
-            event_id: &n.details.event_id,
-            event_name: &n.details.event_name,
-            subscriber_name: &n.details.subscriber_name,
-            diagnostics: &n.details.diagnostics,
-            code: n.details.code.as_str(),
-            own_event: n.own_event,
-        }
-    }
+pub(crate) fn sync_error_json(n: &SyncErrorNotice) -> String {
+    Obj::new()
+        .str("id", &n.id)
+        .str("eventId", &n.details.event_id)
+        .str("eventName", &n.details.event_name)
+        .str("subscriberName", &n.details.subscriber_name)
+        .str("diagnostics", &n.details.diagnostics)
+        .str("code", n.details.code.as_str())
+        .bool("ownEvent", n.own_event)
+        .end()
 }
 
 /// A handler's answer given as a word: `accept`, `refuse`, `defer` or `fail` (any case).
@@ -163,19 +143,24 @@ pub(crate) fn parse_outcome(s: &str) -> Option<Decision> {
 mod tests {
     use fhircast_core::catalog::EventName;
     use fhircast_core::syncerror::{IssueCode, SyncErrorDetails};
+    use fhircast_core::wire::ContextEntry;
     use fhircast_core::{ResourceKey, Timestamp};
-    use serde_json::{json, to_value};
+    use serde_json::{json, Value};
 
     use super::*;
 
+    fn v(s: String) -> Value {
+        serde_json::from_str(&s).unwrap_or_else(|e| panic!("{e}: {s}"))
+    }
+
     #[test]
     fn statuses_are_camel_case_objects() {
-        assert_eq!(to_value(StatusView::new(&SyncStatus::InSync)).unwrap(), json!({"state": "in-sync"}));
-        assert_eq!(to_value(StatusView::new(&SyncStatus::Connecting)).unwrap(), json!({"state": "connecting"}));
-        let s = SyncStatus::Disconnected { reason: "connection lost".into() };
+        assert_eq!(v(status_json(&SyncStatus::InSync)), json!({"state": "in-sync"}));
+        assert_eq!(v(status_json(&SyncStatus::Connecting)), json!({"state": "connecting"}));
+        let s = SyncStatus::Disconnected { reason: "connection \"lost\"".into() };
         assert_eq!(
-            to_value(StatusView::new(&s)).unwrap(),
-            json!({"state": "disconnected", "reason": {"kind": "disconnected", "message": "connection lost"}})
+            v(status_json(&s)),
+            json!({"state": "disconnected", "reason": {"kind": "disconnected", "message": "connection \"lost\""}})
         );
         let s = SyncStatus::OutOfSync {
             reason: OutOfSyncReason::SyncError {
@@ -186,14 +171,14 @@ mod tests {
             },
         };
         assert_eq!(
-            to_value(StatusView::new(&s)).unwrap(),
+            v(status_json(&s)),
             json!({"state": "out-of-sync", "reason": {"kind": "sync-error", "message": "Viewer refused",
                 "eventId": "e1", "eventName": "Patient-open", "subscriberName": "Viewer"}})
         );
         let s = SyncStatus::OutOfSync { reason: OutOfSyncReason::VersionGap { anchor: "DiagnosticReport/r1".into() } };
-        let v = to_value(StatusView::new(&s)).unwrap();
-        assert_eq!(v["reason"]["kind"], "version-gap");
-        assert_eq!(v["reason"]["anchor"], "DiagnosticReport/r1");
+        let s = v(status_json(&s));
+        assert_eq!(s["reason"]["kind"], "version-gap");
+        assert_eq!(s["reason"]["anchor"], "DiagnosticReport/r1");
     }
 
     #[test]
@@ -207,7 +192,7 @@ mod tests {
             timestamp: Some(Timestamp::from_unix_millis(0)),
         };
         assert_eq!(
-            to_value(ContextView::new(&c)).unwrap(),
+            v(context_json(&c)),
             json!({"anchor": "Patient/p1", "event": "Patient-open", "versionId": "v1", "timestamp": "1970-01-01T00:00:00.000Z",
                 "context": [{"key": "patient", "resource": {"resourceType": "Patient", "id": "p1"}}]})
         );
@@ -216,16 +201,16 @@ mod tests {
                 event_id: "e1".into(),
                 event_name: "Patient-open".into(),
                 subscriber_name: "Viewer".into(),
-                diagnostics: "no".into(),
+                diagnostics: "no\nway".into(),
                 code: IssueCode::Processing,
             },
             own_event: true,
             id: "s1".into(),
         };
         assert_eq!(
-            to_value(SyncErrorView::new(&n)).unwrap(),
+            v(sync_error_json(&n)),
             json!({"id": "s1", "eventId": "e1", "eventName": "Patient-open", "subscriberName": "Viewer",
-                "diagnostics": "no", "code": "processing", "ownEvent": true})
+                "diagnostics": "no\nway", "code": "processing", "ownEvent": true})
         );
     }
 

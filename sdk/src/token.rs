@@ -2,7 +2,6 @@
 //! request, so that an app can refresh it (req 19-20).
 
 use wasm_bindgen::prelude::*;
-use wasm_bindgen_futures::JsFuture;
 
 use crate::error::SdkError;
 
@@ -14,6 +13,12 @@ pub(crate) enum Token {
     Fixed(String),
     /// Called before each request; returns a string or a promise of one.
     Provider(js_sys::Function),
+}
+
+/// The token for the next request: known now, or a promise of it.
+pub(crate) enum Next {
+    Ready(Option<String>),
+    Later(js_sys::Promise),
 }
 
 impl Token {
@@ -30,22 +35,32 @@ impl Token {
         }
     }
 
-    /// The token for the next request.
-    pub(crate) async fn get(&self) -> Result<Option<String>, SdkError> {
-        let f = match self {
-            Token::None => return Ok(None),
-            Token::Fixed(s) => return Ok(Some(s.clone())),
-            Token::Provider(f) => f,
-        };
-        let err = |e: JsValue| {
-            SdkError::Token(e.dyn_ref::<js_sys::Error>().map_or_else(|| format!("{e:?}"), |e| e.message().into()))
-        };
-        let v = f.call0(&JsValue::UNDEFINED).map_err(err)?;
-        let v = JsFuture::from(js_sys::Promise::resolve(&v)).await.map_err(err)?;
-        match v.as_string() {
-            Some(s) => Ok(Some(s)),
-            None if v.is_undefined() || v.is_null() => Ok(None),
-            None => Err(SdkError::Token("it returned neither a string nor a promise of one".into())),
+    /// The token for the next request (the provider is called now).
+    pub(crate) fn next(&self) -> Result<Next, SdkError> {
+        match self {
+            Token::None => Ok(Next::Ready(None)),
+            Token::Fixed(s) => Ok(Next::Ready(Some(s.clone()))),
+            Token::Provider(f) => {
+                let v = f.call0(&JsValue::UNDEFINED).map_err(|e| token_error(&e))?;
+                if v.is_object() {
+                    Ok(Next::Later(js_sys::Promise::resolve(&v)))
+                } else {
+                    read(&v).map(Next::Ready)
+                }
+            }
         }
     }
+}
+
+/// What a provider gave (or its promise resolved to).
+pub(crate) fn read(v: &JsValue) -> Result<Option<String>, SdkError> {
+    match v.as_string() {
+        Some(s) => Ok(Some(s)),
+        None if v.is_undefined() || v.is_null() => Ok(None),
+        None => Err(SdkError::Token("it returned neither a string nor a promise of one".into())),
+    }
+}
+
+pub(crate) fn token_error(e: &JsValue) -> SdkError {
+    SdkError::Token(crate::http::js_message(e))
 }
