@@ -3,12 +3,13 @@
 //! pages and workers both work. The answer is followed up by `session::calls`.
 
 use wasm_bindgen::prelude::*;
-use web_sys::{Headers, RequestInit};
+
+use crate::shapes::quoted;
 
 #[wasm_bindgen]
 extern "C" {
     #[wasm_bindgen(js_name = fetch)]
-    fn fetch_with_init(url: &str, init: &RequestInit) -> js_sys::Promise;
+    fn fetch_with_init(url: &str, init: &JsValue) -> js_sys::Promise;
 }
 
 /// The form content type (req 24).
@@ -37,24 +38,25 @@ pub(crate) fn js_message(e: &JsValue) -> String {
 }
 
 /// Starts a request; `body` with its content type; `token` as `Authorization: Bearer` (req 19).
-/// The promise resolves with the `Response`.
+/// The promise resolves with the `Response`. The init object is written as JSON and parsed
+/// (one `JSON.parse`), which needs no `Headers`/`RequestInit` bindings.
 pub(crate) fn fetch(
     method: &str,
     url: &str,
     body: Option<(&str, &str)>,
     token: Option<&str>,
 ) -> Result<js_sys::Promise, JsValue> {
-    let init = RequestInit::new();
-    init.set_method(method);
-    let headers = Headers::new()?;
-    headers.set("Accept", "application/json")?;
-    if let Some((content_type, text)) = body {
-        headers.set("Content-Type", content_type)?;
-        init.set_body(&JsValue::from_str(text));
-    }
+    let mut init = format!("{{\"method\":{},\"headers\":{{\"Accept\":\"application/json\"", quoted(method));
     if let Some(t) = token {
-        headers.set("Authorization", &format!("Bearer {t}"))?;
+        init.push_str(&format!(",\"Authorization\":{}", quoted(&format!("Bearer {t}"))));
     }
-    init.set_headers(&headers);
-    Ok(fetch_with_init(url, &init))
+    if let Some((content_type, _)) = body {
+        init.push_str(&format!(",\"Content-Type\":{}", quoted(content_type)));
+    }
+    init.push('}');
+    if let Some((_, text)) = body {
+        init.push_str(&format!(",\"body\":{}", quoted(text)));
+    }
+    init.push('}');
+    Ok(fetch_with_init(url, &js_sys::JSON::parse(&init)?))
 }
