@@ -51,7 +51,11 @@ export class FhircastClient {
   /** Subscribes, connects, and resolves once the hub confirmed the subscription. */
   static connect(options) {
     assertReady();
-    return WasmClient.connect(options).then((inner) => new FhircastClient(inner));
+    try {
+      return WasmClient.connect(options).then((inner) => new FhircastClient(inner));
+    } catch (e) {
+      return Promise.reject(e); // bad options: a rejection, like every other failure
+    }
   }
 
   /**
@@ -63,10 +67,10 @@ export class FhircastClient {
     const hubUrl = options.hubUrl ?? tokenResponse?.['hub.url'];
     const topic = options.topic ?? tokenResponse?.['hub.topic'];
     if (!hubUrl || !topic) {
-      throw new Error(
+      return Promise.reject(new Error(
         'fhircast-sdk: the SMART token response has no "hub.url" and "hub.topic": request a fhircast/ scope ' +
           '(e.g. fhircast/Patient-open.read) when launching, and use an EHR that supports FHIRcast (req 7)',
-      );
+      ));
     }
     return FhircastClient.connect({ accessToken: tokenResponse.access_token, ...options, hubUrl, topic });
   }

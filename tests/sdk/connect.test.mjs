@@ -91,6 +91,10 @@ test('connect rejects with a FhircastError naming the problem', async () => {
     await attempt('relativeUrl', { hubUrl: '/api/hub', topic, events: ['Patient-open'] });
     await attempt('unreachable', { hubUrl: 'http://127.0.0.1:9/api/hub', topic, events: ['Patient-open'] });
     await attempt('notFound', { hubUrl: hubUrl + '/nope/deeper', topic, events: ['Patient-open'] });
+    // Bad options reject like every other failure (no synchronous throw).
+    const p = FhircastClient.connect({ hubUrl, topic });
+    out.isPromise = p instanceof Promise;
+    await p.catch(() => {});
     return out;
   }, app.hub);
   assert.match(errors.noEvents.message, /events/);
@@ -99,4 +103,5 @@ test('connect rejects with a FhircastError naming the problem', async () => {
   assert.match(errors.relativeUrl.message, /hubUrl/);
   assert.match(errors.unreachable.message, /no answer from the hub/);
   assert.equal(typeof errors.notFound.status, 'number');
+  assert.equal(errors.isPromise, true);
 });

@@ -56,13 +56,11 @@ test('req6 req7: an iframe app from origin B follows the context set by the EHR 
 
 test('fromSmartLaunch without hub.url/hub.topic explains what is missing', async () => {
   const app = await env.app();
-  const msg = await app.eval(() => {
-    try {
-      FhircastClient.fromSmartLaunch({ access_token: 't' }, { events: ['Patient-open'] });
-      return 'no error';
-    } catch (e) {
-      return e.message;
-    }
-  });
+  const msg = await app.eval(() =>
+    FhircastClient.fromSmartLaunch({ access_token: 't' }, { events: ['Patient-open'] }).then(
+      () => 'resolved',
+      (e) => e.message,
+    ),
+  );
   assert.match(msg, /hub\.url.*hub\.topic.*fhircast\//);
 });
