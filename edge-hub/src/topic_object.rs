@@ -309,8 +309,20 @@ impl DurableObject for TopicObject {
     }
 
     async fn websocket_close(&self, ws: WebSocket, code: usize, _reason: String, _was_clean: bool) -> Result<()> {
-        let Some(token) = self.token_of(&ws) else { return Ok(()) };
         let code = u16::try_from(code).unwrap_or(1006);
+        // Complete the closing handshake (RFC 6455 §5.5.1): with the Hibernation API the
+        // runtime does not answer the peer's Close frame by itself, so without this the
+        // client waits for its close timeout and then sees 1006. The peer's code is echoed
+        // when it may be sent; anything else (1005, 1006, 1015, reserved codes) is answered
+        // with 1000. Fails harmlessly when the hub closed the socket first.
+        let reply = match code {
+            1000..=1003 | 1007..=1014 | 3000..=4999 => code,
+            _ => 1000,
+        };
+        if ws.close(Some(reply), Some("closed")).is_err() && reply != 1000 {
+            let _ = ws.close(Some(1000), Some("closed"));
+        }
+        let Some(token) = self.token_of(&ws) else { return Ok(()) };
         let _ = self.with_topic(None, |t, now| t.handle_close(&token, code, now)).await;
         Ok(())
     }
