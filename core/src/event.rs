@@ -233,6 +233,9 @@ impl Event {
         let version_id = optional_string(ev.version_id, "context.versionId")?;
         let prior_version_id = optional_string(ev.prior_version_id, "context.priorVersionId")?;
         let ctx_raw = ev.context.ok_or(EventError::MissingField("event.context"))?;
+        if !ctx_raw.get().starts_with('[') {
+            return Err(EventError::BadField { field: "event.context", reason: "must be an array of context entries" });
+        }
         let context: Vec<ContextEntry> =
             serde_json::from_str(ctx_raw.get()).map_err(|e| EventError::Entry(strip_position(&e.to_string())))?;
         Ok(Event { timestamp, id, topic, name, version_id, prior_version_id, context })
@@ -458,7 +461,15 @@ mod tests {
         assert_eq!(e, EventError::BadField { field: "timestamp", reason: "must be a string" });
         let e = Event::parse(r#"{"timestamp":"2025-01-01T10:00:00Z","id":"","event":{}}"#).unwrap_err();
         assert_eq!(e, EventError::BadField { field: "id", reason: "must not be empty" });
-        let e = Event::parse(&with_context("Patient-open", "{}")).unwrap_err();
+        for not_array in ["{}", "\"patient\"", "5"] {
+            let e = Event::parse(&with_context("Patient-open", not_array)).unwrap_err();
+            assert_eq!(
+                e.to_string(),
+                "\"event.context\" must be an array of context entries (req 59-60, neg 12)",
+                "{not_array}"
+            );
+        }
+        let e = Event::parse(&with_context("Patient-open", "[5]")).unwrap_err();
         assert!(matches!(e, EventError::Entry(_)), "{e}");
     }
 

@@ -385,10 +385,17 @@ impl SubscriptionRequest {
     }
 }
 
+/// The first character of `topic` that cannot be in a topic: whitespace, a control character,
+/// `/`, `?` or `#`. A topic becomes `{hub.url}/{topic}` and the WebSocket path, so it must be
+/// one URL path segment; Hubs apply the same rule to event requests and URLs (neg 4).
+pub fn topic_forbidden_char(topic: &str) -> Option<char> {
+    topic.chars().find(|&c| c.is_whitespace() || c.is_control() || matches!(c, '/' | '?' | '#'))
+}
+
 /// A topic becomes `{hub.url}/{topic}` and the WebSocket path: it must be one safe segment.
 fn check_topic(topic: &str) -> Result<(), SubscriptionError> {
     check_len("hub.topic", topic, MAX_TOPIC_LEN)?;
-    let bad = topic.chars().find(|&c| c.is_whitespace() || c.is_control() || matches!(c, '/' | '?' | '#'));
+    let bad = topic_forbidden_char(topic);
     if let Some(c) = bad {
         let found = match c {
             '/' | '?' | '#' => format!("{c:?}"),

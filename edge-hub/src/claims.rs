@@ -29,7 +29,7 @@ pub enum AuthError {
     #[error("the access token's algorithm {0:?} is not accepted; use RS256, ES256 or HS256 (neg 9)")]
     Algorithm(String),
     /// No key to verify it with.
-    #[error("no key is configured that can verify this access token (kid {0:?}) (neg 9)")]
+    #[error("no key is configured that can verify this access token ({}) (neg 9)", kid_text(.0))]
     UnknownKey(Option<String>),
     /// The signature does not verify.
     #[error("the access token's signature does not verify (neg 9)")]
@@ -49,6 +49,14 @@ pub enum AuthError {
     /// The JWKS or keys could not be fetched or read.
     #[error("the hub cannot read its verification keys: {0}")]
     Keys(String),
+}
+
+/// How an error message names a token's `kid`: `kid "k1"`, or that it has none.
+fn kid_text(kid: &Option<String>) -> String {
+    match kid {
+        Some(k) => format!("kid {k:?}"),
+        None => "the token names no kid".to_owned(),
+    }
 }
 
 impl AuthError {
@@ -221,6 +229,18 @@ mod tests {
             assert_eq!(b64url(&b64(data)).unwrap(), data);
         }
         assert!(b64url("a+b/").is_none());
+    }
+
+    #[test]
+    fn neg9_unknown_key_names_the_kid() {
+        assert_eq!(
+            AuthError::UnknownKey(Some("k9".into())).to_string(),
+            "no key is configured that can verify this access token (kid \"k9\") (neg 9)"
+        );
+        assert_eq!(
+            AuthError::UnknownKey(None).to_string(),
+            "no key is configured that can verify this access token (the token names no kid) (neg 9)"
+        );
     }
 
     #[test]

@@ -12,7 +12,7 @@ use crate::claims::{bearer, check_claims, parse_jws, AuthError};
 use crate::config::{AuthMode, Settings};
 use crate::cors;
 use crate::outcome::operation_outcome;
-use crate::route::{body_kind, route, BodyKind, Route};
+use crate::route::{body_kind, looks_like_subscription, post_error_body, route, BodyKind, ErrorBody, Route};
 use crate::topic_object::{HDR_AUTH, HDR_TOPIC, HDR_WS_BASE};
 
 /// A wrangler var or secret.
@@ -63,20 +63,22 @@ async fn authorize(req: &Request, settings: &Settings) -> std::result::Result<Au
     }
 }
 
-/// Reads a body, refusing more than `max` bytes (413, neg 18).
-async fn body(req: &mut Request, max: usize) -> std::result::Result<String, Result<Response>> {
+/// Reads a body, refusing more than `max` bytes (413, neg 18). A refusal is (status, message),
+/// written by the caller as plain text or an OperationOutcome ([`post_error_body`]).
+async fn body(req: &mut Request, max: usize) -> std::result::Result<String, (u16, String)> {
+    let too_large = || (413, format!("the body is larger than the hub's limit of {max} bytes (neg 18)"));
     let declared = req.headers().get("Content-Length").ok().flatten().and_then(|l| l.parse::<usize>().ok());
     if declared.is_some_and(|l| l > max) {
-        return Err(text(413, &format!("the body is larger than the hub's limit of {max} bytes (neg 18)")));
+        return Err(too_large());
     }
     let bytes = match req.bytes().await {
         Ok(b) => b,
-        Err(e) => return Err(text(400, &format!("cannot read the body: {e}"))),
+        Err(e) => return Err((400, format!("cannot read the body: {e}"))),
     };
     if bytes.len() > max {
-        return Err(text(413, &format!("the body is larger than the hub's limit of {max} bytes (neg 18)")));
+        return Err(too_large());
     }
-    String::from_utf8(bytes).map_err(|_| text(400, "the body is not UTF-8 (req 1)"))
+    String::from_utf8(bytes).map_err(|_| (400, "the body is not UTF-8 (req 1)".to_owned()))
 }
 
 async fn to_topic(
@@ -126,6 +128,12 @@ async fn event(
         Ok(e) => e,
         Err(e) => return outcome(400, &e.to_string()),
     };
+    if let Some(c) = fhircast_core::subscription::topic_forbidden_char(&event.topic) {
+        return outcome(
+            400,
+            &format!("hub.topic {:?} contains {c:?}; a topic is one URL path segment ({{hub.url}}/{{topic}}): no whitespace, control characters, '/', '?' or '#' (neg 4)", event.topic),
+        );
+    }
     let auth = match authorize(req, settings).await {
         Ok(a) => a,
         Err(e) => return auth_failure(&e, true),
@@ -173,13 +181,19 @@ async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<Resp
         Route::PostHub | Route::PostTopic { .. } => {
             let ct = req.headers().get("Content-Type")?;
             let kind = body_kind(ct.as_deref());
-            let text_body = match body(&mut req, settings.max_body_bytes).await {
-                Ok(b) => b,
-                Err(r) => return r,
-            };
             let path_topic = match route(&method, url.path(), &settings.base_path) {
                 Route::PostTopic { topic } => Some(topic),
                 _ => None,
+            };
+            // Errors found before the body is parsed (§5a-5): an OperationOutcome for event
+            // requests (any POST to {base}/{topic}, any JSON POST), plain text for the rest.
+            let refuse = |status: u16, message: &str| match post_error_body(kind, path_topic.is_some()) {
+                ErrorBody::Outcome => outcome(status, message),
+                ErrorBody::Text => text(status, message),
+            };
+            let text_body = match body(&mut req, settings.max_body_bytes).await {
+                Ok(b) => b,
+                Err((status, message)) => return refuse(status, &message),
             };
             match kind {
                 BodyKind::Form if path_topic.is_none() => match SubscriptionRequest::from_form(&text_body) {
@@ -192,10 +206,13 @@ async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<Resp
                     Err(e) => text(e.http_status(), &e.to_string()),
                 },
                 BodyKind::Json => event(&req, env, settings, text_body, path_topic.as_deref()).await,
-                BodyKind::Form => text(415, "events are JSON: send Content-Type application/json or application/fhir+json (req 4)"),
-                BodyKind::Other => text(
+                _ if path_topic.is_some() => refuse(
                     415,
-                    "send subscriptions as application/x-www-form-urlencoded (req 24) and events as application/json or application/fhir+json (req 4) (neg 1)",
+                    &format!("events are JSON: send Content-Type application/json or application/fhir+json, not {:?} (req 4, neg 1); subscriptions go to POST {}", ct.as_deref().unwrap_or("none"), settings.base_path),
+                ),
+                _ => refuse(
+                    415,
+                    &format!("Content-Type {:?} is not accepted: send subscriptions as application/x-www-form-urlencoded (req 24) and events as application/json or application/fhir+json (req 4) (neg 1)", ct.as_deref().unwrap_or("none")),
                 ),
             }
         }
@@ -218,10 +235,6 @@ async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<Resp
     }
 }
 
-fn looks_like_subscription(body: &str) -> bool {
-    serde_json::from_str::<serde_json::Map<String, serde_json::Value>>(body).is_ok_and(|m| m.contains_key("hub.mode"))
-}
-
 #[event(fetch)]
 async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let settings = match Settings::from_lookup(|k| lookup(&env, k)) {
@@ -239,14 +252,22 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
             text(500, "internal error")?
         }
     };
+    if is_ws && resp.status_code() == 101 {
+        return Ok(resp);
+    }
+    // A response from the topic's object has immutable headers ("Can't modify immutable
+    // headers" would turn every answer to an allowed Origin into a 500): add to a copy.
+    let copy = resp.headers().clone();
+    resp = resp.with_headers(copy);
     if let (Some(o), false) = (allowed, is_ws) {
-        // A response relayed from the Durable Object has immutable headers ("Can't modify
-        // immutable headers", a 500 for every browser request): add CORS to a copy.
-        let headers = resp.headers().clone();
-        for (k, v) in if preflight { cors::preflight_headers(&o) } else { cors::response_headers(&o) } {
-            headers.set(k, &v)?;
+        let headers = if preflight { cors::preflight_headers(&o) } else { cors::response_headers(&o) };
+        for (k, v) in headers {
+            resp.headers_mut().set(k, &v)?;
         }
-        resp = resp.with_headers(headers);
+    }
+    // RFC 6750 §3: every 401 names the scheme, also the core's (an expired token on subscribe).
+    if resp.status_code() == 401 && !resp.headers().has("WWW-Authenticate")? {
+        resp.headers_mut().set("WWW-Authenticate", r#"Bearer error="invalid_token""#)?;
     }
     Ok(resp)
 }

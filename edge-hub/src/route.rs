@@ -32,6 +32,45 @@ pub fn body_kind(content_type: Option<&str>) -> BodyKind {
     }
 }
 
+/// How a refusal is written (§5a-5): plain text for subscription requests (req 39), a FHIR
+/// OperationOutcome (`application/fhir+json`) for event requests and get-current-context.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ErrorBody {
+    /// `text/plain`.
+    Text,
+    /// An OperationOutcome.
+    Outcome,
+}
+
+/// The error body for refusals of a POST found before its body is parsed (415, 413, an
+/// unreadable or non-UTF-8 body): a POST to `{base}/{topic}` is always an event request, and
+/// a JSON POST to `{base}` is read as one; forms and unknown types get plain text.
+pub fn post_error_body(kind: BodyKind, to_topic: bool) -> ErrorBody {
+    if to_topic || kind == BodyKind::Json {
+        ErrorBody::Outcome
+    } else {
+        ErrorBody::Text
+    }
+}
+
+/// The close code the Hub answers a subscriber's Close frame with (RFC 6455 §5.5.1: an
+/// endpoint that receives a Close sends one back). The subscriber's code is echoed when it may
+/// be sent on the wire; 1005, 1006, 1015 and unassigned codes are answered with 1000.
+pub fn close_reply_code(received: u16) -> u16 {
+    match received {
+        1000..=1003 | 1007..=1014 | 3000..=4999 => received,
+        _ => 1000,
+    }
+}
+
+/// Whether a JSON body to `{base}` is a subscription request sent as JSON (lenient, neg 1): an
+/// object with a `hub.mode` member. The members' values are not parsed, so a value nested
+/// deeper than a JSON parser's recursion limit does not turn a subscription into an "event".
+pub fn looks_like_subscription(body: &str) -> bool {
+    serde_json::from_str::<std::collections::BTreeMap<String, Box<serde_json::value::RawValue>>>(body)
+        .is_ok_and(|m| m.contains_key("hub.mode"))
+}
+
 /// A request the hub serves.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Route {
@@ -87,6 +126,12 @@ fn decode_segment(s: &str) -> Option<String> {
     String::from_utf8(out).ok()
 }
 
+/// Decodes a path segment that names a topic: `None` if malformed, empty, or not a topic a
+/// subscription could have (whitespace, control characters, an encoded `/`, `?` or `#`; neg 4).
+fn decode_topic(s: &str) -> Option<String> {
+    decode_segment(s).filter(|t| !t.is_empty() && fhircast_core::subscription::topic_forbidden_char(t).is_none())
+}
+
 /// Routes a request by method and path.
 pub fn route(method: &str, path: &str, base: &str) -> Route {
     let base = base.trim_end_matches('/');
@@ -106,13 +151,13 @@ pub fn route(method: &str, path: &str, base: &str) -> Route {
         [] => Route::MethodNotAllowed { allow: "POST, OPTIONS" },
         [".well-known", "fhircast-configuration"] if get => Route::WellKnown,
         [".well-known", "fhircast-configuration"] => Route::MethodNotAllowed { allow: "GET, OPTIONS" },
-        ["ws", topic, token] if get => match (decode_segment(topic), decode_segment(token)) {
-            (Some(topic), Some(token)) if !topic.is_empty() && !token.is_empty() => Route::WebSocket { topic, token },
+        ["ws", topic, token] if get => match (decode_topic(topic), decode_segment(token)) {
+            (Some(topic), Some(token)) if !token.is_empty() => Route::WebSocket { topic, token },
             _ => Route::NotFound,
         },
-        [topic] if !topic.starts_with('.') => match decode_segment(topic) {
-            Some(topic) if !topic.is_empty() && post => Route::PostTopic { topic },
-            Some(topic) if !topic.is_empty() && get => Route::GetContext { topic },
+        [topic] if !topic.starts_with('.') => match decode_topic(topic) {
+            Some(topic) if post => Route::PostTopic { topic },
+            Some(topic) if get => Route::GetContext { topic },
             Some(_) => Route::MethodNotAllowed { allow: "GET, POST, OPTIONS" },
             None => Route::NotFound,
         },
@@ -136,13 +181,43 @@ mod tests {
     }
 
     #[test]
+    fn impl_5a5_error_bodies_of_posts() {
+        assert_eq!(post_error_body(BodyKind::Json, false), ErrorBody::Outcome);
+        assert_eq!(post_error_body(BodyKind::Form, true), ErrorBody::Outcome);
+        assert_eq!(post_error_body(BodyKind::Other, true), ErrorBody::Outcome);
+        assert_eq!(post_error_body(BodyKind::Form, false), ErrorBody::Text);
+        assert_eq!(post_error_body(BodyKind::Other, false), ErrorBody::Text);
+    }
+
+    #[test]
+    fn close_frames_are_answered_with_a_sendable_code() {
+        assert_eq!(close_reply_code(1000), 1000);
+        assert_eq!(close_reply_code(1001), 1001);
+        assert_eq!(close_reply_code(4000), 4000);
+        assert_eq!(close_reply_code(1005), 1000);
+        assert_eq!(close_reply_code(1006), 1000);
+        assert_eq!(close_reply_code(1015), 1000);
+        assert_eq!(close_reply_code(999), 1000);
+    }
+
+    #[test]
+    fn neg1_json_subscriptions_are_recognised() {
+        assert!(looks_like_subscription(r#"{"hub.mode":"subscribe","hub.topic":"T"}"#));
+        let deep = format!(r#"{{"hub.mode":"subscribe","x":{}{}}}"#, "[".repeat(1000), "]".repeat(1000));
+        assert!(looks_like_subscription(&deep));
+        assert!(!looks_like_subscription(r#"{"timestamp":"t","id":"1","event":{}}"#));
+        assert!(!looks_like_subscription("[1]"));
+        assert!(!looks_like_subscription("{"));
+    }
+
+    #[test]
     fn routes() {
         assert_eq!(route("POST", "/api/hub", B), Route::PostHub);
         assert_eq!(route("POST", "/api/hub/", B), Route::PostHub);
         assert_eq!(route("GET", "/api/hub", B), Route::MethodNotAllowed { allow: "POST, OPTIONS" });
         assert_eq!(route("GET", "/api/hub/.well-known/fhircast-configuration", B), Route::WellKnown);
         assert_eq!(route("GET", "/api/hub/T1", B), Route::GetContext { topic: "T1".into() });
-        assert_eq!(route("POST", "/api/hub/T%201", B), Route::PostTopic { topic: "T 1".into() });
+        assert_eq!(route("POST", "/api/hub/T%3A1", B), Route::PostTopic { topic: "T:1".into() });
         assert_eq!(route("GET", "/api/hub/ws/T1/abc", B), Route::WebSocket { topic: "T1".into(), token: "abc".into() });
         assert_eq!(route("OPTIONS", "/api/hub/T1", B), Route::Preflight);
         assert_eq!(route("DELETE", "/api/hub/T1", B), Route::MethodNotAllowed { allow: "GET, POST, OPTIONS" });
@@ -151,5 +226,10 @@ mod tests {
         assert_eq!(route("GET", "/api/hubx", B), Route::Outside);
         assert_eq!(route("GET", "/", B), Route::Outside);
         assert_eq!(route("GET", "/api/hub/.env", B), Route::NotFound);
+        // neg 4: a segment decoding to something no subscription could use as topic.
+        assert_eq!(route("GET", "/api/hub/..%2F..%2Fetc%2Fpasswd", B), Route::NotFound);
+        assert_eq!(route("POST", "/api/hub/a%20b", B), Route::NotFound);
+        assert_eq!(route("GET", "/api/hub/a%00", B), Route::NotFound);
+        assert_eq!(route("GET", "/api/hub/ws/a%3Fb/abc", B), Route::NotFound);
     }
 }

@@ -310,11 +310,10 @@ impl DurableObject for TopicObject {
 
     async fn websocket_close(&self, ws: WebSocket, code: usize, _reason: String, _was_clean: bool) -> Result<()> {
         let code = u16::try_from(code).unwrap_or(1006);
-        // Complete the closing handshake (RFC 6455 §5.5.1): without this reply a client that
-        // closes (req 49: code 1000) waits in CLOSING until its own timeout. Codes that may
-        // not be sent (1005, 1006, 1015) are answered with 1000.
-        let reply = if matches!(code, 1000..=1003 | 1007..=1014 | 3000..=4999) { code } else { 1000 };
-        let _ = ws.close(Some(reply), Some("closed"));
+        // Complete the closing handshake: with hibernatable sockets the object must answer the
+        // subscriber's Close frame itself, else the client waits and sees 1006 (RFC 6455
+        // §5.5.1). Fails harmlessly where the runtime already replied.
+        let _ = ws.close(Some(crate::route::close_reply_code(code)), Some("closed"));
         let Some(token) = self.token_of(&ws) else { return Ok(()) };
         let _ = self.with_topic(None, |t, now| t.handle_close(&token, code, now)).await;
         Ok(())

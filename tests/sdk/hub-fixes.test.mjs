@@ -1,4 +1,5 @@
-// Hub bugs the SDK's browser tests found (fixed in edge-hub/src):
+// What the SDK needs of the hub, checked from Node as a browser would send it (two hub bugs
+// the SDK's first browser runs hit, fixed in edge-hub on main too):
 // - CORS (§5a-24): responses relayed from the Durable Object had immutable headers, so adding
 //   CORS headers failed and every cross-origin subscribe, event and GET got a 500;
 // - req 49: the hub never answered a client's close frame, so a subscriber closing with 1000
