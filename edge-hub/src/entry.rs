@@ -11,7 +11,7 @@ use worker::*;
 use crate::claims::{bearer, check_claims, parse_jws, AuthError};
 use crate::config::{AuthMode, Settings};
 use crate::cors;
-use crate::outcome::operation_outcome;
+use crate::respond::{outcome, text};
 use crate::route::{body_kind, looks_like_subscription, post_error_body, route, BodyKind, ErrorBody, Route};
 use crate::topic_object::{HDR_AUTH, HDR_TOPIC, HDR_WS_BASE};
 
@@ -28,18 +28,6 @@ pub(crate) fn encode_segment(s: &str) -> String {
             _ => format!("%{b:02X}"),
         })
         .collect()
-}
-
-fn text(status: u16, body: &str) -> Result<Response> {
-    let mut r = Response::ok(body)?.with_status(status);
-    r.headers_mut().set("Content-Type", "text/plain; charset=utf-8")?;
-    Ok(r)
-}
-
-fn outcome(status: u16, message: &str) -> Result<Response> {
-    let mut r = Response::ok(operation_outcome(status, message))?.with_status(status);
-    r.headers_mut().set("Content-Type", "application/fhir+json")?;
-    Ok(r)
 }
 
 fn auth_failure(e: &AuthError, as_outcome: bool) -> Result<Response> {

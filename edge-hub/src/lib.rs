@@ -16,6 +16,8 @@ pub mod route;
 #[cfg(target_arch = "wasm32")]
 mod entry;
 #[cfg(target_arch = "wasm32")]
+mod respond;
+#[cfg(target_arch = "wasm32")]
 mod topic_object;
 #[cfg(target_arch = "wasm32")]
 mod webcrypto;

@@ -20,7 +20,7 @@ use fhircast_core::{Event, Timestamp};
 use worker::*;
 
 use crate::config::Settings;
-use crate::outcome::operation_outcome;
+use crate::respond::{json, outcome, text};
 
 /// The Worker → object headers: the verified authorization, the topic, and the public
 /// WebSocket base URL endpoints are built from.
@@ -40,22 +40,6 @@ pub struct TopicObject {
 
 fn now() -> Timestamp {
     Timestamp::from_unix_millis(Date::now().as_millis() as i64)
-}
-
-fn text(status: u16, body: &str) -> Result<Response> {
-    let mut r = Response::ok(body)?.with_status(status);
-    r.headers_mut().set("Content-Type", "text/plain; charset=utf-8")?;
-    Ok(r)
-}
-
-fn json(status: u16, body: &str, content_type: &str) -> Result<Response> {
-    let mut r = Response::ok(body)?.with_status(status);
-    r.headers_mut().set("Content-Type", content_type)?;
-    Ok(r)
-}
-
-fn outcome(status: u16, message: &str) -> Result<Response> {
-    json(status, &operation_outcome(status, message), "application/fhir+json")
 }
 
 impl TopicObject {
