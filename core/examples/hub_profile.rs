@@ -42,9 +42,19 @@ fn profile(n: usize) {
     while topic.poll_outbound().is_some() {}
 
     let rounds = if n >= 1000 { 20 } else { 200 };
+    // The dedup window (1,024 ids) full, as on a topic in steady use.
+    for i in 0..1_100 {
+        let ev = Event::parse_envelope(&event_body(topic_name, 1_000_000 + i)).expect("parses");
+        topic.handle_event(ev, &auth, now).expect("accepted");
+        while topic.poll_outbound().is_some() {}
+        for tok in &tokens {
+            topic.handle_message(tok, &format!(r#"{{"id":"ev-{}","status":200}}"#, 1_000_000 + i), now).expect("ack");
+        }
+    }
     let (mut parse, mut handle, mut drain, mut state_event, mut acks, mut state_acks, mut timeouts) =
         (0f64, 0f64, 0f64, 0f64, 0f64, 0f64, 0f64);
     let mut state_bytes = 0;
+    let (mut meta_event, mut subs_once, mut meta_bytes, mut subs_bytes) = (0f64, 0f64, 0, 0);
     let mut sent_bytes = 0;
     for i in 0..rounds {
         let body = event_body(topic_name, i);
@@ -70,6 +80,13 @@ fn profile(n: usize) {
         state_event += t.elapsed().as_secs_f64();
         state_bytes = json.len();
         let t = Instant::now();
+        let meta = topic.state().meta_json();
+        meta_event += t.elapsed().as_secs_f64();
+        meta_bytes = meta.len();
+        let t = Instant::now();
+        subs_bytes = topic.state().subscriptions_json().len();
+        subs_once += t.elapsed().as_secs_f64();
+        let t = Instant::now();
         let mut per_ack_state = 0f64;
         let mut per_ack_timeout = 0f64;
         for tok in &tokens {
@@ -89,14 +106,15 @@ fn profile(n: usize) {
         timeouts += per_ack_timeout;
     }
     let us = |x: f64| x / rounds as f64 * 1e6;
-    println!(
-        "N={n:5}: per event (µs): parse envelope {:8.1} (the Worker and the object each do it) | handle_event {:8.1} | drain outbound {:8.1} | state JSON after event {:8.1} ({state_bytes} bytes) | N acks {:9.1} | state JSON after each ack {:10.1} | poll_timeout after each input {:8.1} | fan-out bytes {sent_bytes}",
-        us(parse),
-        us(handle),
-        us(drain),
-        us(state_event),
-        us(acks),
-        us(state_acks),
-        us(timeouts),
-    );
+    println!("N={n}: per event, µs (native, release)");
+    println!("  parse envelope (the Worker and the object each do it) {:10.1}", us(parse));
+    println!("  handle_event                                           {:10.1}", us(handle));
+    println!("  drain outbound ({sent_bytes} bytes fanned out)          {:10.1}", us(drain));
+    println!("  N acks (handle_message)                                {:10.1}", us(acks));
+    println!("  before: whole state JSON after each input:");
+    println!("    after the event ({state_bytes} bytes)                 {:10.1}", us(state_event));
+    println!("    after each of the N acks                             {:10.1}", us(state_acks));
+    println!("    poll_timeout after each of the N acks                {:10.1}", us(timeouts));
+    println!("  after: meta JSON after the event ({meta_bytes} bytes)    {:10.1}", us(meta_event));
+    println!("         subscriptions JSON, once per flush ({subs_bytes} bytes) {:10.1}", us(subs_once));
 }

@@ -83,6 +83,17 @@ pub struct TopicObject {
     sockets: RefCell<Option<HashMap<String, WebSocket>>>,
     /// Loading changed the state (sockets found gone) and that is not written yet.
     loaded_unsaved: RefCell<bool>,
+    /// Which recent request ids are stored (table `recent_ids`).
+    recent_written: RefCell<RecentWritten>,
+}
+
+/// The stored rows of recent request ids (req 139), against the core's list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum RecentWritten {
+    /// The stored list ends with this id (`None`: empty): an accepted event adds one row.
+    Newest(Option<String>),
+    /// None of them is stored (a topic read from an earlier version's single row).
+    Rewrite,
 }
 
 fn now() -> Timestamp {
@@ -117,9 +128,26 @@ impl TopicObject {
         let stored = match (part("meta"), part("subscriptions")) {
             // Every subscription change writes both parts at once: no subscriptions part
             // means this topic never had a subscription.
-            (Some(meta), subs) => Some(TopicState::from_parts(meta, subs.unwrap_or("{}"))),
-            // A topic stored by an earlier version: the whole state in one row.
-            _ => self.legacy_state()?.map(|json| serde_json::from_str(&json)),
+            (Some(meta), subs) => {
+                #[derive(serde::Deserialize)]
+                struct Recent {
+                    id: String,
+                    fingerprint: String,
+                }
+                let recent: Vec<Recent> = sql
+                    .exec("SELECT id, fingerprint FROM recent_ids ORDER BY seq", None)
+                    .and_then(|c| c.to_array())
+                    .map_err(|e| format!("reading the topic's recent ids: {e}"))?;
+                let recent = recent.into_iter().map(|r| (r.id, r.fingerprint));
+                Some(TopicState::from_parts(meta, subs.unwrap_or("{}"), recent))
+            }
+            // A topic stored by an earlier version: the whole state in one row, rewritten in
+            // parts by the next input.
+            _ => self.legacy_state()?.map(|json| {
+                *self.loaded_unsaved.borrow_mut() = true;
+                *self.recent_written.borrow_mut() = RecentWritten::Rewrite;
+                serde_json::from_str(&json)
+            }),
         };
         let mut topic = match stored {
             Some(state) => {
@@ -135,7 +163,13 @@ impl TopicObject {
         let gone: Vec<String> =
             topic.connected_endpoints().filter(|t| !live.iter().any(|l| l == t)).map(str::to_owned).collect();
         let t = now();
-        *self.loaded_unsaved.borrow_mut() = !gone.is_empty();
+        if !gone.is_empty() {
+            *self.loaded_unsaved.borrow_mut() = true;
+        }
+        if *self.recent_written.borrow() != RecentWritten::Rewrite {
+            let newest = topic.state().recent_ids().next_back().map(|(id, _)| id.to_owned());
+            *self.recent_written.borrow_mut() = RecentWritten::Newest(newest);
+        }
         for token in gone {
             topic.handle_close(&token, 1006, t);
         }
@@ -182,6 +216,7 @@ impl TopicObject {
         };
         if matches!(store, Store::Meta | Store::All) {
             write("meta", topic.state().meta_json());
+            self.write_recent_ids(topic);
         }
         match store {
             Store::All => {
@@ -242,6 +277,39 @@ impl TopicObject {
                     }
                 }
             }
+        }
+    }
+
+    /// Stores the request id an accepted event added (one row; rows beyond the dedup window
+    /// are dropped), or all of them after a load from the single-row format.
+    fn write_recent_ids(&self, topic: &Topic) {
+        let sql = self.state.storage().sql();
+        let mut written = self.recent_written.borrow_mut();
+        let state = topic.state();
+        let insert = |id: &str, fingerprint: &str| {
+            sql.exec(
+                "INSERT INTO recent_ids (id, fingerprint) VALUES (?, ?)",
+                Some(vec![id.into(), fingerprint.into()]),
+            )
+        };
+        let result = match &*written {
+            RecentWritten::Rewrite => sql
+                .exec("DELETE FROM recent_ids", None)
+                .and_then(|_| state.recent_ids().try_for_each(|(id, f)| insert(id, f).map(|_| ()))),
+            RecentWritten::Newest(last) => match state.recent_ids().next_back() {
+                Some((id, f)) if last.as_deref() != Some(id) => insert(id, f).and_then(|_| {
+                    sql.exec(
+                        "DELETE FROM recent_ids WHERE seq <= (SELECT MAX(seq) FROM recent_ids) - ?",
+                        Some(vec![(topic.config().dedup_window as i64).into()]),
+                    )
+                    .map(|_| ())
+                }),
+                _ => Ok(()),
+            },
+        };
+        match result {
+            Ok(()) => *written = RecentWritten::Newest(state.recent_ids().next_back().map(|(id, _)| id.to_owned())),
+            Err(e) => console_error!("writing the topic's recent ids: {e}"),
         }
     }
 
@@ -394,12 +462,13 @@ impl DurableObject for TopicObject {
         if let Ok(pair) = WebSocketRequestResponsePair::new("ping", "pong") {
             state.set_websocket_auto_response(&pair);
         }
-        if let Err(e) = state
-            .storage()
-            .sql()
-            .exec("CREATE TABLE IF NOT EXISTS topic_parts (part TEXT PRIMARY KEY, json TEXT NOT NULL)", None)
-        {
-            console_error!("creating the state table: {e}");
+        for ddl in [
+            "CREATE TABLE IF NOT EXISTS topic_parts (part TEXT PRIMARY KEY, json TEXT NOT NULL)",
+            "CREATE TABLE IF NOT EXISTS recent_ids (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, fingerprint TEXT NOT NULL)",
+        ] {
+            if let Err(e) = state.storage().sql().exec(ddl, None) {
+                console_error!("creating the state tables: {e}");
+            }
         }
         let settings = Settings::from_lookup(|k| crate::entry::lookup(&env, k)).map_err(|e| e.to_string());
         TopicObject {
@@ -410,6 +479,7 @@ impl DurableObject for TopicObject {
             flush_by: RefCell::new(None),
             sockets: RefCell::new(None),
             loaded_unsaved: RefCell::new(false),
+            recent_written: RefCell::new(RecentWritten::Newest(None)),
         }
     }
 

@@ -56,8 +56,9 @@ impl TopicState {
         serde_json::to_string(&self.subscriptions).expect("subscriptions serialise")
     }
 
-    /// Everything but the subscriptions, as JSON: what an accepted event changes (context,
-    /// versions, ids). Small and independent of the number of subscribers.
+    /// Everything but the subscriptions and the recent request ids, as JSON: what an accepted
+    /// event changes (context, versions, minted ids). Independent of the number of subscribers
+    /// and of events seen.
     pub fn meta_json(&self) -> String {
         serde_json::to_string(&MetaRef {
             topic: &self.topic,
@@ -66,14 +67,25 @@ impl TopicState {
             anchors: &self.anchors,
             current: &self.current,
             context_timestamp: &self.context_timestamp,
-            recent_ids: &self.recent_ids,
             next_heartbeat: &self.next_heartbeat,
         })
         .expect("state serialises")
     }
 
-    /// Rebuilds the state from [`TopicState::meta_json`] and [`TopicState::subscriptions_json`].
-    pub fn from_parts(meta: &str, subscriptions: &str) -> Result<TopicState, serde_json::Error> {
+    /// The request ids remembered for duplicate detection (req 139), oldest first, each with
+    /// its fingerprint: an accepted event appends one and may drop the oldest, so a shell can
+    /// store them as rows (one insert per event) rather than rewrite them all.
+    pub fn recent_ids(&self) -> impl DoubleEndedIterator<Item = (&str, &str)> {
+        self.recent_ids.iter().map(|(id, f)| (id.as_str(), f.as_str()))
+    }
+
+    /// Rebuilds the state from [`TopicState::meta_json`], [`TopicState::subscriptions_json`]
+    /// and [`TopicState::recent_ids`] (oldest first).
+    pub fn from_parts(
+        meta: &str,
+        subscriptions: &str,
+        recent_ids: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<TopicState, serde_json::Error> {
         let m: Meta = serde_json::from_str(meta)?;
         Ok(TopicState {
             topic: m.topic,
@@ -83,7 +95,7 @@ impl TopicState {
             anchors: m.anchors,
             current: m.current,
             context_timestamp: m.context_timestamp,
-            recent_ids: m.recent_ids,
+            recent_ids: recent_ids.into_iter().collect(),
             next_heartbeat: m.next_heartbeat,
         })
     }
@@ -130,7 +142,7 @@ impl TopicState {
     }
 }
 
-/// [`TopicState`] without its subscriptions, borrowed for writing.
+/// [`TopicState`] without its subscriptions and recent ids, borrowed for writing.
 #[derive(Serialize)]
 struct MetaRef<'a> {
     topic: &'a str,
@@ -139,11 +151,10 @@ struct MetaRef<'a> {
     anchors: &'a [OpenAnchor],
     current: &'a Option<ResourceKey>,
     context_timestamp: &'a Option<Timestamp>,
-    recent_ids: &'a VecDeque<(String, String)>,
     next_heartbeat: &'a Option<Timestamp>,
 }
 
-/// [`TopicState`] without its subscriptions, read back.
+/// [`TopicState`] without its subscriptions and recent ids, read back.
 #[derive(Deserialize)]
 struct Meta {
     topic: String,
@@ -152,7 +163,6 @@ struct Meta {
     anchors: Vec<OpenAnchor>,
     current: Option<ResourceKey>,
     context_timestamp: Option<Timestamp>,
-    recent_ids: VecDeque<(String, String)>,
     next_heartbeat: Option<Timestamp>,
 }
 
