@@ -1,7 +1,7 @@
 // `make bench`: the hub in workerd against a floor measured in the same run, on 127.0.0.1.
 // Prints a table and writes the figures to target/bench/bench-<time>.json and latest.json.
 // BENCH_QUICK=1 shortens every phase (a smoke run; its figures are not for BENCHMARKS.md).
-import { mkdirSync, writeFileSync, readFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { cpus, totalmem, loadavg, release } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from '../tests/hub/harness.mjs';
@@ -46,6 +46,8 @@ try {
   servers.floor = await startFloorServer();
   servers['node-ws'] = await startNodeWsServer();
   servers.hub = await startHubServer();
+  // Throughput also against the hub with its storage in memory: the difference is the disk.
+  if (existsSync('/dev/shm')) servers['hub-tmpfs'] = await startHubServer({ parent: '/dev/shm' });
   const kinds = ['floor', 'node-ws', 'hub'];
   for (const f of FANOUT) {
     const row = { subscribers: f.n };
@@ -57,7 +59,7 @@ try {
   }
   for (const t of TPUT) {
     const row = { name: t.name };
-    for (const k of kinds) {
+    for (const k of [...kinds, ...(servers['hub-tmpfs'] ? ['hub-tmpfs'] : [])]) {
       log(`throughput ${t.name}: ${k}`);
       row[k] = await throughput(targetFor(servers[k]), servers[k], t);
     }

@@ -16,20 +16,20 @@ export function renderTables(r) {
   out.push('');
   out.push('**Fan-out latency**: POST sent → the event at *every* subscriber (ms; subscribers ack each event). Ratios are the hub over the floor.');
   out.push('');
-  out.push('| subscribers | floor p50 / p99 | node ws p50 / p99 | hub p50 / p99 | hub ÷ floor p50 / p99 | events | lost | hub memory / subscriber |');
-  out.push('|---:|---:|---:|---:|---:|---:|---:|---:|');
+  out.push('| subscribers | floor p50 / p99 | node ws p50 / p99 | hub p50 / p99 | hub ÷ floor p50 / p99 | events | lost | server CPU ms / event: hub (floor) | hub memory / subscriber (floor) |');
+  out.push('|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const row of r.fanout) {
     const { floor: a, ['node-ws']: n, hub: h } = row;
     const lost = `${h.lost}${h.refused ? ` (+${h.refused} refused)` : ''}${h.closedByServer ? ` (${h.closedByServer} closed)` : ''}`;
-    out.push(`| ${row.subscribers} | ${f(a.latency.p50)} / ${f(a.latency.p99)} | ${f(n.latency.p50)} / ${f(n.latency.p99)} | ${f(h.latency.p50)} / ${f(h.latency.p99)} | ${ratio(h.latency.p50, a.latency.p50)} / ${ratio(h.latency.p99, a.latency.p99)} | ${h.latency.n} | ${lost} | ${h.memPerSubscriberBytes === undefined ? '–' : kb(h.memPerSubscriberBytes)} (floor ${a.memPerSubscriberBytes === undefined ? '–' : kb(a.memPerSubscriberBytes)}) |`);
+    out.push(`| ${row.subscribers} | ${f(a.latency.p50)} / ${f(a.latency.p99)} | ${f(n.latency.p50)} / ${f(n.latency.p99)} | ${f(h.latency.p50)} / ${f(h.latency.p99)} | ${ratio(h.latency.p50, a.latency.p50)} / ${ratio(h.latency.p99, a.latency.p99)} | ${h.latency.n} | ${lost} | ${f(h.serverCpuMsPerEvent, 3)} (${f(a.serverCpuMsPerEvent, 3)}) | ${h.memPerSubscriberBytes === undefined ? '–' : kb(h.memPerSubscriberBytes)} (${a.memPerSubscriberBytes === undefined ? '–' : kb(a.memPerSubscriberBytes)}) |`);
   }
   out.push('');
-  out.push('**Sustained throughput**: POSTs kept in flight for a fixed time; events/s accepted (2xx) and fully delivered (every subscriber had it and sent its ack). CPU is the server process (workerd or node) per delivered event, and in cores; the generator is this benchmark\'s own process.');
+  out.push('**Sustained throughput**: POSTs kept in flight for a fixed time; events/s accepted (2xx) and fully delivered (every subscriber had it and sent its ack). CPU is the server process (workerd or node) per delivered event, and in cores; the generator is this benchmark\'s own process. *hub-tmpfs* is the same hub with its SQLite files in memory (/dev/shm): the difference to *hub* is the cost of committing each event to disk before its 2xx.');
   out.push('');
   out.push('| load | server | accepted/s | delivered+acked/s | latency p50 / p99 (ms) | server CPU ms/event | server cores | wall ms/event | generator CPU ms/event | generator cores | lost |');
   out.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const row of r.throughput) {
-    for (const k of ['floor', 'node-ws', 'hub']) {
+    for (const k of ['floor', 'node-ws', 'hub', 'hub-tmpfs']) {
       const t = row[k];
       if (!t) continue;
       out.push(`| ${row.name} (${t.concurrency} in flight) | ${k} | ${t.acceptedPerSec} | ${t.deliveredPerSec} | ${f(t.latency.p50)} / ${f(t.latency.p99)} | ${f(t.serverCpuMsPerEvent, 3)} | ${f(t.serverCpuCores)} | ${f(t.wallMsPerEvent, 3)} | ${f(t.generatorCpuMsPerEvent, 3)} | ${f(t.generatorCpuCores)} | ${t.undelivered + t.refused}${t.closedByServer ? ` (${t.closedByServer} closed)` : ''} |`);

@@ -25,6 +25,7 @@ export async function fanout(target, server, n, { events, seconds, lossTimeoutMs
   let lost = 0;
   let refused = 0;
   const end = performance.now() + seconds * 1000;
+  const cpu0 = procUsage(server.pid).cpuMs;
   // Warm-up: a few events not counted.
   for (let i = 0; i < events + 3 && performance.now() < end; i++) {
     const id = randomUUID();
@@ -45,11 +46,15 @@ export async function fanout(target, server, n, { events, seconds, lossTimeoutMs
     }
     if (i >= 3) lat.push(t1 - t0);
   }
+  // Answers still arriving after the last event are part of its cost.
+  await sleep(Math.min(2000, 50 + n));
+  const cpu = procUsage(server.pid).cpuMs - cpu0;
   const closedByServer = subs.filter((s) => s.closedByServer).length;
   for (const s of subs) s.close();
   await sleep(100);
   return {
     subscribers: n,
+    serverCpuMsPerEvent: Math.round((cpu / Math.max(1, lat.length + 3)) * 1000) / 1000,
     latency: stats(lat),
     lost,
     refused,

@@ -71,10 +71,20 @@ export function procUsage(pid) {
   return { cpuMs: (ticks * 1000) / 100, rss };
 }
 
-/** The FHIRcast hub in workerd. `publish(room, body)` and `subscribe` are the generator's to use. */
-export async function startHubServer(bindings = {}) {
-  const { value: hub, pid } = await withNewWorkerd(() => startHub({ bindings }));
-  return { kind: 'hub', hub, pid, base: hub.base, stop: () => hub.stop() };
+/**
+ * The FHIRcast hub in workerd, its Durable Objects' SQLite files in a fresh directory under
+ * `parent` (default: the system's temporary directory, on disk here). With `parent` on a
+ * memory file system (/dev/shm), commits cost no disk flush: comparing the two separates the
+ * hub's own work from the storage's.
+ */
+export async function startHubServer({ bindings = {}, parent } = {}) {
+  const persist = parent ? mkdtempSync(join(parent, 'fhircast-hub-')) : undefined;
+  const { value: hub, pid } = await withNewWorkerd(() => startHub({ bindings, persist }));
+  const stop = async () => {
+    await hub.stop();
+    if (persist) rmSync(persist, { recursive: true, force: true });
+  };
+  return { kind: 'hub', hub, pid, base: hub.base, stop };
 }
 
 /** The floor: the minimal broadcast Worker + Durable Object in workerd. */

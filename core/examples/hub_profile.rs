@@ -1,9 +1,13 @@
 //! Where a topic's per-event time goes, natively: the work the Durable Object does for one
-//! published event with N connected subscribers that all ack, split into its parts.
+//! published event with N connected subscribers that all ack, split into its parts, on a topic
+//! in steady use (its 1,024-id dedup window full).
 //!
 //! `cargo run --release -p fhircast-core --example hub_profile [N ...]` (default 10 100 1000).
-//! The shell's own costs (JS calls, SQLite, sockets) are not here; the parts that grow with N
-//! are, and the shell's share of them is "state JSON written per input" (what it stores).
+//!
+//! "before" is what the object stored until the storage split (the whole state after every
+//! input, each ack included, and `poll_timeout` after each); "after" is what it stores now
+//! (the meta part per event; the subscriptions part once per flush). The shell's own costs
+//! (JS calls, SQLite commits, sockets) are not here; `make bench` measures the whole.
 
 use std::time::Instant;
 

@@ -205,9 +205,9 @@ impl TopicObject {
         let mut guard = self.topic.borrow_mut();
         let topic = guard.as_mut()?;
         self.send_outbound(topic);
-        let sql = self.state.storage().sql();
+        // Storage is reached only when something is written (not for an answer).
         let write = |part: &str, json: String| {
-            if let Err(e) = sql.exec(
+            if let Err(e) = self.state.storage().sql().exec(
                 "INSERT INTO topic_parts (part, json) VALUES (?, ?) ON CONFLICT(part) DO UPDATE SET json = excluded.json",
                 Some(vec![part.into(), json.into()]),
             ) {
