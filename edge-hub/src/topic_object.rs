@@ -107,8 +107,7 @@ impl TopicObject {
 
     /// Loads the topic from SQLite on first use after construction (a new object, a wake-up
     /// from hibernation, or a restart). After a restart, subscriptions whose socket is gone
-    /// are treated as abnormally closed.
-    /// When loading changes the state (sockets found gone), the next input writes everything.
+    /// are treated as abnormally closed, and the next input writes everything.
     fn load(&self, name: Option<&str>) -> std::result::Result<(), String> {
         if self.topic.borrow().is_some() {
             return Ok(());
