@@ -25,12 +25,13 @@ DEV_PORT ?= 8787
 
 TEST_LOGS := target/test-logs
 
-.PHONY: help setup build hub-build sdk-build sdk-test dev test fmt lint clean
+.PHONY: help setup build hub-build sdk-build sdk-test dev test fmt lint clean bench bench-doc
 
 help:
 	@echo "make dev    install what is missing, build, run the hub locally"
 	@echo "make test   install what is missing, build, run every test (last line: N passed, N failed)"
-	@echo "make setup | build | hub-build | sdk-build | sdk-test | fmt | lint | clean"
+	@echo "make bench  the hub in workerd against a floor measured in the same run (BENCHMARKS.md)"
+	@echo "make setup | build | hub-build | sdk-build | sdk-test | fmt | lint | clean | bench-doc"
 
 setup:
 	scripts/setup.sh $(SETUP_COMPONENTS)
@@ -93,6 +94,15 @@ test: setup
 	else status=1; printf "the Worker did not build\nTEST-COUNTS passed=0 failed=1\n" > $(TEST_LOGS)/hub-build.log; fi; \
 	scripts/test-summary.sh $(TEST_LOGS)/*.log || status=$$(( status ? status : 1 )); \
 	exit $$status
+
+# Benchmarks (BENCHMARKS.md): fan-out, throughput, SyncError, SDK, against the floor; loopback
+# only, bounded in time. Prints a table; figures in target/bench/latest.json. `make bench-doc`
+# writes the latest figures into BENCHMARKS.md.
+bench: hub-build sdk-build
+	$(NODE_BIN)/node bench/bench.mjs
+
+bench-doc:
+	$(NODE_BIN)/node bench/render.mjs
 
 fmt:
 	cargo fmt --all

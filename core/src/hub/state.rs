@@ -49,6 +49,63 @@ impl TopicState {
         }
     }
 
+    /// The subscriptions alone, as JSON: the part of the state that every notification and
+    /// every answer changes (pending acks). A shell may store it apart from
+    /// [`TopicState::meta_json`] and write it less often (ARCHITECTURE.md: storage).
+    pub fn subscriptions_json(&self) -> String {
+        serde_json::to_string(&self.subscriptions).expect("subscriptions serialise")
+    }
+
+    /// Everything but the subscriptions and the recent request ids, as JSON: what an accepted
+    /// event changes (context, versions, minted ids). Independent of the number of subscribers
+    /// and of events seen.
+    pub fn meta_json(&self) -> String {
+        serde_json::to_string(&MetaRef {
+            topic: &self.topic,
+            id_prefix: &self.id_prefix,
+            next_seq: self.next_seq,
+            anchors: &self.anchors,
+            current: &self.current,
+            context_timestamp: &self.context_timestamp,
+            next_heartbeat: &self.next_heartbeat,
+        })
+        .expect("state serialises")
+    }
+
+    /// The request ids remembered for duplicate detection (req 139), oldest first, each with
+    /// its fingerprint: an accepted event appends one and may drop the oldest, so a shell can
+    /// store them as rows (one insert per event) rather than rewrite them all.
+    pub fn recent_ids(&self) -> impl DoubleEndedIterator<Item = (&str, &str)> {
+        self.recent_ids.iter().map(|(id, f)| (id.as_str(), f.as_str()))
+    }
+
+    /// Rebuilds the state from [`TopicState::meta_json`], [`TopicState::subscriptions_json`]
+    /// and [`TopicState::recent_ids`] (oldest first).
+    pub fn from_parts(
+        meta: &str,
+        subscriptions: &str,
+        recent_ids: impl IntoIterator<Item = (String, String)>,
+    ) -> Result<TopicState, serde_json::Error> {
+        let m: Meta = serde_json::from_str(meta)?;
+        Ok(TopicState {
+            topic: m.topic,
+            id_prefix: m.id_prefix,
+            next_seq: m.next_seq,
+            subscriptions: serde_json::from_str(subscriptions)?,
+            anchors: m.anchors,
+            current: m.current,
+            context_timestamp: m.context_timestamp,
+            recent_ids: recent_ids.into_iter().collect(),
+            next_heartbeat: m.next_heartbeat,
+        })
+    }
+
+    /// How many ids this topic has minted: a shell compares it before and after an input to
+    /// learn whether the meta part changed (an answer that leads to a SyncError mints one).
+    pub fn minted(&self) -> u64 {
+        self.next_seq
+    }
+
     /// A fresh id, unique within the Hub (req 137).
     pub(crate) fn mint(&mut self) -> String {
         let n = self.next_seq;
@@ -83,6 +140,30 @@ impl TopicState {
     pub(crate) fn anchor_index(&self, key: &ResourceKey) -> Option<usize> {
         self.anchors.iter().position(|a| &a.key == key)
     }
+}
+
+/// [`TopicState`] without its subscriptions and recent ids, borrowed for writing.
+#[derive(Serialize)]
+struct MetaRef<'a> {
+    topic: &'a str,
+    id_prefix: &'a str,
+    next_seq: u64,
+    anchors: &'a [OpenAnchor],
+    current: &'a Option<ResourceKey>,
+    context_timestamp: &'a Option<Timestamp>,
+    next_heartbeat: &'a Option<Timestamp>,
+}
+
+/// [`TopicState`] without its subscriptions and recent ids, read back.
+#[derive(Deserialize)]
+struct Meta {
+    topic: String,
+    id_prefix: String,
+    next_seq: u64,
+    anchors: Vec<OpenAnchor>,
+    current: Option<ResourceKey>,
+    context_timestamp: Option<Timestamp>,
+    next_heartbeat: Option<Timestamp>,
 }
 
 /// One subscription, keyed by its endpoint token (req 35: the key is topic + endpoint).
