@@ -31,7 +31,8 @@ function applyUpdate(event) {
 /** Reads the report's content from the hub (get current context, req 105): after a reconnect,
  *  or when the version moved without an update this window applied (its own, for instance). */
 async function resync() {
-  const r = await fetch(`${launch['hub.url']}/${encodeURIComponent(launch['hub.topic'])}`);
+  const headers = launch.access_token ? { authorization: `Bearer ${launch.access_token}` } : {};
+  const r = await fetch(`${launch['hub.url']}/${encodeURIComponent(launch['hub.topic'])}`, { headers });
   if (!r.ok) return;
   const current = await r.json();
   const content = resourceOf(current.context, 'content');
