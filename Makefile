@@ -1,5 +1,5 @@
 # FHIRcast in Rust: set-up, build, test. GNU make.
-#   make dev    install whatever is missing, build, run the hub locally
+#   make dev    install whatever is missing, build, run the hub and the examples locally
 #   make test   install whatever is missing, build, run every test
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
@@ -28,7 +28,7 @@ TEST_LOGS := target/test-logs
 .PHONY: help setup build hub-build sdk-build sdk-test site e2e dev test fmt lint clean
 
 help:
-	@echo "make dev    install what is missing, build, run the hub locally"
+	@echo "make dev    install what is missing, build, run the hub and the examples (http://$(DEV_HOST):$(DEV_PORT)/)"
 	@echo "make test   install what is missing, build, run every test (last line: N passed, N failed)"
 	@echo "make setup | build | hub-build | sdk-build | sdk-test | site | e2e | fmt | lint | clean"
 
