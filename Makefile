@@ -1,5 +1,5 @@
 # FHIRcast in Rust: set-up, build, test. GNU make.
-#   make dev    install whatever is missing, build, run the hub locally
+#   make dev    install whatever is missing, build, run the hub and the examples locally
 #   make test   install whatever is missing, build, run every test
 SHELL := bash
 .SHELLFLAGS := -euo pipefail -c
@@ -25,13 +25,13 @@ DEV_PORT ?= 8787
 
 TEST_LOGS := target/test-logs
 
-.PHONY: help setup build hub-build sdk-build sdk-test dev test fmt lint clean bench bench-doc
+.PHONY: help setup build hub-build sdk-build sdk-test site e2e dev test fmt lint clean bench bench-doc
 
 help:
-	@echo "make dev    install what is missing, build, run the hub locally"
+	@echo "make dev    install what is missing, build, run the hub and the examples (http://$(DEV_HOST):$(DEV_PORT)/)"
 	@echo "make test   install what is missing, build, run every test (last line: N passed, N failed)"
 	@echo "make bench  the hub in workerd against a floor measured in the same run (BENCHMARKS.md)"
-	@echo "make setup | build | hub-build | sdk-build | sdk-test | fmt | lint | clean | bench-doc"
+	@echo "make setup | build | hub-build | sdk-build | sdk-test | site | e2e | fmt | lint | clean | bench-doc"
 
 setup:
 	scripts/setup.sh $(SETUP_COMPONENTS)
@@ -52,10 +52,21 @@ sdk-build: setup
 sdk-test: setup
 	scripts/test-sdk.sh
 
-# The hub in workerd (wrangler dev) on http://$(DEV_HOST):$(DEV_PORT)/api/hub, state kept in
-# target/dev-state across restarts. Authorization is off (AUTH_MODE=open): local use only.
-dev: setup
+# The examples' site (target/site): examples/ plus the SDK's npm package at /fhircast-sdk/.
+site: sdk-build
+	scripts/build-site.sh
+
+# The examples end to end in headless Chromium against the hub in workerd (tests/e2e); they
+# save screenshots to docs/screenshots.
+e2e: site hub-build
+	$(NODE_BIN)/node --test --test-reporter=tap --test-concurrency=1 'tests/e2e/*.test.mjs'
+
+# The hub in workerd (wrangler dev) on http://$(DEV_HOST):$(DEV_PORT)/api/hub and the examples
+# at http://$(DEV_HOST):$(DEV_PORT)/, state kept in target/dev-state across restarts.
+# Authorization is off (AUTH_MODE=open): local use only.
+dev: setup site
 	@echo ""
+	@echo "  Examples:     http://$(DEV_HOST):$(DEV_PORT)/"
 	@echo "  FHIRcast hub: http://$(DEV_HOST):$(DEV_PORT)/api/hub"
 	@echo "  well-known:   http://$(DEV_HOST):$(DEV_PORT)/api/hub/.well-known/fhircast-configuration"
 	@echo "  state:        target/dev-state (delete it to start afresh)"
@@ -88,6 +99,7 @@ test: setup
 	  echo "+ scripts/build-sdk.sh && node --test tests/sdk"; \
 	  if scripts/build-sdk.sh; then \
 	    $(NODE_BIN)/node --test --test-reporter=tap --test-concurrency=2 'tests/sdk/*.test.mjs' 2>&1 | tee $(TEST_LOGS)/sdk.log || status=$$?; \
+	    echo "+ tests/e2e (examples)"; { scripts/build-site.sh && $(NODE_BIN)/node --test --test-reporter=tap --test-concurrency=1 'tests/e2e/*.test.mjs'; } 2>&1 | tee $(TEST_LOGS)/e2e.log || status=$$?; \
 	  else status=1; printf "the SDK did not build\nTEST-COUNTS passed=0 failed=1\n" > $(TEST_LOGS)/sdk-build.log; fi; \
 	  echo "+ wrangler deploy --dry-run"; \
 	  (cd edge-hub && PATH="$(NODE_BIN):$$PATH" WORKER_BUILD_NO_OPT= $(WORKER_BUILD_ENV) wrangler deploy --dry-run --outdir ../target/deploy 2>&1 | grep -E "Total Upload|error|Error") || status=$$?; \

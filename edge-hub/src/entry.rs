@@ -166,6 +166,13 @@ async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<Resp
             };
             to_topic(env, &topic, "/internal/context", None, &auth, "").await
         }
+        Route::Roster { topic } => {
+            let auth = match authorize(&req, settings).await {
+                Ok(a) => a,
+                Err(e) => return auth_failure(&e, true),
+            };
+            to_topic(env, &topic, "/internal/roster", None, &auth, "").await
+        }
         Route::PostHub | Route::PostTopic { .. } => {
             let ct = req.headers().get("Content-Type")?;
             let kind = body_kind(ct.as_deref());
@@ -212,7 +219,7 @@ async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<Resp
         Route::NotFound => text(
             404,
             &format!(
-                "not found. The hub serves POST {b}, POST|GET {b}/{{topic}}, GET {b}/.well-known/fhircast-configuration and WebSockets at the endpoints it hands out",
+                "not found. The hub serves POST {b}, POST|GET {b}/{{topic}}, GET {b}/{{topic}}/subscribers, GET {b}/.well-known/fhircast-configuration and WebSockets at the endpoints it hands out",
                 b = settings.base_path
             ),
         ),

@@ -5,6 +5,8 @@
 //!   (`application/json`, `application/fhir+json`) is an event request (neg 1, req 4);
 //! - `POST {base}/{topic}`: an event request (older clients);
 //! - `GET {base}/{topic}`: get current context (req 101);
+//! - `GET {base}/{topic}/subscribers`: the topic's roster (this hub's extension, for EHR
+//!   dashboards: who subscribed, connected, awaited and last answered; no endpoints);
 //! - `GET {base}/.well-known/fhircast-configuration` (req 11);
 //! - `GET {base}/ws/{topic}/{token}` with `Upgrade: websocket`: a subscription's endpoint;
 //! - `OPTIONS` anything under the base: CORS preflight.
@@ -86,6 +88,11 @@ pub enum Route {
         /// The topic.
         topic: String,
     },
+    /// `GET {base}/{topic}/subscribers`.
+    Roster {
+        /// The topic.
+        topic: String,
+    },
     /// `GET {base}/.well-known/fhircast-configuration`.
     WellKnown,
     /// `GET {base}/ws/{topic}/{token}`.
@@ -161,6 +168,11 @@ pub fn route(method: &str, path: &str, base: &str) -> Route {
             Some(_) => Route::MethodNotAllowed { allow: "GET, POST, OPTIONS" },
             None => Route::NotFound,
         },
+        [topic, "subscribers"] if !topic.starts_with('.') => match decode_topic(topic) {
+            Some(topic) if get => Route::Roster { topic },
+            Some(_) => Route::MethodNotAllowed { allow: "GET, OPTIONS" },
+            None => Route::NotFound,
+        },
         _ => Route::NotFound,
     }
 }
@@ -222,6 +234,10 @@ mod tests {
         assert_eq!(route("OPTIONS", "/api/hub/T1", B), Route::Preflight);
         assert_eq!(route("DELETE", "/api/hub/T1", B), Route::MethodNotAllowed { allow: "GET, POST, OPTIONS" });
         assert_eq!(route("GET", "/api/hub/a/b", B), Route::NotFound);
+        assert_eq!(route("GET", "/api/hub/T1/subscribers", B), Route::Roster { topic: "T1".into() });
+        assert_eq!(route("POST", "/api/hub/T1/subscribers", B), Route::MethodNotAllowed { allow: "GET, OPTIONS" });
+        assert_eq!(route("GET", "/api/hub/a%20b/subscribers", B), Route::NotFound);
+        assert_eq!(route("GET", "/api/hub/.x/subscribers", B), Route::NotFound);
         assert_eq!(route("GET", "/api/hub/%zz", B), Route::NotFound);
         assert_eq!(route("GET", "/api/hubx", B), Route::Outside);
         assert_eq!(route("GET", "/", B), Route::Outside);

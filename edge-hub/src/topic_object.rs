@@ -429,6 +429,26 @@ impl TopicObject {
         }
     }
 
+    /// The roster (`GET {hub}/{topic}/subscribers`). Read-only: an unused topic is answered
+    /// from an empty topic that is never stored (the token is checked all the same).
+    async fn roster(&self, topic_name: &str, auth: Auth) -> Result<Response> {
+        let answer = if self.topic.borrow().is_none() && self.load(None).is_err() {
+            match self.settings() {
+                Ok(s) => Topic::new(topic_name, "", s.hub.clone()).roster(&auth),
+                Err(e) => return outcome(500, &e),
+            }
+        } else {
+            match self.topic.borrow().as_ref() {
+                Some(t) => t.roster(&auth),
+                None => return outcome(500, "topic not loaded"),
+            }
+        };
+        match answer {
+            Ok(r) => json(200, &serde_json::to_string(&r).expect("serialises"), "application/json"),
+            Err(e) => outcome(e.http_status(), &e.to_string()),
+        }
+    }
+
     async fn websocket(&self, token: &str) -> Result<Response> {
         if self.load(None).is_err() || !self.topic.borrow().as_ref().is_some_and(|t| t.has_endpoint(token)) {
             return text(404, &fhircast_core::hub::ConnectError::UnknownEndpoint.to_string());
@@ -493,6 +513,7 @@ impl DurableObject for TopicObject {
             "/internal/subscription" => self.subscription(req, &topic_name, auth).await,
             "/internal/event" => self.event(req, &topic_name, auth).await,
             "/internal/context" => self.context(&topic_name, auth).await,
+            "/internal/roster" => self.roster(&topic_name, auth).await,
             p => match p.strip_prefix("/internal/ws/") {
                 Some(token) => self.websocket(token).await,
                 None => text(404, "unknown internal route"),

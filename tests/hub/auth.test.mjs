@@ -321,3 +321,15 @@ test('neg9: when the JWKS cannot be fetched the hub says so with 503 (its proble
   assert.match(r.text, /the hub cannot read its verification keys: the JWKS URL answered 500/);
   assert.equal(r.headers.get('www-authenticate'), null);
 });
+
+test('roster: GET {topic}/subscribers needs a token for this topic that may read SyncError', async () => {
+  const topic = uid('topic');
+  const path = `/${topic}/subscribers`;
+  unauthorized(await hub.request(path), /an access token is required/, { outcome: true });
+  const bearer = (token) => ({ headers: { authorization: `Bearer ${token}` } });
+  forbidden(await hub.request(path, bearer(jwt({ scope: 'fhircast/Patient-open.read' }))), /lacks the scope fhircast\/SyncError\.read needed to read the topic's subscribers/, { outcome: true });
+  forbidden(await hub.request(path, bearer(jwt({ 'hub.topic': 'another' }))), /bound to another topic/, { outcome: true });
+  const ok = await hub.request(path, bearer(jwt({ scope: 'fhircast/SyncError.read', 'hub.topic': topic })));
+  assert.equal(ok.status, 200, ok.text);
+  assert.deepEqual(ok.json, { 'hub.topic': topic, subscribers: [] });
+});

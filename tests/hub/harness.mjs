@@ -31,7 +31,7 @@ async function freePort() {
   });
 }
 
-function miniflareOptions({ bindings, persist, port }) {
+function miniflareOptions({ bindings, persist, port, options = {} }) {
   if (!existsSync(join(BUILD, 'worker', 'shim.mjs'))) {
     throw new Error(`${BUILD} is missing: build the worker first (make hub-build)`);
   }
@@ -51,14 +51,18 @@ function miniflareOptions({ bindings, persist, port }) {
     cf: false,
     host: '127.0.0.1',
     port,
+    ...options,
   };
 }
 
-/** Starts the hub. `bindings` are wrangler vars/secrets (strings). */
-export async function startHub({ bindings = {}, persist } = {}) {
+/**
+ * Starts the hub. `bindings` are wrangler vars/secrets (strings); `options` are more Miniflare
+ * options (e.g. `assets`, as tests/e2e serves the examples).
+ */
+export async function startHub({ bindings = {}, persist, options } = {}) {
   const dir = persist ?? mkdtempSync(join(tmpdir(), 'fhircast-hub-'));
   const port = await freePort();
-  let mf = new Miniflare(miniflareOptions({ bindings, persist: dir, port }));
+  let mf = new Miniflare(miniflareOptions({ bindings, persist: dir, port, options }));
   const url = await mf.ready;
   const hub = new Hub(`${url.origin}/api/hub`, url.origin);
   hub.persist = dir;
@@ -66,7 +70,7 @@ export async function startHub({ bindings = {}, persist } = {}) {
   /** Stops the workerd process (connected sockets drop) and starts it again on the same state. */
   hub.restart = async () => {
     await mf.dispose();
-    mf = new Miniflare(miniflareOptions({ bindings, persist: dir, port }));
+    mf = new Miniflare(miniflareOptions({ bindings, persist: dir, port, options }));
     await mf.ready;
   };
   /** Stops the workerd process, leaving its state on disk. */
@@ -75,7 +79,7 @@ export async function startHub({ bindings = {}, persist } = {}) {
   };
   /** Starts it again after kill(). */
   hub.start = async () => {
-    mf = new Miniflare(miniflareOptions({ bindings, persist: dir, port }));
+    mf = new Miniflare(miniflareOptions({ bindings, persist: dir, port, options }));
     await mf.ready;
   };
   hub.stop = async () => {

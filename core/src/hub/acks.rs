@@ -30,6 +30,7 @@ impl Topic {
         let Some(sub) = self.state.subscriptions.get_mut(token) else { return };
         let Some(i) = sub.pending.iter().position(|p| *p.id == *ack.id) else { return };
         let p = sub.pending.remove(i);
+        sub.last_answer = Some(super::state::Answer { id: p.id.clone(), event: p.event.clone(), status: ack.status });
         if ack.is_success() || p.event.kind() == EventKind::SyncError {
             return;
         }

@@ -172,7 +172,7 @@ impl EventRejected {
     }
 }
 
-/// Why the current context cannot be read (req 100-106).
+/// Why the current context (req 100-106) or the roster cannot be read.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum ContextError {
@@ -188,6 +188,9 @@ pub enum ContextError {
         /// The event.
         event: String,
     },
+    /// The token may not read SyncErrors, so not the roster either.
+    #[error("the access token lacks the scope fhircast/SyncError.read needed to read the topic's subscribers")]
+    RosterNeedsSyncErrorRead,
 }
 
 impl ContextError {

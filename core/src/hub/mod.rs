@@ -22,6 +22,7 @@ mod acks;
 mod context;
 mod error;
 mod events;
+mod roster;
 mod state;
 mod subscriptions;
 
@@ -30,6 +31,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 pub use error::{ConnectError, ContextError, EventRejected, SubscribeError};
+pub use roster::{Roster, RosterAnswer, RosterEntry};
 pub use state::TopicState;
 
 use crate::scope::Scopes;

@@ -179,6 +179,18 @@ pub(crate) struct Subscription {
     pub(crate) phase: Phase,
     /// Notifications sent and not yet answered, oldest first.
     pub(crate) pending: Vec<PendingAck>,
+    /// The last answer received, for the roster (`GET {hub}/{topic}/subscribers`). Absent in
+    /// state stored before it existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) last_answer: Option<Answer>,
+}
+
+/// An answer a subscriber gave to a notification (req 70).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub(crate) struct Answer {
+    pub(crate) id: Arc<str>,
+    pub(crate) event: EventName,
+    pub(crate) status: u16,
 }
 
 /// Where a subscription is in its life.

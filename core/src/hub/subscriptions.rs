@@ -95,6 +95,7 @@ impl Topic {
             lease_seconds: lease,
             phase: Phase::Issued { connect_by: now.add(self.config.connect_timeout) },
             pending: Vec::new(),
+            last_answer: None,
         };
         self.state.subscriptions.insert(new_endpoint.to_owned(), sub);
         Ok(SubscriptionAccepted { endpoint: new_endpoint.to_owned() })

@@ -831,3 +831,62 @@ fn endpoint_tokens_are_read_from_urls() {
     assert_eq!(endpoint_token("wss://h/a/b%2F"), None);
     assert_eq!(endpoint_token(""), None);
 }
+
+#[test]
+fn roster_lists_subscribers_their_pending_and_last_answers_without_endpoints() {
+    let mut h = hub();
+    let ehr = h.join("Patient-open,SyncError", "EHR");
+    let viewer = h.join("Patient-open,Patient-close", "Viewer");
+    let waiting = h.subscribe("Patient-open", "Late");
+    open_patient(&mut h, "e1", "p1");
+    let out = h.drain();
+    // The EHR follows, the viewer has not answered yet.
+    h.topic.handle_ack(&ehr, &Ack { id: "e1".into(), status: 200 }, h.now);
+    let r = h.topic.roster(&Auth::open()).unwrap();
+    assert_eq!(r.topic, T);
+    let names: Vec<_> = r.subscribers.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["EHR", "Viewer", "Late"]);
+    assert!(r.subscribers[0].connected && r.subscribers[1].connected && !r.subscribers[2].connected);
+    assert_eq!(r.subscribers[0].last_answer.as_ref().unwrap().status, Some(200));
+    assert_eq!(r.subscribers[1].awaiting.len(), 1);
+    assert_eq!(r.subscribers[1].awaiting[0].id, "e1");
+    assert!(r.subscribers[1].last_answer.is_none());
+    // The viewer refuses: it is no longer awaited, and its answer is the 409.
+    assert_eq!(to(&out, &viewer).len(), 1);
+    h.topic.handle_ack(&viewer, &Ack { id: "e1".into(), status: 409 }, h.now);
+    let r = h.topic.roster(&Auth::open()).unwrap();
+    assert!(r.subscribers[1].awaiting.is_empty());
+    let last = r.subscribers[1].last_answer.as_ref().unwrap();
+    assert_eq!((last.id.as_str(), last.event.as_str(), last.status), ("e1", "Patient-open", Some(409)));
+    // req 22: the endpoint tokens never appear.
+    let text = serde_json::to_string(&r).unwrap();
+    for t in [&ehr, &viewer, &waiting] {
+        assert!(!text.contains(t.as_str()), "{text}");
+    }
+    assert!(text.contains(r#""lastAnswer":{"id":"e1","event":"Patient-open","status":409}"#), "{text}");
+}
+
+#[test]
+fn roster_needs_a_token_for_this_topic_that_may_read_sync_errors() {
+    let h = hub();
+    let other = Auth { topic: Some("T2".into()), ..Auth::open() };
+    assert!(matches!(h.topic.roster(&other), Err(ContextError::TopicNotAllowed { .. })));
+    let no_sync = Auth { scopes: Some(Scopes::parse("fhircast/Patient-open.read")), ..Auth::open() };
+    assert!(matches!(h.topic.roster(&no_sync), Err(ContextError::RosterNeedsSyncErrorRead)));
+    let ok = Auth { scopes: Some(Scopes::parse("fhircast/SyncError.read")), topic: Some(T.into()), ..Auth::open() };
+    assert!(h.topic.roster(&ok).unwrap().subscribers.is_empty());
+}
+
+#[test]
+fn state_stored_before_the_roster_existed_still_loads() {
+    let mut h = hub();
+    h.join("Patient-open", "A");
+    open_patient(&mut h, "e1", "p1");
+    h.drain_acking();
+    let mut v = serde_json::to_value(h.topic.state()).unwrap();
+    for s in v["subscriptions"].as_object_mut().unwrap().values_mut() {
+        assert!(s.as_object_mut().unwrap().remove("last_answer").is_some());
+    }
+    let state: TopicState = serde_json::from_value(v).unwrap();
+    assert_eq!(Topic::restore(state, HubConfig::default()).roster(&Auth::open()).unwrap().subscribers.len(), 1);
+}

@@ -1,0 +1,177 @@
+// The EHR simulator: the driving application. Opening a patient or a study publishes
+// Patient-open / ImagingStudy-open; several contexts can be open at once (tabs), one is current;
+// closing a tab publishes its -close. It follows what other apps open too, shows every
+// subscriber's state (from the hub's roster) and every SyncError, and hosts an app in an iframe.
+import init, { FhircastClient } from 'fhircast-sdk';
+import { PATIENTS, studiesOf, displayName, patientById } from '../lib/data.js';
+import { HUB_URL, topicFromUrl, launchUrl } from '../lib/launch.js';
+import { renderStatus, logLine, describeContext } from '../lib/ui.js';
+
+const $ = (id) => document.getElementById(id);
+const topic = topicFromUrl();
+$('topic').textContent = topic;
+$('launch-viewer').href = launchUrl('/viewer/', topic);
+$('launch-report').href = launchUrl('/report/', topic);
+$('embedded').src = launchUrl('/embedded/', topic);
+
+/** Open contexts by anchor ("Patient/pat-ada"): the open event's name and context. */
+const tabs = new Map();
+/** SyncErrors received, to explain a subscriber's refusal in the roster. */
+const syncErrors = [];
+
+const anchorOf = (name, context) => {
+  const type = name.split('-')[0];
+  const r = context.find((c) => c.resource?.resourceType === type)?.resource;
+  return r && `${type}/${r.id}`;
+};
+
+/** Keeps the tabs in step with an event: an open adds one, a close removes it, a logout clears all. */
+function track(name, context) {
+  if (name === 'UserLogout') tabs.clear();
+  else if (name.endsWith('-open')) tabs.set(anchorOf(name, context), { name, context });
+  else if (name.endsWith('-close')) tabs.delete(anchorOf(name, context));
+  renderTabs();
+}
+
+let client;
+try {
+  await init(); // loads the SDK's WebAssembly module, once
+  client = await FhircastClient.connect({
+  hubUrl: HUB_URL,
+  topic,
+  subscriberName: 'EHR',
+  events: ['Patient-open', 'Patient-close', 'ImagingStudy-open', 'ImagingStudy-close', 'DiagnosticReport-open', 'DiagnosticReport-close', 'UserLogout', 'SyncError'],
+  // What other apps open or close shows up as tabs here too.
+  on: { '*': (e) => track(e.event['hub.event'], e.event.context) },
+  onStatusChange: (s) => renderStatus($('banner'), s),
+  onContextChange: () => renderTabs(),
+  onSyncError: (e) => {
+    syncErrors.push(e);
+    $('syncerrors').querySelector('.empty')?.remove();
+    logLine($('syncerrors'), `${e.subscriberName} could not follow ${e.eventName}: ${e.diagnostics}`, { className: 'syncerror' });
+    renderRoster();
+  },
+  });
+} catch (e) {
+  $('banner').textContent = `Cannot start the session: ${e.message}`;
+  $('banner').dataset.state = 'error';
+  throw e;
+}
+renderStatus($('banner'), client.status());
+window.client = client; // for the browser's console
+
+/** Publishes an event and records what happened. */
+async function send(name, context) {
+  try {
+    await client.publish(name, context); // resolves once the hub accepted it and echoed it
+    track(name, context);
+    logLine($('log'), `${name} ${describeContext({ context })}`);
+  } catch (e) {
+    logLine($('log'), `${name} failed: ${e.message}`, { className: 'syncerror' });
+  }
+}
+
+const openPatient = (p) => send('Patient-open', [{ key: 'patient', resource: p }]);
+const openStudy = (s) =>
+  send('ImagingStudy-open', [
+    { key: 'study', resource: s },
+    { key: 'patient', resource: patientById(s.subject.reference.split('/')[1]) },
+  ]);
+
+// The worklist: a row per patient, a button per study.
+for (const p of PATIENTS) {
+  const row = $('worklist').tBodies[0].insertRow();
+  const open = Object.assign(document.createElement('button'), { textContent: displayName(p), className: 'link' });
+  open.dataset.open = `Patient/${p.id}`;
+  open.onclick = () => openPatient(p);
+  row.insertCell().append(open);
+  row.insertCell().textContent = p.identifier[0].value;
+  const cell = row.insertCell();
+  for (const s of studiesOf(p.id)) {
+    const b = Object.assign(document.createElement('button'), { textContent: s.description, className: 'study' });
+    b.dataset.open = `ImagingStudy/${s.id}`;
+    b.onclick = () => openStudy(s);
+    cell.append(b);
+  }
+}
+
+/** The tabs: every open context; the current one marked; × closes. */
+function renderTabs() {
+  const current = client?.currentContext()?.anchor;
+  const ul = $('tabs');
+  ul.replaceChildren();
+  if (tabs.size === 0) ul.innerHTML = '<li class="empty">Nothing open: pick a patient or a study.</li>';
+  for (const [anchor, { name, context }] of tabs) {
+    const li = document.createElement('li');
+    li.dataset.anchor = anchor;
+    li.classList.toggle('current', anchor === current);
+    // Clicking a tab makes it current again: the same open event, re-sent.
+    const label = Object.assign(document.createElement('button'), { textContent: describeContext({ context }) || anchor, className: 'tab' });
+    label.onclick = () => send(name, context);
+    const close = Object.assign(document.createElement('button'), { textContent: '×', title: `close ${anchor}`, className: 'close' });
+    close.onclick = () => send(name.replace(/-open$/, '-close'), context);
+    li.append(label, close);
+    ul.append(li);
+  }
+}
+
+$('logout').onclick = () =>
+  send('UserLogout', [
+    {
+      key: 'parameters',
+      resource: {
+        resourceType: 'Parameters',
+        parameter: [{ name: 'code', valueCoding: { system: 'http://fhircast.hl7.org/CodeSystem/fhircast-codesystem', code: 'user-initiated' } }],
+      },
+    },
+  ]);
+
+// Every subscriber's state: the hub's roster of this topic (GET {hub}/{topic}/subscribers),
+// read every second. The hub knows who is connected and what each one last answered.
+let roster = null;
+let rosterError = null;
+async function pollRoster() {
+  try {
+    const r = await fetch(`${HUB_URL}/${encodeURIComponent(topic)}/subscribers`);
+    if (!r.ok) throw new Error(`${r.status} ${await r.text()}`);
+    roster = await r.json();
+    rosterError = null;
+  } catch (e) {
+    rosterError = e.message;
+  }
+  renderRoster();
+}
+
+const ANSWERS = { 200: 'followed', 202: 'deciding about', 409: 'refused', 500: 'failed on' };
+
+function stateOf(s) {
+  if (s.awaiting.length) return `awaiting its answer to ${s.awaiting[0].event}`;
+  const a = s.lastAnswer;
+  if (!a) return s.connected ? 'listening' : 'connecting';
+  // A 202 followed by a SyncError from that app is a refusal after asking the user (req 75).
+  const refusal = syncErrors.find((e) => e.eventId === a.id && e.subscriberName === s.name);
+  if (a.status === 202 && refusal) return `refused ${a.event} after asking`;
+  return `${ANSWERS[a.status] ?? `answered ${a.status} to`} ${a.event}`;
+}
+
+function renderRoster() {
+  const body = $('subscribers').tBodies[0];
+  body.replaceChildren();
+  if (rosterError) {
+    body.insertRow().insertCell().textContent = `the hub cannot be reached: ${rosterError}`;
+    return;
+  }
+  for (const s of roster?.subscribers ?? []) {
+    const row = body.insertRow();
+    row.dataset.name = s.name;
+    row.insertCell().textContent = s.name;
+    row.insertCell().textContent = s.connected ? 'connected' : 'not connected';
+    const state = row.insertCell();
+    state.textContent = stateOf(s);
+    state.className = /refused|failed/.test(state.textContent) ? 'bad' : '';
+  }
+}
+
+pollRoster();
+setInterval(pollRoster, 1000);
+renderTabs();

@@ -1,0 +1,175 @@
+// The report app: content sharing (FHIRcast req 107-121). It opens a DiagnosticReport for a study
+// of the current patient (DiagnosticReport-open), adds and removes Observations in it
+// (DiagnosticReport-update with a transaction Bundle), selects one (DiagnosticReport-select),
+// and shows the report's version. Every window of it on the same session shows the same findings.
+import init, { FhircastClient } from 'fhircast-sdk';
+import { studiesOf, reportFor, patientById } from '../lib/data.js';
+import { launchParameters } from '../lib/launch.js';
+import { renderStatus, logLine, describeContext, resourceOf } from '../lib/ui.js';
+
+const $ = (id) => document.getElementById(id);
+const launch = launchParameters();
+
+/** The open report's Observations by id, the version they are at, and the selection. */
+let observations = new Map();
+let shownVersion = null;
+let selected = new Set();
+
+const isReport = (c) => c?.anchor?.startsWith('DiagnosticReport/');
+
+/** Applies another app's update: the transaction Bundle's PUTs and DELETEs (req 111-113). */
+function applyUpdate(event) {
+  const bundle = resourceOf(event.event.context, 'updates');
+  for (const entry of bundle?.entry ?? []) {
+    const method = entry.request?.method;
+    if (method === 'PUT' || method === 'POST') observations.set(entry.resource.id, entry.resource);
+    if (method === 'DELETE') observations.delete((entry.request.url ?? entry.fullUrl).split('/').pop());
+  }
+  shownVersion = event.event['context.versionId'];
+}
+
+/** Reads the report's content from the hub (get current context, req 105): after a reconnect,
+ *  or when the version moved without an update this window applied (its own, for instance). */
+async function resync() {
+  const headers = launch.access_token ? { authorization: `Bearer ${launch.access_token}` } : {};
+  const r = await fetch(`${launch['hub.url']}/${encodeURIComponent(launch['hub.topic'])}`, { headers });
+  if (!r.ok) return;
+  const current = await r.json();
+  const content = resourceOf(current.context, 'content');
+  observations = new Map((content?.entry ?? []).filter((e) => e.resource?.resourceType === 'Observation').map((e) => [e.resource.id, e.resource]));
+  shownVersion = current['context.versionId'] ?? null;
+  render();
+}
+
+let client;
+try {
+  await init();
+  client = await FhircastClient.fromSmartLaunch(launch, {
+    subscriberName: 'Report app',
+    events: ['Patient-open', 'Patient-close', 'ImagingStudy-open', 'ImagingStudy-close', 'DiagnosticReport-open', 'DiagnosticReport-close', 'DiagnosticReport-update', 'DiagnosticReport-select', 'UserLogout', 'SyncError'],
+    on: {
+      'DiagnosticReport-update': (e) => {
+        if (e.event.context[0]?.reference?.reference === client?.currentContext()?.anchor) applyUpdate(e);
+        logLine($('log'), `Update from another app: version ${e.event['context.versionId']}`);
+      },
+      'DiagnosticReport-select': (e) => {
+        selected = new Set(e.event.context.filter((c) => c.key === 'select').map((c) => c.reference.reference));
+        render();
+      },
+    },
+    onStatusChange: (s) => renderStatus($('banner'), s),
+    onSyncError: (e) => logLine($('syncerrors'), `${e.subscriberName} could not follow ${e.eventName}: ${e.diagnostics}`, { className: 'syncerror' }),
+    onContextChange: (c) => {
+      if (!isReport(c)) {
+        observations = new Map();
+        shownVersion = null;
+        selected = new Set();
+      } else if (c.versionId !== shownVersion) {
+        resync();
+      }
+      render();
+    },
+  });
+} catch (e) {
+  $('banner').textContent = `Cannot follow the session: ${e.message}`;
+  $('banner').dataset.state = 'error';
+  throw e;
+}
+renderStatus($('banner'), client.status());
+addEventListener('pagehide', () => client.close());
+window.client = client;
+
+function render() {
+  const current = client?.currentContext();
+  $('context').textContent = describeContext(current);
+  $('choose').hidden = isReport(current);
+  $('editor').hidden = !isReport(current);
+  // Reports of the current patient's studies.
+  const patient = resourceOf(current?.context, 'patient');
+  const list = $('reports');
+  list.replaceChildren();
+  for (const s of patient ? studiesOf(patient.id) : []) {
+    const b = Object.assign(document.createElement('button'), { textContent: `Open report: ${s.description}` });
+    b.dataset.study = s.id;
+    b.onclick = () => openReport(s);
+    list.append(b);
+  }
+  if (!patient) list.innerHTML = '<p class="empty">Open a patient in the EHR.</p>';
+  if (!isReport(current)) return;
+  $('title').textContent = resourceOf(current.context, 'report')?.code?.text ?? current.anchor;
+  $('version').textContent = current.versionId ?? '—';
+  const ul = $('observations');
+  ul.replaceChildren();
+  for (const o of observations.values()) {
+    const li = document.createElement('li');
+    li.dataset.id = o.id;
+    li.classList.toggle('selected', selected.has(`Observation/${o.id}`));
+    const text = Object.assign(document.createElement('button'), { textContent: o.valueString, className: 'link', title: 'select' });
+    text.onclick = () => selectObservation(o.id);
+    const remove = Object.assign(document.createElement('button'), { textContent: 'Remove', className: 'remove' });
+    remove.onclick = () => change({ delete: [`Observation/${o.id}`] }, `removed ${o.valueString}`);
+    li.append(text, ' ', remove);
+    ul.append(li);
+  }
+  if (!observations.size) ul.innerHTML = '<li class="empty">No findings yet.</li>';
+}
+
+async function openReport(study) {
+  const patient = patientById(study.subject.reference.split('/')[1]);
+  try {
+    await client.publish('DiagnosticReport-open', [
+      { key: 'report', resource: reportFor(study) },
+      { key: 'patient', resource: patient },
+      { key: 'study', resource: study },
+    ]);
+    logLine($('log'), `Opened the report of ${study.description}`);
+  } catch (e) {
+    logLine($('log'), `DiagnosticReport-open failed: ${e.message}`, { className: 'syncerror' });
+  }
+}
+
+/** Shares a change of the report's content: a DiagnosticReport-update (req 116-117). */
+async function change(changes, what) {
+  try {
+    await client.update(client.currentContext().anchor, changes); // resolves once echoed
+    for (const o of changes.put ?? []) observations.set(o.id, o);
+    for (const ref of changes.delete ?? []) observations.delete(ref.split('/')[1]);
+    shownVersion = client.currentContext()?.versionId;
+    render();
+    logLine($('log'), `${what}: now version ${client.currentContext()?.versionId}`);
+  } catch (e) {
+    logLine($('log'), `DiagnosticReport-update failed: ${e.message}`, { className: 'syncerror' });
+  }
+}
+
+async function selectObservation(id) {
+  const anchor = client.currentContext().anchor;
+  const refs = selected.has(`Observation/${id}`) ? [] : [`Observation/${id}`]; // click again: clear
+  try {
+    await client.select(anchor, refs);
+    selected = new Set(refs);
+    render();
+  } catch (e) {
+    logLine($('log'), `DiagnosticReport-select failed: ${e.message}`, { className: 'syncerror' });
+  }
+}
+
+$('add').onsubmit = (ev) => {
+  ev.preventDefault();
+  const text = $('finding').value.trim();
+  if (!text) return;
+  const obs = { resourceType: 'Observation', id: crypto.randomUUID(), status: 'preliminary', code: { text: 'Finding' }, valueString: text };
+  $('finding').value = '';
+  change({ put: [obs] }, `added "${text}"`);
+};
+
+$('close-report').onclick = async () => {
+  const c = client.currentContext();
+  try {
+    await client.publish('DiagnosticReport-close', c.context);
+  } catch (e) {
+    logLine($('log'), `DiagnosticReport-close failed: ${e.message}`, { className: 'syncerror' });
+  }
+};
+
+render();
