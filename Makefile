@@ -25,7 +25,7 @@ DEV_PORT ?= 8787
 
 TEST_LOGS := target/test-logs
 
-.PHONY: help setup build hub-build sdk-build sdk-test dev test fmt lint clean
+.PHONY: help setup build hub-build sdk-build sdk-test sdk-coverage dev test fmt lint clean
 
 help:
 	@echo "make dev    install what is missing, build, run the hub locally"
@@ -50,6 +50,11 @@ sdk-build: setup
 # The SDK's tests in headless Chromium against the hub in workerd (builds both if needed).
 sdk-test: setup
 	scripts/test-sdk.sh
+
+# tests/sdk/README.md lists every [SUB] item with the Chromium tests naming it, or why none does;
+# fails on a missing row, a row with neither, or a stale table.
+sdk-coverage:
+	$(NODE_BIN)/node scripts/sdk-coverage.mjs --check
 
 # The hub in workerd (wrangler dev) on http://$(DEV_HOST):$(DEV_PORT)/api/hub, state kept in
 # target/dev-state across restarts. Authorization is off (AUTH_MODE=open): local use only.
@@ -76,7 +81,10 @@ test: setup
 	cargo clippy -p fhircast-edge-hub --target wasm32-unknown-unknown -- -D warnings
 	cargo clippy -p fhircast-sdk --target wasm32-unknown-unknown -- -D warnings
 	@mkdir -p $(TEST_LOGS) && rm -f $(TEST_LOGS)/*.log
-	@status=0; echo "+ cargo test --workspace --no-fail-fast"; \
+	@status=0; echo "+ make sdk-coverage"; \
+	if $(MAKE) --no-print-directory sdk-coverage; then c="passed=1 failed=0"; else c="passed=0 failed=1"; status=1; fi; \
+	echo "TEST-COUNTS $$c" > $(TEST_LOGS)/sdk-coverage.log; \
+	echo "+ cargo test --workspace --no-fail-fast"; \
 	cargo test --workspace --no-fail-fast 2>&1 | tee $(TEST_LOGS)/cargo.log || status=$$?; \
 	echo "+ cargo build -p fhircast-core --target wasm32-unknown-unknown --release"; \
 	cargo build -p fhircast-core --target wasm32-unknown-unknown --release || status=$$?; \
