@@ -6,7 +6,8 @@
 #   -> esbuild --minify of wasm-bindgen's generated JS glue (npm/index.js stays as written)
 # Then prints the sizes (raw and gzipped) of everything a browser downloads and compares the
 # gzipped total with the budget (SDK_BUDGET_KB, default 100): over it, a warning, or a failure
-# with SDK_BUDGET_STRICT=1.
+# with SDK_BUDGET_STRICT=1. SDK_MAX_GZIP_BYTES, if set, is a hard ceiling (make test sets it
+# just above the size reached, so a regression fails while the budget is not yet met).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
@@ -42,6 +43,10 @@ for f in "$OUT/fhircast_sdk_bg.wasm" "$OUT/fhircast_sdk.js" npm/index.js; do
 done
 printf '%-28s %10d %10d   (budget %d KB gzipped)\n' total "$total_raw" "$total_gz" "$BUDGET_KB"
 echo "SDK-SIZE raw=$total_raw gzip=$total_gz"
+if [[ -n "${SDK_MAX_GZIP_BYTES:-}" ]] && (( total_gz > SDK_MAX_GZIP_BYTES )); then
+  echo "ERROR: the SDK grew past its ceiling: $total_gz > $SDK_MAX_GZIP_BYTES bytes gzipped (SDK_MAX_GZIP_BYTES)" >&2
+  exit 1
+fi
 if (( total_gz > BUDGET_KB * 1024 )); then
   echo "WARNING: the SDK is over its size budget: $total_gz > $((BUDGET_KB * 1024)) bytes gzipped" >&2
   if [[ "${SDK_BUDGET_STRICT:-}" == 1 ]]; then exit 1; fi
