@@ -12,7 +12,7 @@ use crate::event::Event;
 use crate::syncerror::SyncErrorDetails;
 use crate::time::Timestamp;
 use crate::vecmap::VecMap;
-use crate::wire::{Ack, Confirmation, CurrentContext, Denial, ResourceKey};
+use crate::wire::{Ack, Confirmation, CurrentContext, ResourceKey};
 
 impl Follower {
     /// A text message from the Hub's WebSocket: a confirmation, a denial, or a notification.
@@ -43,8 +43,18 @@ impl Follower {
                 return Ok(());
             }
             Some("denied") => {
-                let d: Denial = serde_json::from_str(text).map_err(|e| format!("bad denial: {e}"))?;
-                let reason = d.reason.unwrap_or_else(|| "subscription denied".into());
+                // A `wire::Denial`, read from the members at hand (its own deserialiser would
+                // cost the browser SDK's wasm): hub.topic and hub.events are required strings,
+                // hub.reason an optional one.
+                if field("hub.topic").is_none() || field("hub.events").is_none() {
+                    return Err("bad denial: hub.topic and hub.events must be strings".into());
+                }
+                let reason = match v.get("hub.reason") {
+                    Some(r) => serde_json::from_str::<Option<String>>(r.get())
+                        .map_err(|e| format!("bad denial: hub.reason: {e}"))?,
+                    None => None,
+                };
+                let reason = reason.unwrap_or_else(|| "subscription denied".into());
                 self.connection_ended();
                 self.set_status(SyncStatus::Disconnected {
                     reason: format!("the hub ended the subscription: {reason}"),
