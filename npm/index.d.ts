@@ -232,7 +232,10 @@ export declare class FhircastClient {
   /** Shares content (req 107-117): a `<Type>-update` of `anchor` ("Type/id") with the tracked version. */
   update(anchor: string, changes: ContentChanges): Promise<string>;
 
-  /** Selects resources in the current anchor (req 115, 121); `[]` clears the selection. */
+  /**
+   * Selects resources in the current anchor (req 115, 121); `[]` clears the selection. Rejects,
+   * without sending, if `anchor` is not the current context (req 119).
+   */
   select(anchor: string, references: string[]): Promise<string>;
 
   /** Decides about an event whose handler returned `'defer'` (req 75). */

@@ -20,6 +20,7 @@ pub mod scope;
 pub mod subscription;
 pub mod syncerror;
 pub mod time;
+mod vecmap;
 pub mod wellknown;
 pub mod wire;
 

@@ -10,8 +10,8 @@
 
 use serde::Serialize;
 use serde_json::value::RawValue;
-use serde_json::Value;
 
+use crate::vecmap::VecMap;
 use crate::wire::{ContextEntry, ValueField};
 
 /// Coding system whose code is the `id` of the event that failed (req 92).
@@ -154,34 +154,35 @@ impl SyncErrorDetails {
     /// `…/subscriber` one, or is empty. Severity is not checked; a missing `diagnostics` reads
     /// as empty; an `issue.code` other than `too-long` reads as [`IssueCode::Processing`].
     pub fn from_operation_outcome(json: &str) -> Result<Self, SyncErrorParseError> {
-        let value: Value = serde_json::from_str(json).map_err(|e| SyncErrorParseError::NotJson(e.to_string()))?;
-        let Value::Object(outcome) = value else {
-            return Err(SyncErrorParseError::NotAnOperationOutcome { found: json_kind(&value).to_owned() });
+        let value: &RawValue = serde_json::from_str(json).map_err(|e| SyncErrorParseError::NotJson(e.to_string()))?;
+        let Some(outcome) = object(value) else {
+            return Err(SyncErrorParseError::NotAnOperationOutcome { found: json_kind(value).to_owned() });
         };
-        match outcome.get("resourceType") {
-            Some(Value::String(t)) if t == "OperationOutcome" => {}
-            Some(Value::String(t)) => return Err(SyncErrorParseError::NotAnOperationOutcome { found: t.clone() }),
-            _ => return Err(SyncErrorParseError::NotAnOperationOutcome { found: "no resourceType".to_owned() }),
+        match outcome.get("resourceType").and_then(|v| string(v)) {
+            Some(t) if t == "OperationOutcome" => {}
+            Some(t) => return Err(SyncErrorParseError::NotAnOperationOutcome { found: t }),
+            None => return Err(SyncErrorParseError::NotAnOperationOutcome { found: "no resourceType".to_owned() }),
         }
-        let issues = outcome.get("issue").and_then(Value::as_array).map(Vec::as_slice).unwrap_or_default();
+        let issues = outcome.get("issue").and_then(|v| array(v)).unwrap_or_default();
         let (issue, codings) = issues
             .iter()
             .find_map(|issue| {
-                let codings = issue.pointer("/details/coding")?.as_array()?;
-                coding_code(codings, EVENT_ID_SYSTEM).map(|_| (issue, codings))
+                let issue = object(issue)?;
+                let codings = array(object(issue.get("details")?)?.get("coding")?)?;
+                coding_code(&codings, EVENT_ID_SYSTEM).map(|_| (issue, codings))
             })
             .ok_or(SyncErrorParseError::MissingEventId)?;
-        let event_id = coding_code(codings, EVENT_ID_SYSTEM).ok_or(SyncErrorParseError::MissingEventId)?;
-        let event_name = coding_code(codings, EVENT_NAME_SYSTEM).ok_or(SyncErrorParseError::MissingEventName)?;
-        let subscriber_name = coding_code(codings, SUBSCRIBER_NAME_SYSTEM)
-            .or_else(|| coding_code(codings, LEGACY_SUBSCRIBER_SYSTEM))
+        let event_id = coding_code(&codings, EVENT_ID_SYSTEM).ok_or(SyncErrorParseError::MissingEventId)?;
+        let event_name = coding_code(&codings, EVENT_NAME_SYSTEM).ok_or(SyncErrorParseError::MissingEventName)?;
+        let subscriber_name = coding_code(&codings, SUBSCRIBER_NAME_SYSTEM)
+            .or_else(|| coding_code(&codings, LEGACY_SUBSCRIBER_SYSTEM))
             .unwrap_or_default();
         Ok(SyncErrorDetails {
-            event_id: event_id.to_owned(),
-            event_name: event_name.to_owned(),
-            subscriber_name: subscriber_name.to_owned(),
-            diagnostics: issue.get("diagnostics").and_then(Value::as_str).unwrap_or_default().to_owned(),
-            code: IssueCode::from_code(issue.get("code").and_then(Value::as_str)),
+            event_id,
+            event_name,
+            subscriber_name,
+            diagnostics: issue.get("diagnostics").and_then(|v| string(v)).unwrap_or_default(),
+            code: IssueCode::from_code(issue.get("code").and_then(|v| string(v)).as_deref()),
         })
     }
 
@@ -199,22 +200,43 @@ impl SyncErrorDetails {
     }
 }
 
-/// The non-empty string `code` of the first coding with `system`.
-fn coding_code<'v>(codings: &'v [Value], system: &str) -> Option<&'v str> {
-    codings
-        .iter()
-        .filter(|c| c.get("system").and_then(Value::as_str) == Some(system))
-        .find_map(|c| c.get("code").and_then(Value::as_str).filter(|s| !s.is_empty()))
+// The OperationOutcome is read as raw JSON values, each parsed only as far as it is used, into
+// a map that behaves as serde_json's (keys in order, the last of a repeated key wins). Not
+// `serde_json::Value`: its code and its BTreeMap would cost the browser SDK ~5 KB gzipped.
+
+/// A JSON object's members, or `None` for another kind of value.
+fn object(v: &RawValue) -> Option<VecMap<String, &RawValue>> {
+    serde_json::from_str(v.get()).ok()
 }
 
-fn json_kind(v: &Value) -> &'static str {
-    match v {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
+/// A JSON array's items, or `None` for another kind of value.
+fn array(v: &RawValue) -> Option<Vec<&RawValue>> {
+    serde_json::from_str(v.get()).ok()
+}
+
+/// A JSON string's value, or `None` for another kind of value.
+fn string(v: &RawValue) -> Option<String> {
+    serde_json::from_str(v.get()).ok()
+}
+
+/// The non-empty string `code` of the first coding with `system`.
+fn coding_code(codings: &[&RawValue], system: &str) -> Option<String> {
+    codings
+        .iter()
+        .filter_map(|c| object(c))
+        .filter(|c| c.get("system").and_then(|v| string(v)).as_deref() == Some(system))
+        .find_map(|c| c.get("code").and_then(|v| string(v)).filter(|s| !s.is_empty()))
+}
+
+/// What kind of JSON value `v` (valid JSON) is, for messages.
+fn json_kind(v: &RawValue) -> &'static str {
+    match v.get().trim_start().as_bytes().first() {
+        Some(b'n') => "null",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'"') => "a string",
+        Some(b'[') => "an array",
+        Some(b'{') => "an object",
+        _ => "a number",
     }
 }
 
@@ -388,7 +410,7 @@ mod tests {
             ..details()
         };
         let json = d.to_operation_outcome_json();
-        serde_json::from_str::<Value>(&json).unwrap();
+        serde_json::from_str::<serde_json::Value>(&json).unwrap();
         assert_eq!(SyncErrorDetails::from_operation_outcome(&json).unwrap(), d);
     }
 }

@@ -6,13 +6,14 @@
 //! Only the few fields the protocol needs (`resourceType`, `id`, `reference`) are read, on
 //! demand, through [`ContextEntry::resource_header`] and [`ContextEntry::reference_target`].
 
-use std::collections::BTreeMap;
 use std::fmt;
 
 use serde::de::{self, IgnoredAny};
 use serde::ser::SerializeMap;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::value::RawValue;
+
+use crate::vecmap::VecMap;
 
 /// The name of the value field of a context entry (req 62): the lower-cased FHIR datatype.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -104,9 +105,13 @@ impl ContextEntry {
 
     /// Builds a `reference` entry `{"reference": "<Type>/<id>"}`.
     pub fn reference(key: &str, resource_type: &str, id: &str) -> Self {
-        let mut m = BTreeMap::new();
-        m.insert("reference", format!("{resource_type}/{id}"));
-        ContextEntry::new(key, ValueField::Reference, &m)
+        // The JSON text written directly: a map type here would cost the browser SDK its code.
+        let reference = serde_json::to_string(&format!("{resource_type}/{id}")).expect("strings serialise");
+        ContextEntry {
+            key: key.to_owned(),
+            field: ValueField::Reference,
+            value: RawValue::from_string(format!("{{\"reference\":{reference}}}")).expect("valid JSON"),
+        }
     }
 
     /// Reads `resourceType` and `id` of a resource value; `None` if the value is not a JSON
@@ -235,7 +240,8 @@ pub enum EntryShapeError {
 
 impl<'de> Deserialize<'de> for ContextEntry {
     fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let mut m = BTreeMap::<String, Box<RawValue>>::deserialize(d)?;
+        // Sorted like a BTreeMap (the fields of an error are listed in that order), smaller in wasm.
+        let mut m = VecMap::<String, Box<RawValue>>::deserialize(d)?;
         let key_raw = m.remove("key").ok_or_else(|| de::Error::custom(EntryShapeError::MissingKey))?;
         let key: String = serde_json::from_str(key_raw.get())
             .map_err(|_| de::Error::custom("a context entry's \"key\" must be a string (req 62)"))?;

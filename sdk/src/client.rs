@@ -93,14 +93,15 @@ impl FhircastClient {
         self.session.publish(name, context).map_err(SdkError::into_js)
     }
 
-    /// Selects resources in the current anchor (req 115, 121): a `<Type>-select` with one
+    /// Selects resources in the current anchor (req 115, 119, 121): a `<Type>-select` with one
     /// `select` reference per `"Type/id"` (an empty list clears the selection).
     pub fn select(&self, anchor: &str, references: JsValue) -> Result<Promise, JsValue> {
         let refs = js::array_of(&references, |v| v.as_string()).ok_or_else(|| {
             SdkError::Argument("select(anchor, references): references must be an array of \"Type/id\" strings".into())
                 .into_js()
         })?;
-        let (name, context) = content::select_event(anchor, &refs).map_err(SdkError::into_js)?;
+        let current = self.session.current_anchor();
+        let (name, context) = content::select_event(anchor, &refs, current.as_ref()).map_err(SdkError::into_js)?;
         self.session.publish(name, context).map_err(SdkError::into_js)
     }
 

@@ -101,8 +101,13 @@ pub(crate) fn update_event(
 }
 
 /// The name and context of `<Type>-select` for `anchor` (req 115, 121): the anchor and one
-/// `select` reference per selected resource. An empty selection clears it (§5a-16).
-pub(crate) fn select_event(anchor: &str, selected: &[String]) -> Result<(EventName, Vec<ContextEntry>), SdkError> {
+/// `select` reference per selected resource. An empty selection clears it (§5a-16). Only the
+/// `current` anchor's resources can be selected (req 119).
+pub(crate) fn select_event(
+    anchor: &str,
+    selected: &[String],
+    current: Option<&ResourceKey>,
+) -> Result<(EventName, Vec<ContextEntry>), SdkError> {
     let (anchor, rt) = parse_anchor(anchor)?;
     let mut context = vec![reference_entry(anchor_key(rt), &anchor)];
     for (i, s) in selected.iter().enumerate() {
@@ -110,6 +115,11 @@ pub(crate) fn select_event(anchor: &str, selected: &[String]) -> Result<(EventNa
             SdkError::Argument(format!("select: references[{i}] {s:?} is not a reference like \"Observation/o1\""))
         })?;
         context.push(reference_entry("select", &key));
+    }
+    if current != Some(&anchor) {
+        return Err(SdkError::Argument(format!(
+            "select(): {anchor} is not the current context, and only the current anchor's resources can be selected (req 119)"
+        )));
     }
     Ok((EventName::of(rt, EventKind::Select).expect("a catalogued resource type"), context))
 }
@@ -173,13 +183,18 @@ mod tests {
 
     #[test]
     fn req121_select_references_and_empty_selection() {
-        let (name, context) = select_event("ImagingStudy/s1", &["Observation/o1".into()]).unwrap();
+        let s1 = ResourceKey::new("ImagingStudy", "s1");
+        let (name, context) = select_event("ImagingStudy/s1", &["Observation/o1".into()], Some(&s1)).unwrap();
         assert_eq!(name.as_str(), "ImagingStudy-select");
         assert_eq!(context.len(), 2);
         assert_eq!(context[0].key, "study");
         assert_eq!(context[1].key, "select");
-        let (_, context) = select_event("ImagingStudy/s1", &[]).unwrap();
+        let (_, context) = select_event("ImagingStudy/s1", &[], Some(&s1)).unwrap();
         assert_eq!(context.len(), 1, "an empty selection clears it (§5a-16)");
-        assert!(select_event("ImagingStudy/s1", &["?".into()]).is_err());
+        assert!(select_event("ImagingStudy/s1", &["?".into()], Some(&s1)).is_err());
+        // req 119: never for an anchor that is not the current one.
+        let other = ResourceKey::new("ImagingStudy", "s2");
+        assert!(select_event("ImagingStudy/s1", &[], Some(&other)).unwrap_err().to_string().contains("req 119"));
+        assert!(select_event("ImagingStudy/s1", &[], None).is_err());
     }
 }

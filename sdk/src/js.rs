@@ -30,7 +30,9 @@ pub(crate) fn uuid() -> String {
     get_random_values(&mut b);
     b[6] = (b[6] & 0x0f) | 0x40;
     b[8] = (b[8] & 0x3f) | 0x80;
-    let hex: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let hex: String =
+        b.iter().flat_map(|x| [HEX[usize::from(x >> 4)], HEX[usize::from(x & 15)]]).map(char::from).collect();
     format!("{}-{}-{}-{}-{}", &hex[..8], &hex[8..12], &hex[12..16], &hex[16..20], &hex[20..])
 }
 

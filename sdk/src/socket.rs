@@ -7,11 +7,13 @@ use web_sys::{CloseEvent, MessageEvent, WebSocket};
 /// Normal closure (RFC 6455): what the SDK sends when the app closes the client (req 49).
 pub(crate) const NORMAL_CLOSURE: u16 = 1000;
 
-/// An open (or opening) WebSocket with its callbacks.
+/// An open (or opening) WebSocket with its callbacks. They have the one closure type the SDK
+/// uses everywhere (`FnMut(JsValue)`, also for timers and promises): each closure type costs
+/// its own wasm-bindgen shims.
 pub(crate) struct Socket {
     ws: WebSocket,
-    _on_message: Closure<dyn Fn(MessageEvent)>,
-    _on_close: Closure<dyn Fn(CloseEvent)>,
+    _on_message: Closure<dyn FnMut(JsValue)>,
+    _on_close: Closure<dyn FnMut(JsValue)>,
 }
 
 impl Socket {
@@ -23,12 +25,15 @@ impl Socket {
         on_close: impl Fn(u16, String) + 'static,
     ) -> Result<Socket, JsValue> {
         let ws = WebSocket::new(url)?;
-        let on_message = Closure::<dyn Fn(MessageEvent)>::new(move |e: MessageEvent| {
-            if let Some(text) = e.data().as_string() {
+        let on_message = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
+            if let Some(text) = e.unchecked_ref::<MessageEvent>().data().as_string() {
                 on_text(text);
             }
         });
-        let on_close = Closure::<dyn Fn(CloseEvent)>::new(move |e: CloseEvent| on_close(e.code(), e.reason()));
+        let on_close = Closure::<dyn FnMut(JsValue)>::new(move |e: JsValue| {
+            let e: &CloseEvent = e.unchecked_ref();
+            on_close(e.code(), e.reason());
+        });
         ws.set_onmessage(Some(on_message.as_ref().unchecked_ref()));
         ws.set_onclose(Some(on_close.as_ref().unchecked_ref()));
         Ok(Socket { ws, _on_message: on_message, _on_close: on_close })

@@ -15,13 +15,14 @@ extern "C" {
 /// One armed `setTimeout`; cancelled when dropped.
 pub(crate) struct Timer {
     handle: JsValue,
-    _callback: Closure<dyn Fn()>,
+    /// `FnMut(JsValue)`, the SDK's one closure type (see socket.rs).
+    _callback: Closure<dyn FnMut(JsValue)>,
 }
 
 impl Timer {
     /// Calls `f` once after `ms` milliseconds, unless the timer is dropped first.
     pub(crate) fn after(ms: f64, f: impl Fn() + 'static) -> Timer {
-        let callback = Closure::<dyn Fn()>::new(f);
+        let callback = Closure::<dyn FnMut(JsValue)>::new(move |_: JsValue| f());
         let handle = set_timeout(callback.as_ref().unchecked_ref(), clamp_timeout_ms(ms));
         Timer { handle, _callback: callback }
     }

@@ -1,7 +1,8 @@
-// Subscribing, confirmation, replay, the access token and init (SUB items 19, 24-25, 43-44).
+// Subscribing, confirmation, replay, the access token and init (SUB items 19, 24-26, 29, 34,
+// 43-44, 79); what a follower receives (3, 66, 68, 69, 129).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { setup, patient, uid, eventually } from './harness.mjs';
+import { setup, patient, parameters, uid, eventually } from './harness.mjs';
 
 let env;
 before(async () => (env = await setup()));
@@ -13,7 +14,7 @@ test('init: using the client before `await init()` throws an error that says so'
   assert.match(msg, /await init\(\)/);
 });
 
-test('req43 req44: connect resolves on the confirmation; the replayed current context reaches the handler', async () => {
+test('req43 req44 req34: connect resolves on the confirmation; the replayed current context reaches the handler', async () => {
   const topic = (env.hub.topic = uid('topic'));
   const posted = await env.hub.post(env.hub.event('Patient-open', [patient('p1')], { id: 'open-p1' }));
   assert.equal(posted.status, 202, posted.text);
@@ -42,7 +43,7 @@ test('req43 req44: connect resolves on the confirmation; the replayed current co
   await app.eval(() => client.close());
 });
 
-test('req24 req25 req19: the subscription form, and the bearer token from an async provider before every request', async () => {
+test('req24 req25 req26 req29 req34 req19: the subscription form, and the bearer token from an async provider before every request', async () => {
   env.hub.topic = uid('topic');
   const app = await env.app();
   await app.eval(() => {
@@ -74,7 +75,7 @@ test('req24 req25 req19: the subscription form, and the bearer token from an asy
   await app.eval(() => client.close());
 });
 
-test('connect rejects with a FhircastError naming the problem', async () => {
+test('req79: connect rejects with a FhircastError naming the problem', async () => {
   const app = await env.app();
   const errors = await app.page.evaluate(async ({ hubUrl, topic }) => {
     const out = {};
@@ -104,4 +105,58 @@ test('connect rejects with a FhircastError naming the problem', async () => {
   assert.match(errors.unreachable.message, /no answer from the hub/);
   assert.equal(typeof errors.notFound.status, 'number');
   assert.equal(errors.isPromise, true);
+});
+
+test('req3 req66 req68 req69: a full resource and an extension entry reach the app as sent; each open replaces the context completely', async () => {
+  env.hub.topic = uid('topic');
+  const app = await env.app();
+  await app.connect({ events: ['Patient-open', 'Patient-close'] }, `{ '*': (e) => { log.events.push(e); } }`);
+  await app.until(() => client.status().state === 'in-sync');
+  // More than the profiled minimum (req 66): identifiers, names, extensions, non-ASCII text.
+  const full = {
+    resourceType: 'Patient',
+    id: 'p1',
+    meta: { versionId: '3', lastUpdated: '2024-01-02T03:04:05Z' },
+    extension: [{ url: 'http://example.org/fhir/birthsex', valueCode: 'F' }],
+    identifier: [{ system: 'urn:oid:1.2.36.146.595.217.0.1', value: '12345' }],
+    name: [{ family: 'Lévy', given: ['Zoë', 'Ann'] }],
+    birthDate: '1974-12-25',
+    contact: [{ relationship: [{ coding: [{ system: 'http://terminology.hl7.org/CodeSystem/v2-0131', code: 'N' }] }] }],
+  };
+  const first = [{ key: 'patient', resource: full }, { key: 'extension', data: { 'user-timezone': '+1:00', nested: { list: [1, 2] } } }];
+  const open1 = env.hub.event('Patient-open', first);
+  assert.equal((await env.hub.post(open1)).status, 202);
+  await app.until((id) => log.events.some((e) => e.id === id), open1.id);
+  const got = (await app.log()).events.find((e) => e.id === open1.id);
+  assert.deepEqual(got.event.context, first, 'the handler gets every field, in FHIR JSON (req 3)');
+  assert.deepEqual((await app.eval(() => client.currentContext())).context, first);
+  // A second open is not a delta: nothing of the first remains (req 68).
+  const second = [{ key: 'patient', resource: { resourceType: 'Patient', id: 'p2' } }];
+  const open2 = env.hub.event('Patient-open', second);
+  assert.equal((await env.hub.post(open2)).status, 202);
+  await app.until(() => client.currentContext()?.anchor === 'Patient/p2');
+  assert.deepEqual((await app.eval(() => client.currentContext())).context, second);
+  assert.deepEqual(
+    app.acks().filter((a) => a.id === open1.id || a.id === open2.id),
+    [
+      { id: open1.id, status: 200 },
+      { id: open2.id, status: 200 },
+    ],
+  );
+  await app.eval(() => client.close());
+});
+
+test('req129: UserLogout reaches its handler and clears what the app shows', async () => {
+  env.hub.topic = uid('topic');
+  const app = await env.app();
+  await app.connect({ events: ['Patient-open', 'UserLogout'] }, `{ 'UserLogout': (e) => { log.events.push(e.event['hub.event']); } }`);
+  await app.until(() => client.status().state === 'in-sync');
+  await env.hub.post(env.hub.event('Patient-open', [patient('p1')]));
+  await app.until(() => client.currentContext()?.anchor === 'Patient/p1');
+  const logout = env.hub.event('UserLogout', [parameters('user-initiated')]);
+  assert.equal((await env.hub.post(logout)).status, 202);
+  await app.until(() => log.events.includes('UserLogout') && client.currentContext() === null);
+  assert.deepEqual(await eventually(() => app.acks().find((a) => a.id === logout.id)), { id: logout.id, status: 200 });
+  assert.equal(await app.eval(() => client.status().state), 'in-sync');
+  await app.eval(() => client.close());
 });

@@ -114,3 +114,37 @@ test('req117 req121: update() and select() of an anchor that is not open are ref
   assert.match(errors[3], /references\[0\]/);
   await app.eval(() => client.close());
 });
+
+test('req76 req119 req121: select() of the current anchor is sent and reaches the others; of any other anchor it is refused before sending', async () => {
+  env.hub.topic = uid('topic');
+  const other = await env.hub.join('DiagnosticReport-open,DiagnosticReport-select', { name: 'Other' });
+  const app = await env.app();
+  await app.connect({ events: ['DiagnosticReport-open', 'DiagnosticReport-select'] }, `{}`);
+  await app.until(() => client.status().state === 'in-sync');
+  const r2 = { ...REPORT, id: 'r2' };
+  for (const report of [REPORT, r2]) {
+    await app.eval(
+      ({ report, PATIENT }) =>
+        client.publish('DiagnosticReport-open', [
+          { key: 'report', resource: report },
+          { key: 'patient', resource: PATIENT },
+        ]),
+      { report, PATIENT },
+    );
+  }
+  await app.until(() => client.currentContext()?.anchor === 'DiagnosticReport/r2');
+  // r1 is open but not current: no select for it (req 119).
+  const refused = await app.eval(() => client.select('DiagnosticReport/r1', ['Observation/o1']).then(() => 'resolved', (e) => e.message));
+  assert.match(refused, /not the current context.*req 119/);
+  const id = await app.eval(() => client.select('DiagnosticReport/r2', ['Observation/o1']));
+  const sel = await other.nextEvent('DiagnosticReport-select');
+  assert.equal(sel.id, id);
+  assert.deepEqual(sel.event.context, [
+    { key: 'report', reference: { reference: 'DiagnosticReport/r2' } },
+    { key: 'select', reference: { reference: 'Observation/o1' } },
+  ]);
+  const posts = app.requests.filter((r) => r.method === 'POST' && r.body?.includes('"hub.event":"DiagnosticReport-select"'));
+  assert.equal(posts.length, 1, 'the refused select was never sent');
+  await app.eval(() => client.close());
+  await other.close();
+});

@@ -54,7 +54,7 @@ test('req6 req7: an iframe app from origin B follows the context set by the EHR 
   await ehr.eval(() => client.close());
 });
 
-test('fromSmartLaunch without hub.url/hub.topic explains what is missing', async () => {
+test('req7: fromSmartLaunch without hub.url/hub.topic explains what is missing', async () => {
   const app = await env.app();
   const msg = await app.eval(() =>
     FhircastClient.fromSmartLaunch({ access_token: 't' }, { events: ['Patient-open'] }).then(

@@ -1,8 +1,8 @@
-// What a subscriber must ignore or notice (SUB items 67, 70, 110, neg 24), driven by a scripted
-// hub: stale events, duplicates, version gaps and unreadable messages.
+// What a subscriber must ignore or notice (SUB items 48, 67, 70, 110, neg 24), driven by a
+// scripted hub: stale events, duplicates, version gaps, unreadable messages and a denial.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { setup } from './harness.mjs';
+import { setup, sleep } from './harness.mjs';
 import { startFakeHub } from './fakehub.mjs';
 
 let env;
@@ -100,6 +100,32 @@ test('neg24 req70: unreadable messages are ignored; an unreadable notification w
   sock.send(open('good', 'p5', iso()));
   assert.equal((await sock.ack('good')).status, 200);
   assert.equal(await app.eval(() => client.status().state), 'in-sync');
+  await app.eval(() => client.close());
+  await fake.close();
+});
+
+test('req48: a denial on the socket ends the subscription; the SDK subscribes again from scratch and is back in sync', async () => {
+  const fake = await startFakeHub();
+  const { app, sock } = await connected(fake);
+  const subscribes = () => fake.requests.filter((r) => r.method === 'POST' && new URLSearchParams(r.body).get('hub.mode') === 'subscribe');
+  assert.equal(subscribes().length, 1);
+  sock.send({ 'hub.mode': 'denied', 'hub.topic': 'T', 'hub.events': 'Patient-open', 'hub.reason': 'the session ended' });
+  await app.until(() => log.status.some((s) => s.state === 'disconnected' && /the session ended/.test(s.reason.message)));
+  // Reconnecting (after the backoff) subscribes afresh: no endpoint, a new socket.
+  const again = await fake.socket(1);
+  assert.notEqual(again, sock);
+  const form = new URLSearchParams(subscribes()[1].body);
+  assert.equal(form.get('hub.channel.endpoint'), null, 'a new subscription, not a renewal of the denied one');
+  await app.until(() => client.status().state === 'in-sync', undefined, { timeout: 10000 });
+  try {
+    sock.send(open('after', 'p9', iso()));
+  } catch {
+    // already closed by the SDK: nothing can be read from it either
+  }
+  await sleep(200);
+  assert.ok(!(await app.log()).events.includes('after'), 'the denied socket is no longer read');
+  again.send(open('live', 'p8', iso()));
+  assert.equal((await again.ack('live')).status, 200);
   await app.eval(() => client.close());
   await fake.close();
 });

@@ -8,7 +8,7 @@ let env;
 before(async () => (env = await setup()));
 after(async () => env?.teardown());
 
-test('req48: after hub.restart() the status goes disconnected, then back to in-sync with the current context resynced', async () => {
+test('req48 req54: after hub.restart() the status goes disconnected, then back to in-sync with the current context resynced', async () => {
   env.hub.topic = uid('topic');
   await env.hub.post(env.hub.event('Patient-open', [patient('p1')]));
   const app = await env.app();

@@ -15,7 +15,7 @@ async function sdkApp() {
   return app;
 }
 
-test('req84 req86 req81: another app refuses this app\'s event: onSyncError (ownEvent), out of sync, resent with a new id and the original timestamp', async () => {
+test('req76 req77 req84 req86 req81: another app refuses this app\'s event: onSyncError (ownEvent), out of sync, resent with a new id and the original timestamp', async () => {
   env.hub.topic = uid('topic');
   const refuser = await env.hub.join('Patient-open', { name: 'Refuser', ack: 409 });
   const app = await sdkApp();

@@ -1,6 +1,8 @@
 //! What arrives from the Hub: the WebSocket's messages, the app's decisions about them, and
 //! get-current-context snapshots.
 
+use serde_json::value::RawValue;
+
 use super::{
     is_context_change, Context, Decision, Follower, OutOfSyncReason, Output, OwnPhase, Pending, Snapshot,
     SyncErrorNotice, SyncStatus,
@@ -9,16 +11,19 @@ use crate::catalog::{anchor_key, EventKind, EventName};
 use crate::event::Event;
 use crate::syncerror::SyncErrorDetails;
 use crate::time::Timestamp;
-use crate::wire::{Ack, Confirmation, CurrentContext, Denial, ResourceKey};
+use crate::vecmap::VecMap;
+use crate::wire::{Ack, Confirmation, CurrentContext, ResourceKey};
 
 impl Follower {
     /// A text message from the Hub's WebSocket: a confirmation, a denial, or a notification.
     /// Returns an error (for logs) only for text that is none of these; a notification that
     /// cannot be read but has an `id` is answered `400` so the Hub knows (req 70-71).
     pub fn handle_text(&mut self, text: &str, now: Timestamp) -> Result<(), String> {
-        let v: serde_json::Map<String, serde_json::Value> =
-            serde_json::from_str(text).map_err(|e| format!("not a JSON object: {e}"))?;
-        match v.get("hub.mode").and_then(|m| m.as_str()) {
+        // The members as raw JSON, read only as far as needed (as serde_json's Map would read
+        // them, without `Value`'s code in the browser SDK's wasm).
+        let v: VecMap<String, &RawValue> = serde_json::from_str(text).map_err(|e| format!("not a JSON object: {e}"))?;
+        let field = |name: &str| v.get(name).and_then(|f| serde_json::from_str::<String>(f.get()).ok());
+        match field("hub.mode").as_deref() {
             Some("subscribe") => {
                 let c: Confirmation = serde_json::from_str(text).map_err(|e| format!("bad confirmation: {e}"))?;
                 self.granted = c.events.split(',').filter_map(|e| EventName::parse(e).ok()).collect();
@@ -38,8 +43,18 @@ impl Follower {
                 return Ok(());
             }
             Some("denied") => {
-                let d: Denial = serde_json::from_str(text).map_err(|e| format!("bad denial: {e}"))?;
-                let reason = d.reason.unwrap_or_else(|| "subscription denied".into());
+                // A `wire::Denial`, read from the members at hand (its own deserialiser would
+                // cost the browser SDK's wasm): hub.topic and hub.events are required strings,
+                // hub.reason an optional one.
+                if field("hub.topic").is_none() || field("hub.events").is_none() {
+                    return Err("bad denial: hub.topic and hub.events must be strings".into());
+                }
+                let reason = match v.get("hub.reason") {
+                    Some(r) => serde_json::from_str::<Option<String>>(r.get())
+                        .map_err(|e| format!("bad denial: hub.reason: {e}"))?,
+                    None => None,
+                };
+                let reason = reason.unwrap_or_else(|| "subscription denied".into());
                 self.connection_ended();
                 self.set_status(SyncStatus::Disconnected {
                     reason: format!("the hub ended the subscription: {reason}"),
@@ -55,7 +70,7 @@ impl Follower {
                 self.handle_notification(event, now);
                 Ok(())
             }
-            Err(e) => match v.get("id").and_then(|i| i.as_str()) {
+            Err(e) => match field("id").as_deref() {
                 Some(id) => {
                     self.ack(id, 400);
                     Err(format!("unreadable notification {id}: {e}"))

@@ -21,7 +21,7 @@
 mod inbound;
 mod outbound;
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::fmt;
 use std::time::Duration;
 
@@ -31,6 +31,7 @@ use crate::catalog::{EventKind, EventName};
 use crate::event::Event;
 use crate::syncerror::SyncErrorDetails;
 use crate::time::Timestamp;
+use crate::vecmap::VecMap;
 use crate::wire::{ContextEntry, ResourceKey};
 
 pub use outbound::PrepareError;
@@ -298,14 +299,14 @@ pub struct Follower {
     current: Option<Context>,
     /// Timestamp of the newest context change applied or seen (req 67).
     context_ts: Option<Timestamp>,
-    versions: BTreeMap<ResourceKey, String>,
+    versions: VecMap<ResourceKey, String>,
     granted: Vec<EventName>,
     /// Notification ids answered, with the status sent (duplicates are answered the same).
     answered: VecDeque<(String, u16)>,
     /// Context changes seen, with their timestamps: tells a SyncError about an older event.
     history: VecDeque<(String, Timestamp)>,
-    pending: BTreeMap<String, Pending>,
-    own: BTreeMap<String, Own>,
+    pending: VecMap<String, Pending>,
+    own: VecMap<String, Own>,
     snapshot: Snapshot,
     /// The app did not follow a change (it refused or failed one), so what it shows may differ
     /// from what the Hub holds. Only what sets the whole current context again ends this: an
@@ -328,12 +329,12 @@ impl Follower {
             status: SyncStatus::Disconnected { reason: "not connected yet".into() },
             current: None,
             context_ts: None,
-            versions: BTreeMap::new(),
+            versions: VecMap::new(),
             granted: Vec::new(),
             answered: VecDeque::new(),
             history: VecDeque::new(),
-            pending: BTreeMap::new(),
-            own: BTreeMap::new(),
+            pending: VecMap::new(),
+            own: VecMap::new(),
             snapshot: Snapshot::Idle,
             diverged: false,
             confirmed: false,

@@ -235,6 +235,11 @@ impl Session {
         js::from_json_text(&status_json(self.state.borrow().follower.status()))
     }
 
+    /// The anchor of what the app shows, if any.
+    pub(crate) fn current_anchor(&self) -> Option<fhircast_core::ResourceKey> {
+        self.state.borrow().follower.current().map(|c| c.anchor.clone())
+    }
+
     pub(crate) fn current_js(&self) -> JsValue {
         context_js(&self.state.borrow())
     }

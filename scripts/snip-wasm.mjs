@@ -1,0 +1,47 @@
+// Replaces the bodies of functions the SDK never runs but the compiler cannot prove dead, so
+// that wasm-opt then drops everything only they reach. Run by scripts/build-sdk.sh between
+// wasm-bindgen and wasm-opt:  node scripts/snip-wasm.mjs <in.wasm> <out.wasm>
+//
+// The one function snipped: core's `<f64 as Display>::fmt` (with Grisu, Dragon4 and their
+// tables: ~20 KB of wasm, ~8 KB gzipped). Nothing in the SDK formats a float. It stays in the
+// module only because serde's `Unexpected` Display has a `Float` arm, reached through
+// serde_json's error messages — but serde_json formats `Unexpected::Float` itself (with zmij,
+// `JsonUnexpected`) and hands every other variant to serde's Display, so that arm never runs.
+// The new body writes nothing and returns Ok: were the reasoning ever wrong, an error message
+// would lack a number; nothing traps.
+//
+// A function that is not found is reported and the module is written unchanged: the size
+// budget check in build-sdk.sh is what notices a toolchain that renamed it.
+import fs from 'node:fs';
+import binaryen from 'binaryen';
+
+const SNIP = [/^<f64 as core(\[[0-9a-f]+\])?::fmt::Display>::fmt$/];
+
+const [input, output] = process.argv.slice(2);
+if (!input || !output) {
+  console.error('usage: node scripts/snip-wasm.mjs <in.wasm> <out.wasm>');
+  process.exit(2);
+}
+const mod = binaryen.readBinary(fs.readFileSync(input));
+// The features scripts/build-sdk.sh gives wasm-opt (what wasm-bindgen's output uses). Not
+// Features.All: that makes binaryen write encodings browsers reject.
+const F = binaryen.Features;
+mod.setFeatures(
+  F.MVP | F.BulkMemory | F.BulkMemoryOpt | F.NontrappingFPToInt | F.SignExt | F.ReferenceTypes | F.Multivalue | F.MutableGlobals,
+);
+for (const pattern of SNIP) {
+  let hits = 0;
+  for (let i = 0; i < mod.getNumFunctions(); i++) {
+    const func = mod.getFunctionByIndex(i);
+    const info = binaryen.getFunctionInfo(func);
+    if (!pattern.test(info.name)) continue;
+    // fmt(&self, &mut Formatter) -> fmt::Result: Ok(()) is 0.
+    if (info.results !== binaryen.i32) throw new Error(`${info.name}: unexpected signature`);
+    binaryen.Function.setBody(func, mod.i32.const(0));
+    hits++;
+    console.log(`snip-wasm: ${info.name} now returns Ok without writing`);
+  }
+  if (hits === 0) console.warn(`snip-wasm: nothing matches ${pattern}; left as is`);
+}
+if (!mod.validate()) throw new Error('snip-wasm: the module no longer validates');
+fs.writeFileSync(output, mod.emitBinary());
