@@ -25,13 +25,19 @@ DEV_PORT ?= 8787
 
 TEST_LOGS := target/test-logs
 
-.PHONY: help setup build hub-build sdk-build sdk-test sdk-coverage site e2e dev test fmt lint clean bench bench-doc
+# node --test for the suites in workerd and Chromium: a test that hangs fails after 2 min, and a
+# whole suite is stopped after 15 (so a hang fails CI with a message instead of eating its time).
+NODE_TEST := timeout -k 10 900 $(NODE_BIN)/node --test --test-reporter=tap --test-timeout=120000
+# make test's e2e run writes its screenshots here; `make screenshots` refreshes docs/screenshots.
+TEST_SCREENSHOTS := target/screenshots
+
+.PHONY: help setup build hub-build sdk-build sdk-test sdk-coverage site e2e screenshots dev test fmt lint clean bench bench-doc
 
 help:
 	@echo "make dev    install what is missing, build, run the hub and the examples (http://$(DEV_HOST):$(DEV_PORT)/)"
 	@echo "make test   install what is missing, build, run every test (last line: N passed, N failed)"
 	@echo "make bench  the hub in workerd against a floor measured in the same run (BENCHMARKS.md)"
-	@echo "make setup | build | hub-build | sdk-build | sdk-test | site | e2e | fmt | lint | clean | bench-doc"
+	@echo "make setup | build | hub-build | sdk-build | sdk-test | site | e2e | screenshots | fmt | lint | clean | bench-doc"
 
 setup:
 	scripts/setup.sh $(SETUP_COMPONENTS)
@@ -57,9 +63,13 @@ site: sdk-build
 	scripts/build-site.sh
 
 # The examples end to end in headless Chromium against the hub in workerd (tests/e2e); they
-# save screenshots to docs/screenshots.
+# save screenshots to target/screenshots.
 e2e: site hub-build
-	$(NODE_BIN)/node --test --test-reporter=tap --test-concurrency=1 'tests/e2e/*.test.mjs'
+	SCREENSHOT_DIR=$(CURDIR)/$(TEST_SCREENSHOTS) $(NODE_TEST) --test-concurrency=1 'tests/e2e/*.test.mjs'
+
+# The same tests, saving their screenshots into docs/screenshots (the README shows them).
+screenshots: site hub-build
+	SCREENSHOT_DIR=$(CURDIR)/docs/screenshots $(NODE_TEST) --test-concurrency=1 'tests/e2e/*.test.mjs'
 
 # tests/sdk/README.md lists every [SUB] item with the Chromium tests naming it, or why none does;
 # fails on a missing row, a row with neither, or a stale table.
@@ -103,11 +113,11 @@ test: setup
 	echo "+ make hub-build"; \
 	if $(MAKE) --no-print-directory hub-build; then \
 	  echo "+ node --test tests/hub"; \
-	  $(NODE_BIN)/node --test --test-reporter=tap --test-concurrency=2 'tests/hub/*.test.mjs' 2>&1 | tee $(TEST_LOGS)/hub.log || status=$$?; \
+	  $(NODE_TEST) --test-concurrency=2 'tests/hub/*.test.mjs' 2>&1 | tee $(TEST_LOGS)/hub.log || status=$$?; \
 	  echo "+ scripts/build-sdk.sh && node --test tests/sdk"; \
 	  if SDK_BUDGET_STRICT=1 scripts/build-sdk.sh; then \
-	    $(NODE_BIN)/node --test --test-reporter=tap --test-concurrency=2 'tests/sdk/*.test.mjs' 2>&1 | tee $(TEST_LOGS)/sdk.log || status=$$?; \
-	    echo "+ tests/e2e (examples)"; { scripts/build-site.sh && $(NODE_BIN)/node --test --test-reporter=tap --test-concurrency=1 'tests/e2e/*.test.mjs'; } 2>&1 | tee $(TEST_LOGS)/e2e.log || status=$$?; \
+	    $(NODE_TEST) --test-concurrency=2 'tests/sdk/*.test.mjs' 2>&1 | tee $(TEST_LOGS)/sdk.log || status=$$?; \
+	    echo "+ tests/e2e (examples)"; { scripts/build-site.sh && SCREENSHOT_DIR=$(CURDIR)/$(TEST_SCREENSHOTS) $(NODE_TEST) --test-concurrency=1 'tests/e2e/*.test.mjs'; } 2>&1 | tee $(TEST_LOGS)/e2e.log || status=$$?; \
 	  else status=1; printf "the SDK did not build\nTEST-COUNTS passed=0 failed=1\n" > $(TEST_LOGS)/sdk-build.log; fi; \
 	  echo "+ wrangler deploy --dry-run"; \
 	  (cd edge-hub && PATH="$(NODE_BIN):$$PATH" WORKER_BUILD_NO_OPT= $(WORKER_BUILD_ENV) wrangler deploy --dry-run --outdir ../target/deploy 2>&1 | grep -E "Total Upload|error|Error") || status=$$?; \
