@@ -25,12 +25,12 @@ DEV_PORT ?= 8787
 
 TEST_LOGS := target/test-logs
 
-.PHONY: help setup build hub-build sdk-build sdk-test dev test fmt lint clean
+.PHONY: help setup build hub-build sdk-build sdk-test dev test fmt lint clean soak fuzz
 
 help:
 	@echo "make dev    install what is missing, build, run the hub locally"
 	@echo "make test   install what is missing, build, run every test (last line: N passed, N failed)"
-	@echo "make setup | build | hub-build | sdk-build | sdk-test | fmt | lint | clean"
+	@echo "make setup | build | hub-build | sdk-build | sdk-test | fmt | lint | clean | soak | fuzz"
 
 setup:
 	scripts/setup.sh $(SETUP_COMPONENTS)
@@ -93,6 +93,20 @@ test: setup
 	else status=1; printf "the Worker did not build\nTEST-COUNTS passed=0 failed=1\n" > $(TEST_LOGS)/hub-build.log; fi; \
 	scripts/test-summary.sh $(TEST_LOGS)/*.log || status=$$(( status ? status : 1 )); \
 	exit $$status
+
+# Soak (a bench, not in make test): 100 topics of steady traffic with subscribers joining and
+# leaving for SOAK_SECONDS (default 180); prints memory and latency per interval and a verdict.
+soak: hub-build
+	$(NODE_BIN)/node bench/soak.mjs
+
+# libFuzzer over the core's fuzz targets (core/fuzz), FUZZ_SECONDS each (default 60). Needs a
+# nightly toolchain and cargo-fuzz; make test runs the same targets on stable with a seeded
+# generator (cargo test -p fhircast-core-fuzz).
+FUZZ_SECONDS ?= 60
+fuzz:
+	cd core && for t in subscription_form event_json ack update_bundle wire_misc topic_machine; do \
+	  CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_OPT_LEVEL=3 cargo +nightly fuzz run --features libfuzzer $$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -print_final_stats=1 || exit 1; done
 
 fmt:
 	cargo fmt --all
