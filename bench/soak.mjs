@@ -131,7 +131,7 @@ const publisher = (async () => {
 })();
 const churner = (async () => {
   const pending = new Set();
-  while (!stop) {
+  while (!stop && CHURN > 0) {
     const p = churnOne().finally(() => pending.delete(p));
     pending.add(p);
     await sleep(1000 / CHURN);

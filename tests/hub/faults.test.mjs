@@ -16,7 +16,7 @@ after(async () => hub?.stop());
 const ids = (s, name = 'Patient-open') => s.all.filter((m) => m.event?.['hub.event'] === name).map((m) => m.id);
 
 /** Waits until `s` has received `n` notifications of `name` (or fails naming what it has). */
-async function received(s, n, name = 'Patient-open', timeout = 10_000) {
+async function received(s, n, name = 'Patient-open', timeout = 20_000) {
   const until = Date.now() + timeout;
   while (ids(s, name).length < n) {
     if (Date.now() > until) throw new Error(`${ids(s, name).length} of ${n} ${name} received`);
@@ -118,7 +118,7 @@ test('req35 req53 req54 req41 (fault: flood): 240 subscribe/unsubscribe cycles o
     if (i % 3 !== 2) {
       s = await Subscriber.connect(endpoint);
       hub.sockets.add(s.ws);
-      assert.equal((await s.next())['hub.mode'], 'subscribe');
+      assert.equal((await s.next(undefined, 15_000))['hub.mode'], 'subscribe');
       stats.connected++;
     }
     if (i % 5 === 0) {
@@ -131,7 +131,7 @@ test('req35 req53 req54 req41 (fault: flood): 240 subscribe/unsubscribe cycles o
     assert.equal(u.status, 202, u.text);
     stats.unsubscribed++;
     if (s) {
-      const denial = await s.next((m) => m['hub.mode'] === 'denied');
+      const denial = await s.next((m) => m['hub.mode'] === 'denied', 15_000);
       assert.equal(denial['hub.reason'], 'unsubscribed');
       stats.denials++;
       s.ws.terminate();

@@ -381,12 +381,14 @@ test('neg24 req70 (hostile WebSocket messages): 400 hostile messages on a live s
   for (const v of [null, 0, true, [], {}, '', 'x'.repeat(500), 99999, -200, 1.5, '409 ']) messages.push(JSON.stringify({ id: 'unknown', status: v }), JSON.stringify({ id: v, status: 409 }));
   for (let i = 0; i < 40; i++) messages.push(JSON.stringify({ id: `forged-${i}`, status: 500 }));
   for (const big of [70_000, 200_000]) messages.push(JSON.stringify({ id: ev.id, status: 409, pad: 'p'.repeat(big) })); // over MAX_MESSAGE_BYTES: not read
+  for (const status of [409, 500, '409']) messages.push(JSON.stringify({ id: ev.id, status })); // already answered: ignored
+  // The real answer goes first (so a busy machine cannot make it late), then the hostile
+  // messages — among them refusals of the same id, which must not count once it is answered.
+  target.send({ id: ev.id, status: 200 });
   for (const m of messages) target.ws.send(m);
   for (let i = 0; i < 20; i++) target.ws.send(Buffer.from(Array.from({ length: 64 }, () => Math.floor(rnd() * 256))), { binary: true });
   target.ws.ping();
   const sentCount = messages.length + 21;
-  // The one real answer, after all that, settles the notification: no SyncError follows.
-  target.send({ id: ev.id, status: 200 });
   assert.ok(await watcher.nothing((m) => m.event?.['hub.event'] === 'SyncError', 3800), 'no SyncError: nothing hostile counted as an answer, the real ack did');
   assert.equal(target.ws.readyState, WebSocket.OPEN, 'the socket is still open');
   const ev2 = openHub.event('Patient-open', [patient('p2')], { topic });
