@@ -365,7 +365,7 @@ test('neg9 neg4 neg13 §5a-5 (hostile corpus, AUTH_MODE=jwt): bad tokens on ever
   t.foreign.ws.close();
 });
 
-test('neg24 req70 (hostile WebSocket messages): 400 hostile messages on a live socket are ignored; its real acks still count and nothing else is sent', async () => {
+test('neg24 req70 (hostile WebSocket messages): 388 hostile messages on a live socket are ignored; its real acks still count and nothing else is sent', async () => {
   const topic = uid();
   const watcher = await openHub.join('Patient-open,SyncError', { topic, name: 'Watcher' });
   const target = await openHub.join('Patient-open', { topic, name: 'Target', ack: false });
