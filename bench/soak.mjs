@@ -20,6 +20,9 @@ const TOPICS = Number(process.env.SOAK_TOPICS ?? 100);
 const RATE = Number(process.env.SOAK_RATE ?? 60); // events per second, over all topics
 const INTERVAL = Number(process.env.SOAK_INTERVAL ?? 15); // seconds between reports
 const CHURN = Number(process.env.SOAK_CHURN ?? 4); // joins (and leaves) per second
+// 0: churning subscribers subscribe and unsubscribe without ever opening their WebSocket (to
+// tell memory held for sockets from memory held for subscriptions).
+const CHURN_CONNECT = process.env.SOAK_CHURN_CONNECT !== '0';
 
 const hub = await startHub();
 /** workerd's CPU time so far (user + system), in ms: a per-event cost that machine load does not inflate. */
@@ -90,6 +93,15 @@ async function postOne(t) {
 async function churnOne() {
   const t = topics[Math.floor(Math.random() * topics.length)];
   try {
+    if (!CHURN_CONNECT) {
+      const r = await hub.subscribe({ topic: t.topic, events: 'Patient-open', name: 'churn' });
+      joins++;
+      await sleep(200 + Math.random() * 2000);
+      const u = await hub.unsubscribe(r.json['hub.channel.endpoint'], { topic: t.topic });
+      if (r.status !== 202 || u.status !== 202) churnErrors++;
+      leaves++;
+      return;
+    }
     const s = await hub.join('Patient-open', { topic: t.topic, name: 'churn' });
     joins++;
     await sleep(200 + Math.random() * 2000);
