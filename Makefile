@@ -31,13 +31,13 @@ NODE_TEST := timeout -k 10 900 $(NODE_BIN)/node --test --test-reporter=tap --tes
 # make test's e2e run writes its screenshots here; `make screenshots` refreshes docs/screenshots.
 TEST_SCREENSHOTS := target/screenshots
 
-.PHONY: help setup build hub-build sdk-build sdk-test sdk-coverage site e2e screenshots dev test fmt lint clean bench bench-doc
+.PHONY: help setup build hub-build sdk-build sdk-test sdk-coverage site e2e screenshots dev test fmt lint clean bench bench-doc soak fuzz
 
 help:
 	@echo "make dev    install what is missing, build, run the hub and the examples (http://$(DEV_HOST):$(DEV_PORT)/)"
 	@echo "make test   install what is missing, build, run every test (last line: N passed, N failed)"
 	@echo "make bench  the hub in workerd against a floor measured in the same run (BENCHMARKS.md)"
-	@echo "make setup | build | hub-build | sdk-build | sdk-test | site | e2e | screenshots | fmt | lint | clean | bench-doc"
+	@echo "make setup | build | hub-build | sdk-build | sdk-test | site | e2e | screenshots | fmt | lint | clean | bench-doc | soak | fuzz"
 
 setup:
 	scripts/setup.sh $(SETUP_COMPONENTS)
@@ -133,6 +133,20 @@ bench: hub-build sdk-build
 
 bench-doc:
 	$(NODE_BIN)/node bench/render.mjs
+
+# Soak (a bench, not in make test): 100 topics of steady traffic with subscribers joining and
+# leaving for SOAK_SECONDS (default 180); prints memory and latency per interval and a verdict.
+soak: hub-build
+	$(NODE_BIN)/node bench/soak.mjs
+
+# libFuzzer over the core's fuzz targets (core/fuzz), FUZZ_SECONDS each (default 60). Needs a
+# nightly toolchain and cargo-fuzz; make test runs the same targets on stable with a seeded
+# generator (cargo test -p fhircast-core-fuzz).
+FUZZ_SECONDS ?= 60
+fuzz:
+	cd core && for t in subscription_form event_json ack update_bundle wire_misc topic_machine; do \
+	  CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_OPT_LEVEL=3 cargo +nightly fuzz run --features libfuzzer $$t -- \
+	    -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -print_final_stats=1 || exit 1; done
 
 fmt:
 	cargo fmt --all

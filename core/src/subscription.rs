@@ -392,9 +392,21 @@ pub fn topic_forbidden_char(topic: &str) -> Option<char> {
     topic.chars().find(|&c| c.is_whitespace() || c.is_control() || matches!(c, '/' | '?' | '#'))
 }
 
+/// Whether `topic` is `.` or `..`: a URL dot segment, which clients and proxies resolve away
+/// (`{hub.url}/ws/../x` becomes `{hub.url}/x`), so no URL could name such a topic.
+pub fn is_dot_segment(topic: &str) -> bool {
+    topic == "." || topic == ".."
+}
+
 /// A topic becomes `{hub.url}/{topic}` and the WebSocket path: it must be one safe segment.
 fn check_topic(topic: &str) -> Result<(), SubscriptionError> {
     check_len("hub.topic", topic, MAX_TOPIC_LEN)?;
+    if is_dot_segment(topic) {
+        return Err(SubscriptionError::InvalidTopic {
+            topic: topic.to_owned(),
+            found: "only dots (a URL dot segment)".into(),
+        });
+    }
     let bad = topic_forbidden_char(topic);
     if let Some(c) = bad {
         let found = match c {
@@ -957,7 +969,9 @@ mod tests {
     }
 
     fn request() -> impl Strategy<Value = SubscriptionRequest> {
-        let topic = trimmed(r"[A-Za-z0-9\-._~%&=+,;:@!$'()*é日🔥]", 64);
+        // Every valid topic: `.` and `..` are URL dot segments, no topic (neg 4).
+        let topic = trimmed(r"[A-Za-z0-9\-._~%&=+,;:@!$'()*é日🔥]", 64)
+            .prop_filter("not a dot segment", |t| !is_dot_segment(t));
         let text = || trimmed(r"[A-Za-z0-9 \-._~%&=+,;:@!$'()*/?#é日🔥\t\n]", 64);
         (
             any::<bool>(),

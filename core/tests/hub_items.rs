@@ -669,3 +669,84 @@ fn impl_5a25_events_sent_on_the_websocket_are_not_acted_on() {
     assert!(h.topic.state().current().is_none());
     assert!(h.topic.has_endpoint(&a), "and the socket is not closed for it (neg 24)");
 }
+
+/// Get current context with mixed grants (§5a-8, req 18, 45, 97): a token that may read only
+/// `Patient-open` gets the patient the current report implies — exactly the derived open a
+/// subscriber with that grant was sent — and never the report; a token that may read the
+/// report gets the report; one that may read neither is refused.
+#[test]
+fn impl_5a8_req18_req97_get_current_context_is_filtered_by_the_tokens_read_scopes() {
+    let mut h = hub();
+    let ehr = h.join("Patient-open", "EHR");
+    h.post(h.ev("d1", "DiagnosticReport-open", vec![report("r1"), study("s1"), patient("p1")])).unwrap();
+    let derived = to(&h.drain_acking(), &ehr);
+    assert_eq!(derived[0]["event"]["hub.event"], "Patient-open");
+    let scoped = |s: &str| Auth { scopes: Some(Scopes::parse(s)), ..Auth::open() };
+
+    let cc = h.topic.current_context(&scoped("fhircast/Patient-open.read")).unwrap();
+    let as_json = |cc: &CurrentContext| serde_json::to_value(cc).unwrap();
+    assert_eq!(cc.context_type, "Patient");
+    assert_eq!(as_json(&cc)["context"][0], derived[0]["event"]["context"][0], "the derived open's context");
+    assert_eq!(as_json(&cc)["context.versionId"], derived[0]["event"]["context.versionId"]);
+    assert!(!as_json(&cc).to_string().contains("DiagnosticReport"), "req 18: no report for a Patient-only token");
+
+    let full = h.topic.current_context(&scoped("fhircast/DiagnosticReport-open.read")).unwrap();
+    assert_eq!(full.context_type, "DiagnosticReport");
+    assert_eq!(full, h.topic.current_context(&Auth::open()).unwrap(), "open mode is unfiltered");
+
+    // Patient and ImagingStudy readable: the most recent derived open, the study's (it carries
+    // the patient too), as a subscriber of both was sent last.
+    let both = h.topic.current_context(&scoped("fhircast/Patient-open.read fhircast/ImagingStudy-open.read")).unwrap();
+    assert_eq!(both.context_type, "ImagingStudy");
+
+    let e = h.topic.current_context(&scoped("fhircast/Encounter-open.read")).unwrap_err();
+    assert_eq!(e.http_status(), 403);
+    assert!(e.to_string().contains("fhircast/DiagnosticReport-open.read"), "{e}");
+
+    // Once the report is closed (and with it the derived patient), nothing is current.
+    h.post(h.ev("c1", "DiagnosticReport-close", vec![report("r1"), patient("p1")])).unwrap();
+    h.drain_acking();
+    assert_eq!(h.topic.current_context(&scoped("fhircast/Patient-open.read")).unwrap(), CurrentContext::empty());
+}
+
+/// Found by the hostile corpus (tests/hub/hostile.test.mjs): any valid token, even one with no
+/// `fhircast/` scope at all, could cancel a subscription whose endpoint it knew. Cancelling now
+/// needs some fhircast scope, as subscribing needs a read scope; the refusal comes before the
+/// endpoint is looked up, so such a token cannot probe endpoints either.
+#[test]
+fn neg9_unsubscribing_needs_a_token_with_a_fhircast_scope() {
+    let mut h = hub();
+    let t = h.join("Patient-open", "A");
+    let unsub = |endpoint: &str| {
+        SubscriptionRequest::from_form(&format!(
+            "hub.channel.type=websocket&hub.mode=unsubscribe&hub.topic={T}&hub.channel.endpoint=wss://h/ws/{T}/{endpoint}"
+        ))
+        .unwrap()
+    };
+    let no_scope = Auth { scopes: Some(Scopes::parse("openid profile")), ..Auth::open() };
+    for endpoint in [t.as_str(), "unknown"] {
+        let e = h.topic.handle_subscription(&unsub(endpoint), &no_scope, "x", h.now).unwrap_err();
+        assert_eq!(e, SubscribeError::NoFhircastScope);
+        assert_eq!(e.http_status(), 403);
+    }
+    assert!(h.topic.has_endpoint(&t));
+    let write_only = Auth { scopes: Some(Scopes::parse("fhircast/Patient-open.write")), ..Auth::open() };
+    h.topic.handle_subscription(&unsub(&t), &write_only, "x", h.now).unwrap();
+    assert!(!h.topic.has_endpoint(&t));
+}
+
+/// Found by the hostile corpus: a topic `..` was accepted, and its endpoint URL
+/// `{hub.url}/ws/../{token}` is resolved away by every client (neg 4).
+#[test]
+fn neg4_a_dot_segment_is_no_topic() {
+    for topic in [".", ".."] {
+        let form = format!("hub.channel.type=websocket&hub.mode=subscribe&hub.topic={topic}&hub.events=Patient-open");
+        let e = SubscriptionRequest::from_form(&form).unwrap_err();
+        assert_eq!(e.http_status(), 400);
+        assert!(e.to_string().contains("dot segment"), "{e}");
+    }
+    assert!(SubscriptionRequest::from_form(
+        "hub.channel.type=websocket&hub.mode=subscribe&hub.topic=...&hub.events=Patient-open"
+    )
+    .is_ok());
+}

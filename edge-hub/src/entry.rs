@@ -122,6 +122,12 @@ async fn event(
             &format!("hub.topic {:?} contains {c:?}; a topic is one URL path segment ({{hub.url}}/{{topic}}): no whitespace, control characters, '/', '?' or '#' (neg 4)", event.topic),
         );
     }
+    if fhircast_core::subscription::is_dot_segment(&event.topic) {
+        return outcome(
+            400,
+            &format!("hub.topic {:?} is a URL dot segment, which no URL can name (neg 4)", event.topic),
+        );
+    }
     let auth = match authorize(req, settings).await {
         Ok(a) => a,
         Err(e) => return auth_failure(&e, true),

@@ -134,9 +134,13 @@ fn decode_segment(s: &str) -> Option<String> {
 }
 
 /// Decodes a path segment that names a topic: `None` if malformed, empty, or not a topic a
-/// subscription could have (whitespace, control characters, an encoded `/`, `?` or `#`; neg 4).
+/// subscription could have (whitespace, control characters, an encoded `/`, `?` or `#`, a dot
+/// segment, or longer than a topic may be; neg 4).
 fn decode_topic(s: &str) -> Option<String> {
-    decode_segment(s).filter(|t| !t.is_empty() && fhircast_core::subscription::topic_forbidden_char(t).is_none())
+    use fhircast_core::subscription::{is_dot_segment, topic_forbidden_char, MAX_TOPIC_LEN};
+    decode_segment(s).filter(|t| {
+        !t.is_empty() && t.chars().count() <= MAX_TOPIC_LEN && topic_forbidden_char(t).is_none() && !is_dot_segment(t)
+    })
 }
 
 /// Routes a request by method and path.
@@ -247,5 +251,13 @@ mod tests {
         assert_eq!(route("POST", "/api/hub/a%20b", B), Route::NotFound);
         assert_eq!(route("GET", "/api/hub/a%00", B), Route::NotFound);
         assert_eq!(route("GET", "/api/hub/ws/a%3Fb/abc", B), Route::NotFound);
+        // Found by the hostile corpus: a dot segment, or a topic longer than any subscription's.
+        assert_eq!(route("GET", "/api/hub/ws/../abc", B), Route::NotFound);
+        assert_eq!(route("GET", "/api/hub/ws/%2E%2E/abc", B), Route::NotFound);
+        assert_eq!(route("GET", &format!("/api/hub/{}", "x".repeat(257)), B), Route::NotFound);
+        assert_eq!(
+            route("GET", &format!("/api/hub/{}", "x".repeat(256)), B),
+            Route::GetContext { topic: "x".repeat(256) }
+        );
     }
 }

@@ -5,43 +5,8 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
-import { generateKeyPairSync, sign as cryptoSign, createHmac } from 'node:crypto';
 import { startHub, Subscriber, patient, uid } from './harness.mjs';
-
-const ISSUER = 'https://ehr.example';
-const AUDIENCE = 'https://hub.example/api/hub';
-const SECRET = 'a shared HS256 secret of at least thirty-two bytes';
-const rsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
-const ec = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-const otherRsa = generateKeyPairSync('rsa', { modulusLength: 2048 });
-const otherEc = generateKeyPairSync('ec', { namedCurve: 'P-256' });
-const JWKS = {
-  keys: [
-    { ...rsa.publicKey.export({ format: 'jwk' }), kid: 'rsa-1', use: 'sig', alg: 'RS256' },
-    { ...ec.publicKey.export({ format: 'jwk' }), kid: 'ec-1', use: 'sig', alg: 'ES256' },
-  ],
-};
-
-const now = () => Math.floor(Date.now() / 1000);
-const b64 = (v) => Buffer.from(typeof v === 'string' ? v : JSON.stringify(v)).toString('base64url');
-
-/**
- * A compact JWS. Claims default to a valid token for every FHIRcast event (`undefined` drops
- * a claim); `alg` RS256 | ES256 | HS256 | none, `kid` defaults to the alg's key, `key` to the
- * configured one.
- */
-function jwt(claims = {}, { alg = 'RS256', kid = { RS256: 'rsa-1', ES256: 'ec-1' }[alg], key, header = {} } = {}) {
-  const body = { iss: ISSUER, aud: AUDIENCE, iat: now(), exp: now() + 300, sub: 'user-1', scope: 'openid fhircast/*.read fhircast/*.write', ...claims };
-  for (const k of Object.keys(body)) if (body[k] === undefined) delete body[k];
-  const input = `${b64({ alg, typ: 'JWT', ...(kid ? { kid } : {}), ...header })}.${b64(body)}`;
-  const data = Buffer.from(input);
-  let sig;
-  if (alg === 'RS256') sig = cryptoSign('sha256', data, key ?? rsa.privateKey);
-  else if (alg === 'ES256') sig = cryptoSign('sha256', data, { key: key ?? ec.privateKey, dsaEncoding: 'ieee-p1363' });
-  else if (alg === 'HS256') sig = createHmac('sha256', key ?? SECRET).update(input).digest();
-  else sig = Buffer.alloc(0);
-  return `${input}.${sig.toString('base64url')}`;
-}
+import { ISSUER, AUDIENCE, SECRET, rsa, ec, otherRsa, otherEc, JWKS, now, b64, jwt } from './tokens.mjs';
 
 let hub;
 let jwksHub;
@@ -285,6 +250,24 @@ test('§5a-8 req18: get current context needs a token with the read scope of the
   assert.equal(ok.status, 200);
   assert.equal(ok.json['context.type'], 'Patient');
   assert.equal(ok.json.context[0].resource.id, 'p1');
+});
+
+test('§5a-8 req18 req97: with mixed grants, get current context gives a Patient-only token the patient the current report implies, never the report', async () => {
+  const topic = uid();
+  const ehr = await hub.join('Patient-open', { topic, token: jwt({ scope: 'fhircast/Patient-open.read' }) });
+  const rep = { key: 'report', resource: { resourceType: 'DiagnosticReport', id: 'r1', status: 'final' } };
+  assert.equal((await hub.post(hub.event('DiagnosticReport-open', [rep, patient('p1')], { topic }), { token: jwt() })).status, 202);
+  const derived = await ehr.nextEvent('Patient-open');
+  const patientOnly = await hub.getContext(topic, { token: jwt({ scope: 'fhircast/Patient-open.read' }) });
+  assert.equal(patientOnly.status, 200, patientOnly.text);
+  assert.deepEqual(patientOnly.json.context.slice(0, -1), derived.event.context, 'exactly what its subscription was sent (req 97)');
+  assert.equal(patientOnly.json['context.type'], 'Patient');
+  assert.equal(patientOnly.json['context.versionId'], derived.event['context.versionId']);
+  assert.doesNotMatch(patientOnly.text, /DiagnosticReport/, 'req 18: nothing the token may not read');
+  const full = await hub.getContext(topic, { token: jwt({ scope: 'fhircast/DiagnosticReport-open.read' }) });
+  assert.equal(full.json['context.type'], 'DiagnosticReport');
+  forbidden(await hub.getContext(topic, { token: jwt({ scope: 'fhircast/Encounter-open.read' }) }), /fhircast\/DiagnosticReport-open\.read/, { outcome: true });
+  ehr.ws.close();
 });
 
 test('req22: the WebSocket endpoint is the ticket: it connects without a token, and a token does not replace it', async () => {

@@ -13,6 +13,7 @@ import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { randomUUID } from 'node:crypto';
 import { createServer } from 'node:net';
+import { execFileSync } from 'node:child_process';
 import { Miniflare } from 'miniflare';
 import WebSocket from 'ws';
 
@@ -77,7 +78,20 @@ export async function startHub({ bindings = {}, persist, options } = {}) {
   hub.kill = async () => {
     await mf.dispose();
   };
-  /** Starts it again after kill(). */
+  /**
+   * SIGKILLs the workerd process: no graceful shutdown, no flush, sockets cut without a Close
+   * frame (a crash or an evicted machine). Its state stays on disk; `start()` runs it again.
+   */
+  hub.sigkill = async () => {
+    const pids = workerdPids(port);
+    if (pids.length === 0) throw new Error(`no workerd process serves port ${port}`);
+    for (const pid of pids) process.kill(pid, 'SIGKILL');
+    await mf.dispose().catch(() => {});
+    return pids;
+  };
+  /** The workerd process ids serving this hub (for memory figures and sigkill). */
+  hub.workerdPids = () => workerdPids(port);
+  /** Starts it again after kill() or sigkill(). */
   hub.start = async () => {
     mf = new Miniflare(miniflareOptions({ bindings, persist: dir, port, options }));
     await mf.ready;
@@ -88,6 +102,16 @@ export async function startHub({ bindings = {}, persist, options } = {}) {
     if (!persist) rmSync(dir, { recursive: true, force: true });
   };
   return hub;
+}
+
+/** The workerd processes this test process started that listen on `port`. */
+function workerdPids(port) {
+  const ps = execFileSync('ps', ['-eo', 'pid=,ppid=,args='], { encoding: 'utf8' });
+  return ps
+    .split('\n')
+    .map((l) => l.trim().match(/^(\d+)\s+(\d+)\s+(.*)$/))
+    .filter((m) => m && Number(m[2]) === process.pid && m[3].includes('workerd') && m[3].includes(`entry=127.0.0.1:${port} `))
+    .map((m) => Number(m[1]));
 }
 
 export const uid = (prefix = 't') => `${prefix}-${randomUUID()}`;

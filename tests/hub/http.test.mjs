@@ -3,9 +3,9 @@
 // without Upgrade (426), and a generated corpus of hostile requests (all 4xx, never a 5xx).
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import http from 'node:http';
 import WebSocket from 'ws';
 import { startHub, Subscriber, patient, uid, form, syncErrorDetails } from './harness.mjs';
+import { raw } from './wsutil.mjs';
 
 const APP = 'https://app.example';
 const EHR = 'https://ehr.example:8443';
@@ -24,40 +24,6 @@ before(async () => {
 after(async () => {
   await Promise.all([hub?.stop(), anyHub?.stop()]);
 });
-
-/**
- * A raw HTTP request with node:http (arbitrary bytes, paths and headers; `chunked` sends the
- * body in pieces without Content-Length). `path` is below the origin.
- */
-function raw(h, { method = 'POST', path = '/api/hub', headers = {}, body, chunked = false }) {
-  const { port } = new URL(h.origin);
-  return new Promise((resolve, reject) => {
-    let answered = false;
-    const hdrs = { ...headers };
-    const buf = body === undefined ? undefined : Buffer.isBuffer(body) ? body : Buffer.from(body);
-    if (buf && !chunked) hdrs['content-length'] = String(buf.length);
-    // A connection per request: the hub may answer (413) before reading a body and close.
-    const req = http.request({ host: '127.0.0.1', port, method, path, headers: hdrs, agent: false }, (res) => {
-      answered = true;
-      const chunks = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString();
-        let json;
-        try {
-          json = JSON.parse(text);
-        } catch {}
-        resolve({ status: res.statusCode, headers: res.headers, text, json });
-      });
-    });
-    // The hub may answer (413) before it has read all of a large body.
-    req.on('error', (e) => (answered ? undefined : reject(e)));
-    if (buf && chunked) {
-      for (let i = 0; i < buf.length; i += 1000) req.write(buf.subarray(i, i + 1000));
-      req.end();
-    } else req.end(buf);
-  });
-}
 
 const subscribeForm = (topic, extra = {}) => form({ 'hub.channel.type': 'websocket', 'hub.mode': 'subscribe', 'hub.topic': topic, 'hub.events': 'Patient-open', ...extra });
 

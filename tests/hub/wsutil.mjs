@@ -1,5 +1,7 @@
-// Socket helpers for the hub tests that the shared harness does not have.
+// Socket helpers for the hub tests that the shared harness does not have: Close frames, raw
+// WebSockets, upgrade refusals, and raw HTTP requests.
 import { setTimeout as sleep } from 'node:timers/promises';
+import http from 'node:http';
 import WebSocket from 'ws';
 
 /**
@@ -54,6 +56,40 @@ export function upgradeRefusal(url, timeout = 5000) {
       });
     });
     ws.once('error', (e) => (clearTimeout(t), reject(e)));
+  });
+}
+
+/**
+ * A raw HTTP request with node:http (arbitrary bytes, paths and headers; `chunked` sends the
+ * body in pieces without Content-Length). `path` is below the origin.
+ */
+export function raw(h, { method = 'POST', path = '/api/hub', headers = {}, body, chunked = false }) {
+  const { port } = new URL(h.origin);
+  return new Promise((resolve, reject) => {
+    let answered = false;
+    const hdrs = { ...headers };
+    const buf = body === undefined ? undefined : Buffer.isBuffer(body) ? body : Buffer.from(body);
+    if (buf && !chunked) hdrs['content-length'] = String(buf.length);
+    // A connection per request: the hub may answer (413) before reading a body and close.
+    const req = http.request({ host: '127.0.0.1', port, method, path, headers: hdrs, agent: false }, (res) => {
+      answered = true;
+      const chunks = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString();
+        let json;
+        try {
+          json = JSON.parse(text);
+        } catch {}
+        resolve({ status: res.statusCode, headers: res.headers, text, json });
+      });
+    });
+    // The hub may answer (413) before it has read all of a large body.
+    req.on('error', (e) => (answered ? undefined : reject(e)));
+    if (buf && chunked) {
+      for (let i = 0; i < buf.length; i += 1000) req.write(buf.subarray(i, i + 1000));
+      req.end();
+    } else req.end(buf);
   });
 }
 

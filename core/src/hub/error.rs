@@ -29,6 +29,12 @@ pub enum SubscribeError {
         /// The first event requested.
         first: String,
     },
+    /// The token carries no `fhircast/` scope at all, so it may not cancel a subscription
+    /// either (found by the hostile corpus: any valid token could unsubscribe).
+    #[error(
+        "the access token has no fhircast/ scope; unsubscribing needs one, as subscribing does (req 16-18, neg 9)"
+    )]
+    NoFhircastScope,
     /// The token has expired.
     #[error("the access token has expired (req 20, neg 9)")]
     TokenExpired,
@@ -48,7 +54,9 @@ impl SubscribeError {
     pub fn http_status(&self) -> u16 {
         match self {
             SubscribeError::WrongTopic { .. } => 400,
-            SubscribeError::TopicNotAllowed { .. } | SubscribeError::NoGrantedEvents { .. } => 403,
+            SubscribeError::TopicNotAllowed { .. }
+            | SubscribeError::NoGrantedEvents { .. }
+            | SubscribeError::NoFhircastScope => 403,
             SubscribeError::TokenExpired => 401,
             SubscribeError::UnknownEndpoint => 404,
             SubscribeError::TooManySubscriptions { .. } => 429,

@@ -398,7 +398,7 @@ fn implied_opens(source: &Event) -> Vec<(EventName, Vec<ContextEntry>)> {
 
 /// Whether an open event's context holds the resource `key` (as anchor or as a related
 /// resource).
-fn carries(open: &Event, key: &ResourceKey) -> bool {
+pub(super) fn carries(open: &Event, key: &ResourceKey) -> bool {
     open.context.iter().any(|e| {
         e.field == ValueField::Resource
             && e.resource_header()

@@ -40,6 +40,11 @@ impl Topic {
         if auth.expires_at.is_some_and(|e| e <= now) {
             return Err(SubscribeError::TokenExpired);
         }
+        // Decision: cancelling needs a token with some fhircast/ scope (subscribing needs a read
+        // scope), not just any token the issuer signed; checked before the endpoint is looked up.
+        if req.mode == Mode::Unsubscribe && auth.scopes.as_ref().is_some_and(|s| s.is_empty()) {
+            return Err(SubscribeError::NoFhircastScope);
+        }
         let existing = match &req.endpoint {
             Some(url) => {
                 let token = endpoint_token(url).filter(|t| self.state.subscriptions.contains_key(*t));
