@@ -28,7 +28,7 @@ wasm-bindgen --target web --weak-refs --no-typescript --out-dir "$OUT" target/wa
 node_modules/.bin/node scripts/snip-wasm.mjs "$OUT/fhircast_sdk_bg.wasm" "$OUT/fhircast_sdk_bg.wasm"
 # -Oz, then flattened and re-relooped and -Oz again: 0.7 KB gzipped less than -Oz alone
 # (measured; ~18 s).
-"$WASM_OPT" -Oz --converge --flatten --rereloop -Oz --converge --strip-producers --strip-debug \
+"$WASM_OPT" -Oz --converge --flatten --rereloop -Oz --converge --strip-producers --strip-debug --strip-target-features \
   --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
   --enable-reference-types --enable-multivalue --enable-mutable-globals \
   "$OUT/fhircast_sdk_bg.wasm" -o "$OUT/fhircast_sdk_bg.wasm"
