@@ -2,16 +2,17 @@
 # Builds the browser SDK into the npm package: npm/pkg/{fhircast_sdk.js, fhircast_sdk_bg.wasm}.
 #   cargo (wasm32, release: lto, opt-level z) -> wasm-bindgen --target web --weak-refs
 #   -> scripts/snip-wasm.mjs (empties core's float formatting, provably never run; see there)
-#   -> wasm-opt -Oz, --flatten --rereloop, -Oz (npm binaryen 132; Debian's 108 breaks in Chromium,
-#      toolchain.md)
+#   -> wasm-opt -Oz, then twice --flatten --rereloop -Oz (npm binaryen 132; Debian's 108 breaks in
+#      Chromium, toolchain.md)
 #   -> esbuild --minify of wasm-bindgen's generated JS glue (npm/index.js stays as written)
 # Then prints the sizes (raw and gzipped) of everything a browser downloads and compares the
-# gzipped total with the budget (SDK_BUDGET_KB, default 100): over it, a warning, or a failure
-# with SDK_BUDGET_STRICT=1 (which make test sets: a regression fails the build).
+# gzipped total with the budget (SDK_BUDGET_BYTES, default 100000: the issue's "100 KB" read
+# strictly, as 100,000 B rather than 102,400): over it, a warning, or a failure with
+# SDK_BUDGET_STRICT=1 (which make test sets: a regression fails the build).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
-BUDGET_KB=${SDK_BUDGET_KB:-100}
+BUDGET=${SDK_BUDGET_BYTES:-100000}
 OUT=npm/pkg
 WASM_OPT=node_modules/.bin/wasm-opt
 
@@ -26,9 +27,10 @@ cargo build -p fhircast-sdk --target wasm32-unknown-unknown --release
 rm -rf "$OUT"
 wasm-bindgen --target web --weak-refs --no-typescript --out-dir "$OUT" target/wasm32-unknown-unknown/release/fhircast_sdk.wasm
 node_modules/.bin/node scripts/snip-wasm.mjs "$OUT/fhircast_sdk_bg.wasm" "$OUT/fhircast_sdk_bg.wasm"
-# -Oz, then flattened and re-relooped and -Oz again: 0.7 KB gzipped less than -Oz alone
-# (measured; ~18 s).
-"$WASM_OPT" -Oz --converge --flatten --rereloop -Oz --converge --strip-producers --strip-debug \
+# -Oz, then flattened and re-relooped and -Oz again, twice: 0.7 KB gzipped less than -Oz alone
+# for the first round, 77 B for the second (measured; ~20 s in all). The target_features
+# section is read by no browser (91 B gzipped).
+"$WASM_OPT" -Oz --converge --flatten --rereloop -Oz --converge --flatten --rereloop -Oz --converge --strip-producers --strip-debug --strip-target-features \
   --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
   --enable-reference-types --enable-multivalue --enable-mutable-globals \
   "$OUT/fhircast_sdk_bg.wasm" -o "$OUT/fhircast_sdk_bg.wasm"
@@ -43,9 +45,9 @@ for f in "$OUT/fhircast_sdk_bg.wasm" "$OUT/fhircast_sdk.js" npm/index.js; do
   total_raw=$((total_raw + raw)); total_gz=$((total_gz + z))
   printf '%-28s %10d %10d\n' "${f#npm/}" "$raw" "$z"
 done
-printf '%-28s %10d %10d   (budget %d KB gzipped)\n' total "$total_raw" "$total_gz" "$BUDGET_KB"
+printf '%-28s %10d %10d   (budget %d B gzipped)\n' total "$total_raw" "$total_gz" "$BUDGET"
 echo "SDK-SIZE raw=$total_raw gzip=$total_gz"
-if (( total_gz > BUDGET_KB * 1024 )); then
-  echo "WARNING: the SDK is over its size budget: $total_gz > $((BUDGET_KB * 1024)) bytes gzipped" >&2
+if (( total_gz > BUDGET )); then
+  echo "WARNING: the SDK is over its size budget: $total_gz > $BUDGET bytes gzipped" >&2
   if [[ "${SDK_BUDGET_STRICT:-}" == 1 ]]; then exit 1; fi
 fi

@@ -10,8 +10,13 @@
 // The new body writes nothing and returns Ok: were the reasoning ever wrong, an error message
 // would lack a number; nothing traps.
 //
-// A function that is not found is reported and the module is written unchanged: the size
-// budget check in build-sdk.sh is what notices a toolchain that renamed it.
+// It cannot go at the source: the reference is inside serde (`Unexpected`'s Display, via
+// `WithDecimalPoint`), and no feature of serde or serde_json removes it.
+//
+// Loud by design: a pattern that matches nothing, or a match whose signature is not
+// `(i32 self, i32 formatter) -> i32`, fails the build (exit 1) with the reason, rather than
+// quietly shipping the module unsnipped or snipping something else. build-sdk.sh runs this
+// on every build, so the build itself is the check.
 import fs from 'node:fs';
 import binaryen from 'binaryen';
 
@@ -22,6 +27,11 @@ if (!input || !output) {
   console.error('usage: node scripts/snip-wasm.mjs <in.wasm> <out.wasm>');
   process.exit(2);
 }
+function fail(why) {
+  console.error(`snip-wasm: ${why}`);
+  process.exit(1);
+}
+
 const mod = binaryen.readBinary(fs.readFileSync(input));
 // The features scripts/build-sdk.sh gives wasm-opt (what wasm-bindgen's output uses). Not
 // Features.All: that makes binaryen write encodings browsers reject.
@@ -35,13 +45,18 @@ for (const pattern of SNIP) {
     const func = mod.getFunctionByIndex(i);
     const info = binaryen.getFunctionInfo(func);
     if (!pattern.test(info.name)) continue;
-    // fmt(&self, &mut Formatter) -> fmt::Result: Ok(()) is 0.
-    if (info.results !== binaryen.i32) throw new Error(`${info.name}: unexpected signature`);
+    // fmt(&self, &mut Formatter) -> fmt::Result: two pointers in, Ok(()) is 0.
+    const params = binaryen.expandType(info.params);
+    if (info.results !== binaryen.i32 || params.length !== 2 || params.some((t) => t !== binaryen.i32)) {
+      fail(`${info.name} has changed signature (expected (i32, i32) -> i32); not snipped`);
+    }
     binaryen.Function.setBody(func, mod.i32.const(0));
     hits++;
     console.log(`snip-wasm: ${info.name} now returns Ok without writing`);
   }
-  if (hits === 0) console.warn(`snip-wasm: nothing matches ${pattern}; left as is`);
+  if (hits === 0) {
+    fail(`no function matches ${pattern}: the toolchain renamed or inlined it; update SNIP (the module needs its name section: wasm-bindgen keeps it)`);
+  }
 }
-if (!mod.validate()) throw new Error('snip-wasm: the module no longer validates');
+if (!mod.validate()) fail('the module no longer validates');
 fs.writeFileSync(output, mod.emitBinary());

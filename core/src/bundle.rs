@@ -672,7 +672,7 @@ impl Content {
             kind: "collection",
             entry: self.resources.values().map(|r| CollectionEntryOut { resource: r }).collect(),
         };
-        serde_json::to_string(&bundle).expect("a Bundle of raw JSON values serialises")
+        serde_json::to_string(&bundle).unwrap_or_else(|_| unreachable!("a Bundle of raw JSON values serialises"))
     }
 
     /// The `content` context entry of a get-current-context answer (req 105).
@@ -680,7 +680,8 @@ impl Content {
         ContextEntry {
             key: CONTENT_KEY.to_owned(),
             field: ValueField::Resource,
-            value: RawValue::from_string(self.collection_bundle_json()).expect("serde_json output is valid JSON"),
+            value: RawValue::from_string(self.collection_bundle_json())
+                .unwrap_or_else(|_| unreachable!("serde_json output is valid JSON")),
         }
     }
 

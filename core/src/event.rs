@@ -353,7 +353,7 @@ impl Event {
 
     /// The JSON text of this event, as a Hub sends it and a subscriber posts it.
     pub fn to_json(&self) -> String {
-        serde_json::to_string(self).expect("events serialise")
+        serde_json::to_string(self).unwrap_or_else(|_| unreachable!("events serialise"))
     }
 }
 

@@ -134,7 +134,7 @@ impl SyncErrorDetails {
                 },
             }],
         };
-        serde_json::to_string(&outcome).expect("an OperationOutcome of strings serialises")
+        serde_json::to_string(&outcome).unwrap_or_else(|_| unreachable!("an OperationOutcome of strings serialises"))
     }
 
     /// The SyncError's single context entry: key `operationoutcome`, field `resource` (req 91).
@@ -142,7 +142,8 @@ impl SyncErrorDetails {
         ContextEntry {
             key: CONTEXT_KEY.to_owned(),
             field: ValueField::Resource,
-            value: RawValue::from_string(self.to_operation_outcome_json()).expect("serde_json output is valid JSON"),
+            value: RawValue::from_string(self.to_operation_outcome_json())
+                .unwrap_or_else(|_| unreachable!("serde_json output is valid JSON")),
         }
     }
 

@@ -86,11 +86,11 @@ pub struct ResourceHeader {
 impl ContextEntry {
     /// Builds an entry from a value that serialises to JSON.
     pub fn new(key: &str, field: ValueField, value: &impl Serialize) -> Self {
-        let json = serde_json::to_string(value).expect("context values serialise");
+        let json = serde_json::to_string(value).unwrap_or_else(|_| unreachable!("context values serialise"));
         ContextEntry {
             key: key.to_owned(),
             field,
-            value: RawValue::from_string(json).expect("serde_json output is valid JSON"),
+            value: RawValue::from_string(json).unwrap_or_else(|_| unreachable!("serde_json output is valid JSON")),
         }
     }
 
@@ -106,11 +106,13 @@ impl ContextEntry {
     /// Builds a `reference` entry `{"reference": "<Type>/<id>"}`.
     pub fn reference(key: &str, resource_type: &str, id: &str) -> Self {
         // The JSON text written directly: a map type here would cost the browser SDK its code.
-        let reference = serde_json::to_string(&format!("{resource_type}/{id}")).expect("strings serialise");
+        let reference = serde_json::to_string(&format!("{resource_type}/{id}"))
+            .unwrap_or_else(|_| unreachable!("strings serialise"));
         ContextEntry {
             key: key.to_owned(),
             field: ValueField::Reference,
-            value: RawValue::from_string(format!("{{\"reference\":{reference}}}")).expect("valid JSON"),
+            value: RawValue::from_string(format!("{{\"reference\":{reference}}}"))
+                .unwrap_or_else(|_| unreachable!("valid JSON")),
         }
     }
 
@@ -274,6 +276,29 @@ pub struct Confirmation {
     pub lease_seconds: u64,
 }
 
+impl Confirmation {
+    /// Reads a confirmation from its members: the four are required, three strings and a
+    /// whole number, as the derived `Deserialize` has them (but a repeated member counts once,
+    /// its last value). Written by hand so the browser SDK links the readers it already has
+    /// instead of one more derived deserialiser; the errors name the member.
+    pub fn parse(text: &str) -> Result<Confirmation, String> {
+        let v: VecMap<String, &RawValue> = serde_json::from_str(text).map_err(|e| format!("not a JSON object: {e}"))?;
+        let lease_seconds = member(&v, "hub.lease_seconds")?;
+        Ok(Confirmation {
+            mode: member(&v, "hub.mode")?,
+            topic: member(&v, "hub.topic")?,
+            events: member(&v, "hub.events")?,
+            lease_seconds,
+        })
+    }
+}
+
+/// A required member of a JSON object read member by member (the `parse` functions above), typed.
+fn member<T: de::DeserializeOwned>(v: &VecMap<String, &RawValue>, name: &str) -> Result<T, String> {
+    let raw = v.get(name).ok_or_else(|| format!("missing field \"{name}\""))?;
+    serde_json::from_str(raw.get()).map_err(|e| format!("\"{name}\": {e}"))
+}
+
 /// A subscription denial (req 46-47): the Hub closes the socket after it.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Denial {
@@ -375,6 +400,19 @@ impl CurrentContext {
     pub fn empty() -> Self {
         CurrentContext { context_type: String::new(), version_id: None, context: Vec::new() }
     }
+
+    /// Reads an answer from its members, as the derived `Deserialize` does (but a repeated
+    /// member counts once, its last value): what a subscriber reads. Written by hand so the
+    /// browser SDK links the readers it already has (members, strings, context entries)
+    /// instead of one more derived deserialiser.
+    pub fn parse(text: &str) -> Result<CurrentContext, String> {
+        let v: VecMap<String, &RawValue> = serde_json::from_str(text).map_err(|e| format!("not a JSON object: {e}"))?;
+        let context_type = member(&v, "context.type")?;
+        // Optional: absent when no context is established.
+        let version_id = if v.contains_key("context.versionId") { member(&v, "context.versionId")? } else { None };
+        let context = member(&v, "context")?;
+        Ok(CurrentContext { context_type, version_id, context })
+    }
 }
 
 #[cfg(test)]
@@ -447,5 +485,63 @@ mod tests {
     #[test]
     fn req103_empty_current_context_matches_the_spec_example() {
         assert_eq!(serde_json::to_string(&CurrentContext::empty()).unwrap(), r#"{"context.type":"","context":[]}"#);
+    }
+
+    #[test]
+    fn confirmation_parse_reads_what_the_derived_deserialiser_reads() {
+        let t = r#"{"hub.mode":"subscribe","hub.topic":"t","hub.events":"Patient-open,Patient-close","hub.lease_seconds":7200,"x":null}"#;
+        assert_eq!(Confirmation::parse(t).unwrap(), serde_json::from_str::<Confirmation>(t).unwrap());
+        let bad = [
+            ("[]", "not a JSON object"),
+            (
+                r#"{"hub.mode":"subscribe","hub.topic":"t","hub.events":"Patient-open"}"#,
+                "missing field \"hub.lease_seconds\"",
+            ),
+            (r#"{"hub.topic":"t","hub.events":"e","hub.lease_seconds":1}"#, "missing field \"hub.mode\""),
+            (
+                r#"{"hub.mode":"subscribe","hub.topic":1,"hub.events":"e","hub.lease_seconds":1}"#,
+                "\"hub.topic\": invalid type",
+            ),
+            (
+                r#"{"hub.mode":"subscribe","hub.topic":"t","hub.events":"e","hub.lease_seconds":-1}"#,
+                "\"hub.lease_seconds\": invalid value",
+            ),
+            (
+                r#"{"hub.mode":"subscribe","hub.topic":"t","hub.events":"e","hub.lease_seconds":1.5}"#,
+                "\"hub.lease_seconds\": invalid type",
+            ),
+        ];
+        for (t, want) in bad {
+            assert!(serde_json::from_str::<Confirmation>(t).is_err(), "{t}");
+            let e = Confirmation::parse(t).unwrap_err();
+            assert!(e.starts_with(want), "{t}: {e}");
+        }
+    }
+
+    #[test]
+    fn current_context_parse_reads_what_the_derived_deserialiser_reads() {
+        let ok = [
+            r#"{"context.type":"","context":[]}"#,
+            r#"{"context.type":"Patient","context.versionId":"v1","context":[{"key":"patient","resource":{"resourceType":"Patient","id":"p1"}}]}"#,
+            r#"{"context":[],"context.versionId":null,"context.type":"Encounter","extra":{"x":[1,2]}}"#,
+        ];
+        for t in ok {
+            let derived: CurrentContext = serde_json::from_str(t).unwrap();
+            assert_eq!(CurrentContext::parse(t).unwrap(), derived, "{t}");
+        }
+        let bad = [
+            ("[]", "not a JSON object"),
+            ("{", "not a JSON object"),
+            (r#"{"context":[]}"#, "missing field \"context.type\""),
+            (r#"{"context.type":"Patient"}"#, "missing field \"context\""),
+            (r#"{"context.type":1,"context":[]}"#, "\"context.type\": invalid type"),
+            (r#"{"context.type":"","context.versionId":2,"context":[]}"#, "\"context.versionId\": invalid type"),
+            (r#"{"context.type":"","context":[{"key":"patient"}]}"#, "\"context\": "),
+        ];
+        for (t, want) in bad {
+            assert!(serde_json::from_str::<CurrentContext>(t).is_err(), "{t}");
+            let e = CurrentContext::parse(t).unwrap_err();
+            assert!(e.starts_with(want), "{t}: {e}");
+        }
     }
 }

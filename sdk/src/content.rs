@@ -41,7 +41,7 @@ fn reference_entry(key: &str, target: &ResourceKey) -> ContextEntry {
     ContextEntry {
         key: key.to_owned(),
         field: ValueField::Reference,
-        value: RawValue::from_string(value).expect("valid JSON"),
+        value: RawValue::from_string(value).unwrap_or_else(|_| unreachable!("valid JSON")),
     }
 }
 
@@ -95,7 +95,7 @@ pub(crate) fn update_event(
     let name = EventName::of(rt, EventKind::Update).expect("a catalogued resource type");
     let context = vec![
         reference_entry(anchor_key(rt), &anchor),
-        ContextEntry::resource_raw("updates", &bundle).expect("valid JSON"),
+        ContextEntry::resource_raw("updates", &bundle).unwrap_or_else(|_| unreachable!("valid JSON")),
     ];
     Ok((name, context))
 }

@@ -31,3 +31,13 @@ mod timer;
 mod token;
 
 pub use client::FhircastClient;
+
+/// The allocator: lol_alloc's free list (first fit, neighbours merged on free) in place of
+/// Rust's default dlmalloc, which is ~3 KB gzipped of the SDK's download on its own. The SDK
+/// holds little at a time (the follower's state, one message being handled), so a list walk
+/// per allocation costs nothing measurable; `LockedAllocator` rather than
+/// `AssumeSingleThreaded` keeps this crate free of `unsafe`.
+#[cfg(target_arch = "wasm32")]
+#[global_allocator]
+static ALLOCATOR: lol_alloc::LockedAllocator<lol_alloc::FreeListAllocator> =
+    lol_alloc::LockedAllocator::new(lol_alloc::FreeListAllocator::new());

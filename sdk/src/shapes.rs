@@ -55,7 +55,7 @@ impl Obj {
 
 /// A JSON string literal.
 pub(crate) fn quoted(s: &str) -> String {
-    serde_json::to_string(s).expect("strings serialise")
+    serde_json::to_string(s).unwrap_or_else(|_| unreachable!("strings serialise"))
 }
 
 /// `{state, reason?}`.
@@ -104,7 +104,7 @@ fn reason_json(r: &OutOfSyncReason) -> String {
 
 /// What the app shows: `{anchor, event, context, versionId?, eventId?, timestamp?}`.
 pub(crate) fn context_json(c: &Context) -> String {
-    let context = serde_json::to_string(&c.context).expect("context entries serialise");
+    let context = serde_json::to_string(&c.context).unwrap_or_else(|_| unreachable!("context entries serialise"));
     Obj::new()
         .str("anchor", &c.anchor.to_string())
         .str("event", c.event.as_str())

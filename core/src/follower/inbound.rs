@@ -25,7 +25,7 @@ impl Follower {
         let field = |name: &str| v.get(name).and_then(|f| serde_json::from_str::<String>(f.get()).ok());
         match field("hub.mode").as_deref() {
             Some("subscribe") => {
-                let c: Confirmation = serde_json::from_str(text).map_err(|e| format!("bad confirmation: {e}"))?;
+                let c = Confirmation::parse(text).map_err(|e| format!("bad confirmation: {e}"))?;
                 self.granted = c.events.split(',').filter_map(|e| EventName::parse(e).ok()).collect();
                 if self.confirmed {
                     // A second confirmation on the same connection: a renewed lease (req 57) or
@@ -81,7 +81,8 @@ impl Follower {
     }
 
     fn ack(&mut self, id: &str, status: u16) {
-        let text = serde_json::to_string(&Ack { id: id.to_owned(), status }).expect("acks serialise");
+        let text = serde_json::to_string(&Ack { id: id.to_owned(), status })
+            .unwrap_or_else(|_| unreachable!("acks serialise"));
         self.outputs.push_back(Output::Send(text));
         self.answered.push_back((id.to_owned(), status));
         while self.answered.len() > self.config.dedup_window {

@@ -125,7 +125,7 @@ impl Follower {
             timestamp: now,
             id: format!("{}-syncerror", event.id),
             topic: self.topic.clone(),
-            name: EventName::parse("SyncError").expect("catalogued"),
+            name: EventName::parse("SyncError").unwrap_or_else(|_| unreachable!("catalogued")),
             version_id: None,
             prior_version_id: None,
             context: vec![details.context_entry()],

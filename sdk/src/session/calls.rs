@@ -198,7 +198,7 @@ impl Session {
             let mut st = self.state.borrow_mut();
             let now = now();
             match reply {
-                Ok(r) if r.ok() => match serde_json::from_str::<CurrentContext>(&r.body) {
+                Ok(r) if r.ok() => match CurrentContext::parse(&r.body) {
                     Ok(c) => st.follower.handle_snapshot(&c, now),
                     Err(e) => st.follower.handle_snapshot_failed(&format!("unreadable current context: {e}"), now),
                 },

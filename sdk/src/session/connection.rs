@@ -104,10 +104,7 @@ impl Session {
             if st.generation != generation || st.phase == Phase::Closed {
                 return;
             }
-            let confirmed = serde_json::from_str::<Confirmation>(text)
-                .ok()
-                .filter(|c| c.mode == "subscribe")
-                .map(|c| c.lease_seconds);
+            let confirmed = Confirmation::parse(text).ok().filter(|c| c.mode == "subscribe").map(|c| c.lease_seconds);
             (confirmed, st.follower.handle_text(text, now()).err())
         };
         if let Some(p) = problem {
