@@ -196,11 +196,13 @@ for (const t of topics) {
 const base = rows[Math.min(1, rows.length - 1)]; // the first interval is warm-up
 const last = rows.at(-1);
 const memFlat = last.wasm <= base.wasm + 1;
+// The second half's growth against the first's: a state still filling slows down, a leak does not.
+const mid = rows[Math.floor((rows.length + 1) / 2)] ?? last;
 const rssPerRequest = (1024 * (last.rss - base.rss)) / Math.max(1, last.requests - base.requests);
 const latFlat = last.p95 <= base.p95 * 2 + 25;
 const cpuFlat = last.cpu <= base.cpu * 1.5 + 0.5;
 console.log(`posted ${posts} (${postErrors} not accepted${postErrors ? ` ${JSON.stringify(refused)}` : ''}), churn ${joins} joins / ${leaves} leaves (${churnErrors} errors), lost ${lost}, out of order ${disorder}, SyncErrors ${syncErrors}`);
-console.log(`memory (wasm linear memory): ${base.wasm.toFixed(2)} MB after warm-up -> ${last.wasm.toFixed(2)} MB at the end (${memFlat ? 'flat' : 'GROWING'})`);
+console.log(`memory (wasm linear memory): ${base.wasm.toFixed(2)} MB after warm-up -> ${mid.wasm.toFixed(2)} MB at ${mid.t} s -> ${last.wasm.toFixed(2)} MB at the end (${memFlat ? 'flat' : 'GROWING'}: at most 1 MB more)`);
 console.log(`workerd RSS (not judged; a JS Worker answering "ok" grows ~15 KB per request, bench/soak-floor.mjs): ${base.rss.toFixed(1)} -> ${last.rss.toFixed(1)} MB, ${rssPerRequest.toFixed(1)} KB per request`);
 console.log(`latency p95: ${base.p95.toFixed(1)} ms after warm-up -> ${last.p95.toFixed(1)} ms at the end (${latFlat ? 'flat' : 'GROWING'})`);
 console.log(`workerd CPU per event: ${base.cpu.toFixed(2)} ms after warm-up -> ${last.cpu.toFixed(2)} ms at the end (${cpuFlat ? 'flat' : 'GROWING'})`);
