@@ -137,6 +137,9 @@ impl Settings {
             max_bundle_entries: num("MAX_BUNDLE_ENTRIES", 500, 1, 100_000)? as usize,
             derive_opens: flag("DERIVE_OPEN_EVENTS", true)?,
             non_current_updates: flag("NON_CURRENT_UPDATES", true)?,
+            // How many request ids a topic keeps for duplicate detection (req 139); the soak
+            // makes it small so each topic's state is full within its warm-up.
+            dedup_window: num("DEDUP_WINDOW", 1024, 1, 100_000)? as usize,
             heartbeat: (heartbeat > 0).then(|| Duration::from_secs(heartbeat)),
             ..defaults
         };

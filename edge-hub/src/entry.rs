@@ -270,5 +270,18 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     if resp.status_code() == 401 && !resp.headers().has("WWW-Authenticate")? {
         resp.headers_mut().set("WWW-Authenticate", r#"Bearer error="invalid_token""#)?;
     }
+    // Debug only (`DEBUG_MEMORY=1`, set by bench/soak.mjs): the wasm linear memory's size, so
+    // a soak can tell memory the Rust code holds (it never shrinks) from the runtime's.
+    if lookup(&env, "DEBUG_MEMORY").as_deref() == Some("1") {
+        resp.headers_mut().set("x-fhircast-wasm-bytes", &wasm_bytes().to_string())?;
+    }
     Ok(resp)
+}
+
+/// The linear memory's size in bytes (one instance serves the Worker and its objects).
+fn wasm_bytes() -> usize {
+    #[cfg(target_arch = "wasm32")]
+    return core::arch::wasm32::memory_size(0) * 65_536;
+    #[cfg(not(target_arch = "wasm32"))]
+    0
 }
