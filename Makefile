@@ -125,11 +125,13 @@ test: setup
 	scripts/test-summary.sh $(TEST_LOGS)/*.log || status=$$(( status ? status : 1 )); \
 	exit $$status
 
-# Benchmarks (BENCHMARKS.md): fan-out, throughput, SyncError, SDK, against the floor; loopback
-# only, bounded in time. Prints a table; figures in target/bench/latest.json. `make bench-doc`
+# Benchmarks (BENCHMARKS.md): fan-out, throughput, SyncError, SDK, against the floor, then the
+# soak (`make soak`); loopback only, bounded in time. Prints a table; figures in target/bench/latest.json. `make bench-doc`
 # writes the latest figures into BENCHMARKS.md.
 bench: hub-build sdk-build
 	$(NODE_BIN)/node bench/bench.mjs
+	@echo "+ soak (RELIABILITY.md), SOAK_SECONDS=$${SOAK_SECONDS:-180}"
+	$(NODE_BIN)/node bench/soak.mjs 2>&1 | tee target/bench/soak.txt
 
 bench-doc:
 	$(NODE_BIN)/node bench/render.mjs
