@@ -164,7 +164,9 @@ test('req78 req80 req139 req44 (fault: SIGKILL): workerd killed mid-burst; every
     const topics = Array.from({ length: 4 }, () => uid());
     const subs = await Promise.all(topics.map((topic) => k.join('Patient-open,DiagnosticReport-update', { topic, name: 'Watcher' })));
     // Each topic: a report r1 open, then alternating Patient-opens and updates of r1 (not
-    // current: non-current updates) adding one observation each, one request at a time.
+    // current: non-current updates) adding one observation each, one request at a time. The
+    // patients cycle through 16 ids: more distinct ones than the hub keeps open (64) would evict
+    // r1 with its content, which is the limit working, not a lost update.
     const runs = topics.map((topic) => ({ topic, accepted: [], inFlight: null, obs: [], version: null, patients: [] }));
     for (const [n, run] of runs.entries()) {
       const r = await k.post(k.event('DiagnosticReport-open', [report('r1'), patient('p-r')], { topic: run.topic }));
@@ -179,7 +181,7 @@ test('req78 req80 req139 req44 (fault: SIGKILL): workerd killed mid-burst; every
         const update = i % 2 === 1;
         const ev = update
           ? k.event('DiagnosticReport-update', [reportRef('r1'), bundle([observationPut(`o${i}`)])], { topic: run.topic, versionId: run.version })
-          : k.event('Patient-open', [patient(`p${i}`)], { topic: run.topic });
+          : k.event('Patient-open', [patient(`p${i % 16}`)], { topic: run.topic });
         run.inFlight = ev;
         let r;
         try {
@@ -193,7 +195,7 @@ test('req78 req80 req139 req44 (fault: SIGKILL): workerd killed mid-burst; every
         if (update) {
           run.version = r.json['context.versionId'];
           run.obs.push(`o${i}`);
-        } else run.patients.push(`p${i}`);
+        } else run.patients.push(`p${i % 16}`);
       }
     };
     const loops = Promise.all(runs.map(loop));
