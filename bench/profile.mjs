@@ -3,40 +3,16 @@
 // events, every subscriber acking) and prints the functions with the most self time — the
 // Worker's and the Durable Object's wasm (with Rust names), their JS glue, and the runtime's
 // built-ins. Loopback only; bounded by the event count.
-import { createServer } from 'node:net';
-import { join } from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { Miniflare } from 'miniflare';
 import WebSocket from 'ws';
-import { BUILD } from '../tests/hub/harness.mjs';
+import { freePort, miniflareOptions } from '../tests/hub/harness.mjs';
 import { targetFor, Tracker, eventBody } from './loadgen.mjs';
 
 const [n = 100, events = 300] = process.argv.slice(2).map(Number);
-const freePort = () =>
-  new Promise((resolve) => {
-    const s = createServer().listen(0, '127.0.0.1', () => {
-      const { port } = s.address();
-      s.close(() => resolve(port));
-    });
-  });
-
 const inspectorPort = await freePort();
-const mf = new Miniflare({
-  modules: true,
-  modulesRoot: BUILD,
-  scriptPath: join(BUILD, 'worker', 'shim.mjs'),
-  modulesRules: [
-    { type: 'ESModule', include: ['**/*.js', '**/*.mjs'] },
-    { type: 'CompiledWasm', include: ['**/*.wasm'], fallthrough: true },
-  ],
-  compatibilityDate: '2026-07-01',
-  durableObjects: { TOPIC: { className: 'TopicObject', useSQLite: true } },
-  bindings: { AUTH_MODE: 'open', HUB_BASE_PATH: '/api/hub', ALLOWED_ORIGINS: '*' },
-  cf: false,
-  host: '127.0.0.1',
-  port: 0,
-  inspectorPort,
-});
+// The conformance suite's Miniflare options, with workerd's inspector on.
+const mf = new Miniflare(miniflareOptions({ port: 0, options: { inspectorPort } }));
 const url = await mf.ready;
 const server = { kind: 'hub', base: `${url.origin}/api/hub` };
 const target = targetFor(server);

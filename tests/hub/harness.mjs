@@ -21,7 +21,7 @@ export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const BUILD = join(ROOT, 'edge-hub', 'build');
 
 /** A free port on 127.0.0.1 (so a restarted hub keeps its address). */
-async function freePort() {
+export async function freePort() {
   return new Promise((resolve, reject) => {
     const s = createServer();
     s.once('error', reject);
@@ -32,7 +32,7 @@ async function freePort() {
   });
 }
 
-function miniflareOptions({ bindings, persist, port, options = {} }) {
+export function miniflareOptions({ bindings, persist, port, options = {} }) {
   if (!existsSync(join(BUILD, 'worker', 'shim.mjs'))) {
     throw new Error(`${BUILD} is missing: build the worker first (make hub-build)`);
   }

@@ -14,7 +14,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { startHub, Subscriber, patient, report, reportRef, bundle, observationPut, uid, form } from './harness.mjs';
-import { raw, upgradeRefusal, sleep } from './wsutil.mjs';
+import { raw, upgradeRefusal, sleep, pool } from './wsutil.mjs';
 import { jwt, otherRsa, otherEc, b64, now, JWT_BINDINGS } from './tokens.mjs';
 
 let openHub;
@@ -237,19 +237,6 @@ function badTokens(topic, otherTopic) {
     ['scheme only', { authorization: 'Bearer' }],
     ['two tokens', { authorization: `Bearer ${jwt({ scope: 'openid' })} ${jwt()}` }],
   ]);
-}
-
-/** Runs requests with at most `width` in flight. */
-async function pool(items, width, fn) {
-  const results = new Array(items.length);
-  let next = 0;
-  await Promise.all(Array.from({ length: width }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i]);
-    }
-  }));
-  return results;
 }
 
 /** Sends every request; returns the answers that break the rules, and counts. */

@@ -5,7 +5,7 @@ import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import WebSocket from 'ws';
 import { startHub, Subscriber, patient, uid, form, syncErrorDetails } from './harness.mjs';
-import { raw } from './wsutil.mjs';
+import { raw, pool } from './wsutil.mjs';
 
 const APP = 'https://app.example';
 const EHR = 'https://ehr.example:8443';
@@ -318,19 +318,6 @@ function corpus(topic, usedEndpoint) {
   }
   out.push(['used endpoint without Upgrade', { method: 'GET', path: new URL(usedEndpoint).pathname }]);
   return out;
-}
-
-/** Runs requests with at most `width` in flight. */
-async function pool(items, width, fn) {
-  const results = new Array(items.length);
-  let next = 0;
-  await Promise.all(Array.from({ length: width }, async () => {
-    while (next < items.length) {
-      const i = next++;
-      results[i] = await fn(items[i]);
-    }
-  }));
-  return results;
 }
 
 /** Opens a WebSocket; resolves with the refusal status or 101. */

@@ -93,4 +93,17 @@ export function raw(h, { method = 'POST', path = '/api/hub', headers = {}, body,
   });
 }
 
+/** Runs requests with at most `width` in flight. */
+export async function pool(items, width, fn) {
+  const results = new Array(items.length);
+  let next = 0;
+  await Promise.all(Array.from({ length: width }, async () => {
+    while (next < items.length) {
+      const i = next++;
+      results[i] = await fn(items[i]);
+    }
+  }));
+  return results;
+}
+
 export { sleep };
