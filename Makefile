@@ -13,7 +13,7 @@ export CARGO_TERM_COLOR ?= never
 # for the browser SDK's tests.
 SETUP_COMPONENTS ?= rust wasm-tools node chromium
 
-# worker-build must not download anything (toolchain.md): every tool it runs is given by path.
+# worker-build must not download anything (edge-hub/NOTES-toolchain.md): every tool it runs is given by path.
 NODE_BIN := $(CURDIR)/node_modules/.bin
 WORKER_BUILD_ENV := WASM_BINDGEN_BIN=$(HOME)/.cargo/bin/wasm-bindgen \
 	ESBUILD_BIN=$(CURDIR)/node_modules/@esbuild/linux-x64/bin/esbuild \
@@ -92,7 +92,8 @@ dev: setup site
 	cd edge-hub && PATH="$(NODE_BIN):$$PATH" $(WORKER_BUILD_ENV) wrangler dev --ip $(DEV_HOST) --port $(DEV_PORT) \
 		--show-interactive-dev-session=false --persist-to ../target/dev-state --var AUTH_MODE:open
 
-# fmt, clippy, the native tests (--no-fail-fast: every suite runs and is counted), then the
+# fmt, clippy, the lock check (tests/lock: npm ci accepts package-lock.json on linux, darwin and
+# win32), the native tests (--no-fail-fast: every suite runs and is counted), then the
 # core for wasm32 (proves it has no I/O deps).
 # The last line printed is the summed "N passed, N failed" over every suite's log.
 # Then the Worker is built and the conformance suite runs it in workerd (tests/hub), and
@@ -103,7 +104,9 @@ test: setup
 	cargo clippy -p fhircast-edge-hub --target wasm32-unknown-unknown -- -D warnings
 	cargo clippy -p fhircast-sdk --target wasm32-unknown-unknown -- -D warnings
 	@mkdir -p $(TEST_LOGS) && rm -f $(TEST_LOGS)/*.log
-	@status=0; echo "+ make sdk-coverage"; \
+	@status=0; echo "+ node --test tests/lock (package-lock.json installs on every platform)"; \
+	$(NODE_TEST) 'tests/lock/*.test.mjs' 2>&1 | tee $(TEST_LOGS)/lock.log || status=$$?; \
+	echo "+ make sdk-coverage"; \
 	if $(MAKE) --no-print-directory sdk-coverage; then c="passed=1 failed=0"; else c="passed=0 failed=1"; status=1; fi; \
 	echo "TEST-COUNTS $$c" > $(TEST_LOGS)/sdk-coverage.log; \
 	echo "+ cargo test --workspace --no-fail-fast"; \

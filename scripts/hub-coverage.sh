@@ -6,8 +6,7 @@
 #   - the list of items named by tests that have no row.
 #
 # A test "names" an item when the part of its name before the first ": " carries reqN, negN or
-# 5a-N (e.g. test('req84 req92 5a-12: a 409 answer ...')). Every tests/hub/*.test.mjs is read,
-# so the files of other worktrees count as soon as they are merged. A row's first cell holds the
+# 5a-N (e.g. test('req84 req92 5a-12: a 409 answer ...')). Every tests/hub/*.test.mjs is read. A row's first cell holds the
 # item's key ("req 45", "neg 7", "§5a-9"); several keys separated by " / " collect the tests of
 # all of them. The 4th cell ("tests naming it") is generated; the 5th ("left out because") is
 # written by hand and only read: a row with no test and an empty 5th cell is a gap.

@@ -1,7 +1,7 @@
 //! Bearer tokens: everything but the signature (pure, tested natively).
 //!
 //! The signature is verified by the platform's WebCrypto (`crypto.subtle.verify`: RS256,
-//! ES256, HS256) in `auth.rs`; no crypto is written here. This module splits the compact JWS,
+//! ES256, HS256) in `webcrypto.rs`; no crypto is written here. This module splits the compact JWS,
 //! decodes its header and claims, and checks the claims: `exp` (required), `nbf`, `iss`, `aud`,
 //! the `fhircast/` scopes (`scope` string or `scp` array; req 16-18), and an optional topic
 //! binding (claim `hub.topic`, as the SMART launch parameter is named). The result is the

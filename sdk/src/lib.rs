@@ -7,7 +7,7 @@
 //! `crypto`) and calls the app's callbacks.
 //!
 //! ```text
-//!  app ── FhircastClient (client.rs) ── Session (session.rs) ── Follower (core, sans-IO)
+//!  app ── FhircastClient (client.rs) ── Session (session/) ── Follower (core, sans-IO)
 //!                                          │ http.rs  socket.rs  timer.rs  token.rs
 //! ```
 //!

@@ -125,7 +125,7 @@ test('neg1 (lenient): subscription parameters sent as JSON are accepted; JSON of
   refusedText(deep, 400, /hub\.channel\.type is missing/);
 });
 
-test('neg2: hub.channel.type missing or not websocket is refused with 400 naming the parameter', async () => {
+test('neg2 req26 req33: hub.channel.type missing or not websocket is refused with 400 naming the parameter', async () => {
   const t = hub.topic;
   refusedText(await hub.subscribeForm(sub(t, { 'hub.channel.type': undefined })), 400, /hub\.channel\.type is missing/, /websocket/, /neg 2/);
   refusedText(await hub.subscribeForm(sub(t, { 'hub.channel.type': '' })), 400, /hub\.channel\.type is missing/);
@@ -135,14 +135,14 @@ test('neg2: hub.channel.type missing or not websocket is refused with 400 naming
   assert.equal((await hub.subscribeForm(sub(t, { 'hub.channel.type': 'WebSocket' }))).status, 202);
 });
 
-test('neg3: hub.mode missing or not subscribe/unsubscribe is refused with 400', async () => {
+test('neg3 req27: hub.mode missing or not subscribe/unsubscribe is refused with 400', async () => {
   const t = hub.topic;
   refusedText(await hub.subscribeForm(sub(t, { 'hub.mode': undefined })), 400, /hub\.mode is missing/, /subscribe/, /neg 3/);
   refusedText(await hub.subscribeForm(sub(t, { 'hub.mode': 'publish' })), 400, /hub\.mode "publish" is neither "subscribe" nor "unsubscribe"/, /neg 3/);
   refusedText(await hub.subscribeForm(sub(t, { 'hub.mode': 'denied' })), 400, /"denied"/);
 });
 
-test('neg4: hub.topic missing, too long or not a URL path segment is refused with 400', async () => {
+test('neg4 req28: hub.topic missing, too long or not a URL path segment is refused with 400', async () => {
   refusedText(await hub.subscribeForm(sub(undefined)), 400, /hub\.topic is missing/, /neg 4/);
   for (const [topic, what] of [['a/b', /'\/'/], ['a b', /whitespace/], ['a?b', /'\?'/], ['a#b', /'#'/], ['a\u0001b', /control character/]]) {
     refusedText(await hub.subscribeForm(sub(topic)), 400, /URL path segment/, what, /neg 4/);
@@ -174,7 +174,7 @@ test('neg5: hub.events missing or empty on subscribe is refused with 400; event 
   s.ws.close();
 });
 
-test('neg6: a wildcard in hub.events is refused with 400', async () => {
+test('neg6 req36: a wildcard in hub.events is refused with 400', async () => {
   for (const w of ['*', '*-open', 'Patient-*', 'Patient-open,*']) {
     refusedText(await hub.subscribeForm(sub(hub.topic, { 'hub.events': w })), 400, /wildcard/, /not supported in hub\.events/, /neg 6/);
   }
@@ -463,6 +463,25 @@ test('neg27: when the lease runs out the hub sends denied and closes the socket'
   assert.deepEqual(denial, { 'hub.mode': 'denied', 'hub.topic': topic, 'hub.events': 'Patient-open', 'hub.reason': 'lease expired' });
   assert.deepEqual(await closeFrame(s), { code: 1000, reason: 'lease expired' });
   refusedText(await hub.unsubscribe(s.endpoint, { topic }), 404, /does not name an active subscription/);
+});
+
+test('req37: a topic holds at most MAX_SUBSCRIPTIONS_PER_TOPIC subscriptions, then 429 naming the limit; an unsubscribe makes room', async () => {
+  const small = await startHub({ bindings: { MAX_SUBSCRIPTIONS_PER_TOPIC: '2' } });
+  try {
+    const topic = uid();
+    const first = await small.subscribe({ topic, events: 'Patient-open' });
+    assert.equal(first.status, 202, first.text);
+    assert.equal((await small.subscribe({ topic, events: 'Patient-open' })).status, 202);
+    refusedText(await small.subscribe({ topic, events: 'Patient-open' }), 429, /2/, /subscriptions/);
+    // Another topic is not affected (the limit is per topic).
+    assert.equal((await small.subscribe({ topic: uid(), events: 'Patient-open' })).status, 202);
+    const endpoint = first.json['hub.channel.endpoint'];
+    const un = await small.unsubscribe(endpoint, { topic });
+    assert.equal(un.status, 202, un.text);
+    assert.equal((await small.subscribe({ topic, events: 'Patient-open' })).status, 202);
+  } finally {
+    await small.stop();
+  }
 });
 
 test('routing: unknown routes are 404 listing the routes; a wrong method is 405 with Allow', async () => {
