@@ -21,6 +21,7 @@ pub mod subscription;
 pub mod syncerror;
 pub mod time;
 mod vecmap;
+pub mod view;
 pub mod wellknown;
 pub mod wire;
 

@@ -387,6 +387,7 @@ fn req90_req91_a_syncerror_carries_exactly_one_operationoutcome() {
         subscriber_name: "A".into(),
         diagnostics: "x".into(),
         code: fhircast_core::syncerror::IssueCode::Processing,
+        severity: fhircast_core::syncerror::Severity::Warning,
     };
     let oo: Value = serde_json::from_str(&d.to_operation_outcome_json()).unwrap();
     let entry = json!({"key":"operationoutcome","resource":oo});
@@ -638,6 +639,7 @@ fn req94_a_subscribers_syncerror_has_severity_warning_and_is_forwarded_as_sent()
         subscriber_name: "Viewer".into(),
         diagnostics: "Viewer answered 202 and then refused Patient-open".into(),
         code: fhircast_core::syncerror::IssueCode::Processing,
+        severity: fhircast_core::syncerror::Severity::Warning,
     };
     let oo: Value = serde_json::from_str(&d.to_operation_outcome_json()).unwrap();
     assert_eq!(oo["issue"][0]["severity"], "warning");

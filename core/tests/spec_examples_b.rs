@@ -65,6 +65,7 @@ fn req93_spec_syncerror_example_parses_with_legacy_subscriber_system() {
             subscriber_name: "Acme Product".into(),
             diagnostics: "Acme Product failed to follow context".into(),
             code: IssueCode::Processing,
+            severity: fhircast_core::syncerror::Severity::Warning,
         }
     );
     // Re-emitted, it uses the profile's `…/subscribername` system and reads back the same.

@@ -141,6 +141,7 @@ impl Settings {
             // makes it small so each topic's state is full within its warm-up.
             dedup_window: num("DEDUP_WINDOW", 1024, 1, 100_000)? as usize,
             heartbeat: (heartbeat > 0).then(|| Duration::from_secs(heartbeat)),
+            max_clock_ahead: Duration::from_secs(num("MAX_CLOCK_AHEAD_SECONDS", 60, 1, 86_400)?),
             ..defaults
         };
         Ok(Settings {

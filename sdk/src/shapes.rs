@@ -203,6 +203,7 @@ mod tests {
                 subscriber_name: "Viewer".into(),
                 diagnostics: "no\nway".into(),
                 code: IssueCode::Processing,
+                severity: fhircast_core::syncerror::Severity::Warning,
             },
             own_event: true,
             id: "s1".into(),

@@ -134,12 +134,12 @@ export const observationDelete = (id) => ({ request: { method: 'DELETE' }, fullU
 export const bundle = (entries, id) => ({ key: 'updates', resource: { resourceType: 'Bundle', ...(id ? { id } : {}), type: 'transaction', entry: entries } });
 export const parameters = (code) => ({ key: 'parameters', resource: { resourceType: 'Parameters', parameter: [{ name: 'code', valueCoding: { system: 'http://fhircast.hl7.org/CodeSystem/fhircast-codesystem', code } }] } });
 
-/** Reads a SyncError notification's OperationOutcome into its parts. */
+/** Reads a SyncError notification's OperationOutcome into its parts (the subscriber from seed 003's `…/subscriber` coding, else the profile's `…/subscribername`). */
 export function syncErrorDetails(msg) {
   const oo = msg.event.context.find((c) => c.key === 'operationoutcome').resource;
   const issue = oo.issue[0];
   const code = (suffix) => issue.details.coding.find((c) => c.system.endsWith(`/syncerror/${suffix}`))?.code;
-  return { severity: issue.severity, code: issue.code, diagnostics: issue.diagnostics, eventId: code('eventid'), eventName: code('eventname'), subscriber: code('subscribername'), oo };
+  return { severity: issue.severity, code: issue.code, diagnostics: issue.diagnostics, eventId: code('eventid'), eventName: code('eventname'), subscriber: code('subscriber') ?? code('subscribername'), oo };
 }
 
 export class Hub {

@@ -371,7 +371,7 @@ test('neg21: a subscriber answering 409 makes the hub send a SyncError naming it
   const ev = hub.event('Patient-open', [patient('p1')], { topic });
   assert.equal((await hub.post(ev)).status, 202);
   const d = syncErrorDetails(await a.nextEvent('SyncError'));
-  assert.deepEqual([d.eventId, d.eventName, d.subscriber, d.severity], [ev.id, 'Patient-open', 'Viewer', 'warning']);
+  assert.deepEqual([d.eventId, d.eventName, d.subscriber, d.severity], [ev.id, 'Patient-open', 'Viewer', 'information'], 'seed 003: hub-generated SyncErrors are information');
   assert.match(d.diagnostics, /Viewer refused to follow .*409/);
   assert.ok(await b.nothing((m) => m.event?.['hub.event'] === 'SyncError', 300), 'not to the refusing subscriber');
   a.ws.close();

@@ -13,19 +13,24 @@ const SYS = 'https://fhircast.hl7.org/events/syncerror';
 const ISO_UTC = /^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$/;
 const isSyncError = (m) => m.event?.['hub.event'] === 'SyncError';
 
-/** The OperationOutcome the hub builds (req 92). */
-function hubOutcome({ eventId, eventName = 'Patient-open', subscriber, diagnostics, code = 'processing' }) {
+/**
+ * The OperationOutcome the hub builds (req 92 as seed 003 writes it): severity `information`
+ * for every SyncError the hub generates; the `…/subscriber` coding, then the published
+ * profile's `…/subscribername` with the same code.
+ */
+function hubOutcome({ eventId, eventName = 'Patient-open', subscriber, diagnostics, code = 'processing', severity = 'information' }) {
   return {
     resourceType: 'OperationOutcome',
     issue: [
       {
-        severity: 'warning',
+        severity,
         code,
         diagnostics,
         details: {
           coding: [
             { system: `${SYS}/eventid`, code: eventId },
             { system: `${SYS}/eventname`, code: eventName },
+            { system: `${SYS}/subscriber`, code: subscriber },
             { system: `${SYS}/subscribername`, code: subscriber },
           ],
         },
@@ -137,8 +142,9 @@ test('req84 req80 req93 req45 req88: a SyncError POSTed by a subscriber is forwa
   const poster = await hub.join('Patient-open,SyncError', { topic, name: 'App X' });
   const b = await hub.join('SyncError', { topic, name: 'B' });
   const d = await hub.join('Patient-open', { topic, name: 'D' });
-  const oo = hubOutcome({ eventId: 'e1', subscriber: 'App X', diagnostics: 'App X cannot open this patient: unsaved changes' });
-  for (const outcome of [oo, { ...oo, issue: [{ ...oo.issue[0], details: { coding: oo.issue[0].details.coding.map((c) => ({ ...c, system: c.system.replace(/subscribername$/, 'subscriber') })) } }] }]) {
+  const oo = hubOutcome({ eventId: 'e1', subscriber: 'App X', diagnostics: 'App X cannot open this patient: unsaved changes', severity: 'warning' });
+  const only = (suffix) => ({ ...oo, issue: [{ ...oo.issue[0], details: { coding: oo.issue[0].details.coding.filter((c) => !c.system.endsWith(suffix)) } }] });
+  for (const outcome of [oo, only('/subscriber'), only('/subscribername')]) {
     const ev = hub.event('syncerror', [{ key: 'operationoutcome', resource: outcome }], { topic });
     const r = await hub.post(ev);
     assert.equal(r.status, 202, r.text);

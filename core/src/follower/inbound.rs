@@ -264,6 +264,9 @@ impl Follower {
                 if is_context_change(kind) || kind == EventKind::Update {
                     self.diverged = true;
                 }
+                if is_context_change(kind) {
+                    self.refused = Some((id.to_owned(), name.clone()));
+                }
                 if !p.acked_202 {
                     self.ack(id, if refused { 409 } else { 500 });
                 } else if !matches!(kind, EventKind::Update | EventKind::Select) {
@@ -289,6 +292,7 @@ impl Follower {
     fn apply(&mut self, event: &Event) {
         if matches!(event.name.kind(), EventKind::Open | EventKind::HomeOpen | EventKind::UserLogout) {
             self.diverged = false;
+            self.refused = None;
         }
         match event.name.kind() {
             EventKind::Open => {
@@ -336,15 +340,18 @@ impl Follower {
 
     fn handle_sync_error(&mut self, event: Event, now: Timestamp) {
         let Ok(details) = SyncErrorDetails::from_context(&event.context) else { return };
-        let own = self.own.contains_key(&details.event_id);
+        let own = self.own_ids.contains(&details.event_id);
         self.outputs.push_back(Output::SyncError(SyncErrorNotice {
             details: details.clone(),
             own_event: own,
             id: event.id.clone(),
         }));
         if own {
-            let o = self.own.get_mut(&details.event_id).expect("checked");
-            o.phase = OwnPhase::Refused { at: now.add(self.config.resend_after) };
+            // Still tracked: schedule its resend (req 81). Already resent: the resend is under
+            // way, and this refusal, late, only tells the user.
+            if let Some(o) = self.own.get_mut(&details.event_id) {
+                o.phase = OwnPhase::Refused { at: now.add(self.config.resend_after) };
+            }
             self.set_status(SyncStatus::OutOfSync {
                 reason: OutOfSyncReason::OwnEventNotFollowed {
                     message: details.diagnostics.clone(),
@@ -410,8 +417,23 @@ impl Follower {
             _ => return,
         }
         self.snapshot = Snapshot::Idle;
+        let current = context_from_snapshot(snapshot, &self.granted);
+        if let Some((event_id, event_name)) = self.refused.clone() {
+            // The app refused a context change (unsaved work, say) and has followed none since:
+            // a snapshot must not switch it behind its back (seed 001). In sync only if the Hub
+            // is back on what the app shows; else out of sync, as refused, until the app
+            // follows a new change.
+            if current.as_ref().map(|c| &c.anchor) != self.current.as_ref().map(|c| &c.anchor) {
+                if !matches!(self.status, SyncStatus::Disconnected { .. }) {
+                    self.set_status(SyncStatus::OutOfSync {
+                        reason: OutOfSyncReason::Refused { event_id, event_name },
+                    });
+                }
+                return;
+            }
+            self.refused = None;
+        }
         self.diverged = false;
-        let current = context_from_snapshot(snapshot);
         if let Some(c) = &current {
             if let Some(v) = &c.version_id {
                 self.versions.insert(c.anchor.clone(), v.clone());
@@ -488,20 +510,31 @@ impl Follower {
     }
 }
 
-fn context_from_snapshot(s: &CurrentContext) -> Option<Context> {
+/// What an app following `granted` shows of the Hub's current context (`crate::view`): the
+/// context itself if it follows its open event, else the most specific context it implies
+/// that the app follows (a patient-only app joining while a report is current shows the
+/// report's patient, as the Hub's derived open tells it), else nothing. With nothing granted
+/// yet (no confirmation), the context as it is.
+fn context_from_snapshot(s: &CurrentContext, granted: &[EventName]) -> Option<Context> {
     if s.context_type.is_empty() {
         return None;
     }
     let rt = crate::catalog::resource_type(&s.context_type)?;
+    let open = EventName::of(rt, EventKind::Open)?;
+    let context: Vec<_> = s.context.iter().filter(|e| e.key != "content").cloned().collect();
+    if !granted.is_empty() && !granted.contains(&open) {
+        let v = crate::view::view_of_context(granted, &open, &context)?;
+        return Some(Context {
+            anchor: v.anchor,
+            event: v.name,
+            context: v.context,
+            version_id: None,
+            event_id: None,
+            timestamp: None,
+        });
+    }
     let key = anchor_key(rt);
     let header = s.context.iter().find(|e| e.key == key)?.resource_header()?;
     let anchor = ResourceKey::new(header.resource_type, header.id?);
-    Some(Context {
-        anchor,
-        event: EventName::of(rt, EventKind::Open)?,
-        context: s.context.iter().filter(|e| e.key != "content").cloned().collect(),
-        version_id: s.version_id.clone(),
-        event_id: None,
-        timestamp: None,
-    })
+    Some(Context { anchor, event: open, context, version_id: s.version_id.clone(), event_id: None, timestamp: None })
 }

@@ -307,16 +307,40 @@ pub struct Follower {
     history: VecDeque<(String, Timestamp)>,
     pending: VecMap<String, Pending>,
     own: VecMap<String, Own>,
+    /// Ids of events this app sent (resends' originals included), so a SyncError about one
+    /// that arrives after its resend is still recognised as about this app's own event.
+    own_ids: VecDeque<String>,
     snapshot: Snapshot,
     /// The app did not follow a change (it refused or failed one), so what it shows may differ
     /// from what the Hub holds. Only what sets the whole current context again ends this: an
     /// applied open, `Home-open` or `UserLogout`, or a snapshot. A close or an update
     /// followed meanwhile is applied to a context the Hub no longer has, so it does not.
     diverged: bool,
+    /// The context change this app refused (or failed), while it has followed no open,
+    /// `Home-open` or logout since: a snapshot must not switch it (seed 001).
+    refused: Option<(String, String)>,
     /// The Hub confirmed the subscription on the current connection: only then can a snapshot
     /// put the follower in sync (before, it receives nothing).
     confirmed: bool,
+    /// Part of every SyncError id this follower mints, given by the shell (random): two apps
+    /// that refuse the same event must not send SyncErrors with the same id, or the Hub takes
+    /// the second for a reuse of the first and nobody hears of it.
+    instance: String,
+    /// SyncErrors minted so far (the other part of their ids).
+    sync_errors_minted: u64,
+    /// SyncErrors POSTed and not yet accepted by the Hub: each is posted until it is, so the
+    /// other apps are told (a failed POST is retried with a new id).
+    sync_error_posts: VecMap<String, SyncErrorPost>,
     outputs: VecDeque<Output>,
+}
+
+/// A SyncError this app POSTed: retried until the Hub accepts it.
+#[derive(Clone, Debug)]
+struct SyncErrorPost {
+    event: Event,
+    attempts: u32,
+    /// When to post it again after a failure; `None` while a POST is under way.
+    retry_at: Option<Timestamp>,
 }
 
 impl Follower {
@@ -335,11 +359,24 @@ impl Follower {
             history: VecDeque::new(),
             pending: VecMap::new(),
             own: VecMap::new(),
+            own_ids: VecDeque::new(),
             snapshot: Snapshot::Idle,
             diverged: false,
+            refused: None,
             confirmed: false,
+            instance: String::new(),
+            sync_errors_minted: 0,
+            sync_error_posts: VecMap::new(),
             outputs: VecDeque::new(),
         }
+    }
+
+    /// Sets the random part of the ids this follower mints for its SyncErrors. Shells pass a
+    /// fresh random string (a UUID) per follower: without it, two apps that refuse the same
+    /// event would send SyncErrors with the same id, and the Hub would refuse the second.
+    pub fn with_instance_id(mut self, instance: &str) -> Self {
+        self.instance = instance.to_owned();
+        self
     }
 
     /// The status.
@@ -385,7 +422,8 @@ impl Follower {
             Snapshot::RetryAt(t) => Some(t),
             _ => None,
         };
-        pending.chain(own.filter(|t| t.unix_nanos() != i64::MAX)).chain(snap).min()
+        let sync_errors = self.sync_error_posts.values().filter_map(|p| p.retry_at);
+        pending.chain(own.filter(|t| t.unix_nanos() != i64::MAX)).chain(snap).chain(sync_errors).min()
     }
 
     /// The shell is (re)subscribing.

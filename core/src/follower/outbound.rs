@@ -1,10 +1,10 @@
 //! What the app sends: its own events (req 76-83), their resends after a SyncError (req 81),
 //! and the SyncErrors it posts after deferring and refusing (req 75, 94).
 
-use super::{is_context_change, Follower, OutOfSyncReason, Output, Own, OwnPhase, Snapshot, SyncStatus};
+use super::{is_context_change, Follower, OutOfSyncReason, Output, Own, OwnPhase, Snapshot, SyncErrorPost, SyncStatus};
 use crate::catalog::{EventKind, EventName};
 use crate::event::{Event, EventError};
-use crate::syncerror::{IssueCode, SyncErrorDetails};
+use crate::syncerror::{IssueCode, Severity, SyncErrorDetails};
 use crate::time::Timestamp;
 use crate::wire::ContextEntry;
 
@@ -72,6 +72,7 @@ impl Follower {
         }
         event.validate()?;
         self.own.insert(id.to_owned(), Own { event: event.clone(), phase: OwnPhase::Posting, resends: 0 });
+        self.remember_own(id);
         Ok(event)
     }
 
@@ -80,6 +81,10 @@ impl Follower {
     /// has no echo and is done at once. A refused update means the version moved on: the
     /// follower resynchronises (req 117).
     pub fn handle_post_result(&mut self, id: &str, result: Result<(), (u16, String)>, now: Timestamp) {
+        if self.sync_error_posts.contains_key(id) {
+            self.sync_error_posted(id, result, now);
+            return;
+        }
         let Some(own) = self.own.get_mut(id) else { return };
         match result {
             Ok(()) => {
@@ -112,6 +117,62 @@ impl Follower {
         }
     }
 
+    /// The Hub's answer to a SyncError this app POSTed. Until the Hub accepts it, the other
+    /// apps have not been told, so a failure is retried: at once with a new id if the Hub took
+    /// the id for a reused one (409), after [`super::FollowerConfig::resync_retry`] if the
+    /// network or the Hub failed (status 0 or 5xx), up to `max_resends` times. A refusal that
+    /// retrying cannot change (another 4xx) is given up.
+    fn sync_error_posted(&mut self, id: &str, result: Result<(), (u16, String)>, now: Timestamp) {
+        let Some(mut post) = self.sync_error_posts.remove(id) else { return };
+        let status = match result {
+            Ok(()) => return,
+            Err((status, _)) => status,
+        };
+        if post.attempts > self.config.max_resends {
+            return;
+        }
+        post.event.id = self.mint_sync_error_id(&post.event.id);
+        match status {
+            409 => {
+                post.attempts += 1;
+                self.outputs.push_back(Output::Post(post.event.clone()));
+                self.sync_error_posts.insert(post.event.id.clone(), post);
+            }
+            0 | 500..=599 => {
+                post.retry_at = Some(now.add(self.config.resync_retry));
+                self.sync_error_posts.insert(post.event.id.clone(), post);
+            }
+            _ => {}
+        }
+    }
+
+    /// Remembers an own event's id (bounded like the other id memories).
+    fn remember_own(&mut self, id: &str) {
+        self.own_ids.push_back(id.to_owned());
+        while self.own_ids.len() > self.config.dedup_window {
+            self.own_ids.pop_front();
+        }
+    }
+
+    /// A fresh SyncError id: the failed event's id (so logs pair them; its first 64 bytes, so
+    /// the id stays within the Hub's 256), this follower's instance and a counter.
+    fn mint_sync_error_id(&mut self, about: &str) -> String {
+        self.sync_errors_minted += 1;
+        let mut base = about.split("-syncerror").next().unwrap_or(about);
+        if base.len() > 64 {
+            let mut cut = 64;
+            while !base.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            base = &base[..cut];
+        }
+        if self.instance.is_empty() {
+            format!("{base}-syncerror-{}", self.sync_errors_minted)
+        } else {
+            format!("{base}-syncerror-{}-{}", self.instance, self.sync_errors_minted)
+        }
+    }
+
     /// POSTs a SyncError about `event` (req 75, 94): severity warning, this app's name.
     pub(super) fn post_sync_error(&mut self, event: &Event, diagnostics: String, now: Timestamp) {
         let details = SyncErrorDetails {
@@ -120,16 +181,20 @@ impl Follower {
             subscriber_name: self.display_name(),
             diagnostics,
             code: IssueCode::Processing,
+            // Seed 003: a subscriber's own SyncError after a 202 is `warning`.
+            severity: Severity::Warning,
         };
+        let id = self.mint_sync_error_id(&event.id);
         let e = Event {
             timestamp: now,
-            id: format!("{}-syncerror", event.id),
+            id,
             topic: self.topic.clone(),
             name: EventName::parse("SyncError").unwrap_or_else(|_| unreachable!("catalogued")),
             version_id: None,
             prior_version_id: None,
             context: vec![details.context_entry()],
         };
+        self.sync_error_posts.insert(e.id.clone(), SyncErrorPost { event: e.clone(), attempts: 1, retry_at: None });
         self.outputs.push_back(Output::Post(e));
     }
 
@@ -137,6 +202,19 @@ impl Follower {
     /// end of a resend's confirmation window, and get-current-context retries.
     pub fn handle_timeout(&mut self, now: Timestamp) {
         self.notification_timeouts(now);
+        let due: Vec<String> = self
+            .sync_error_posts
+            .iter()
+            .filter(|(_, p)| p.retry_at.is_some_and(|t| t <= now))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in due {
+            let post = self.sync_error_posts.get_mut(&id).expect("listed");
+            post.retry_at = None;
+            post.attempts += 1;
+            let event = post.event.clone();
+            self.outputs.push_back(Output::Post(event));
+        }
         let ids: Vec<String> = self.own.keys().cloned().collect();
         for id in ids {
             let o = &self.own[&id];
@@ -182,6 +260,7 @@ impl Follower {
         event.id = format!("{base}-resend-{}", o.resends + 1);
         self.own
             .insert(event.id.clone(), Own { event: event.clone(), phase: OwnPhase::Posting, resends: o.resends + 1 });
+        self.remember_own(&event.id);
         self.outputs.push_back(Output::Post(event));
     }
 }

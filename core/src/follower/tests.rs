@@ -81,6 +81,7 @@ fn sync_error(id: &str, about: &str, name: &str, who: &str, ts: Timestamp) -> Va
         subscriber_name: who.into(),
         diagnostics: format!("{who} refused to follow {name} (409 Conflict)"),
         code: crate::syncerror::IssueCode::Processing,
+        severity: crate::syncerror::Severity::Information,
     };
     let oo: Value = serde_json::from_str(&d.to_operation_outcome_json()).unwrap();
     json!({"timestamp": ts.to_rfc3339(), "id": id, "event": {"hub.topic":"T1","hub.event":"SyncError","context":[{"key":"operationoutcome","resource":oo}]}})

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use super::{Outbound, Topic};
 use crate::catalog::{EventKind, EventName};
 use crate::event::Event;
-use crate::syncerror::{IssueCode, SyncErrorDetails};
+use crate::syncerror::{IssueCode, Severity, SyncErrorDetails};
 use crate::time::Timestamp;
 use crate::wire::{Ack, AckError, ContextEntry, ValueField};
 
@@ -34,14 +34,19 @@ impl Topic {
         if ack.is_success() || p.event.kind() == EventKind::SyncError {
             return;
         }
+        if matches!(p.event.kind(), EventKind::Open | EventKind::Close | EventKind::HomeOpen | EventKind::UserLogout) {
+            sub.view_refused = true;
+        }
         let name = sub.display_name();
+        let what = describe(&p);
         let diagnostics = match ack.status {
-            409 => format!("{name} refused to follow {} (409 Conflict)", p.event),
-            413 => format!("{name} could not handle {}: too large (413)", p.event),
-            s @ 400..=499 => format!("{name} rejected {} ({s})", p.event),
-            s => format!("{name} failed to process {} ({s})", p.event),
+            409 => format!("{name} refused to follow {what} (409 Conflict)"),
+            413 => format!("{name} could not handle {what}: too large (413)"),
+            s @ 400..=499 => format!("{name} rejected {what} ({s})"),
+            s => format!("{name} failed to process {what} ({s})"),
         };
-        self.send_sync_error(&p.id, &p.event, &name, diagnostics, ack.status == 413, Some(token), now);
+        let (id, event) = p.about();
+        self.send_sync_error(id, event, &name, diagnostics, ack.status == 413, Some(token), now);
     }
 
     /// Runs whatever is due at `now` (see [`Topic::poll_timeout`]):
@@ -71,16 +76,9 @@ impl Topic {
         let secs = self.config.ack_timeout.as_secs_f64();
         for sub in &silent {
             if let Some(p) = sub.pending.iter().find(|p| p.deadline <= now && p.event.kind() != EventKind::SyncError) {
-                let diagnostics = format!("{} did not answer {} within {secs} s", sub.display_name(), p.event);
-                self.send_sync_error(
-                    &p.id,
-                    &p.event,
-                    &sub.display_name(),
-                    diagnostics,
-                    false,
-                    Some(&sub.endpoint),
-                    now,
-                );
+                let diagnostics = format!("{} did not answer {} within {secs} s", sub.display_name(), describe(p));
+                let (id, event) = p.about();
+                self.send_sync_error(id, event, &sub.display_name(), diagnostics, false, Some(&sub.endpoint), now);
             }
         }
         for sub in &silent {
@@ -111,6 +109,8 @@ impl Topic {
             subscriber_name: subscriber.to_owned(),
             diagnostics,
             code: if too_long { IssueCode::TooLong } else { IssueCode::Processing },
+            // Seed 003: every SyncError the Hub generates is `information`.
+            severity: Severity::Information,
         };
         let event = Event {
             timestamp: now,
@@ -130,7 +130,7 @@ impl Topic {
             .map(|s| s.endpoint.clone())
             .collect();
         for t in targets {
-            self.send_to(&t, text.clone(), &event, now);
+            self.send_to(&t, text.clone(), &event, None, now);
         }
     }
 
@@ -161,5 +161,14 @@ impl Topic {
             self.push(Outbound::Send { to, text: text.clone() });
         }
         self.state.next_heartbeat = Some(now.add(period));
+    }
+}
+
+/// A notification's event for a SyncError's diagnostics: its name, and for a derived event the
+/// event it was derived from (`Patient-open (derived from DiagnosticReport-open e1)`).
+fn describe(p: &super::state::PendingAck) -> String {
+    match &p.source {
+        Some((id, name)) => format!("{} (derived from {name} {id})", p.event),
+        None => p.event.to_string(),
     }
 }

@@ -130,6 +130,18 @@ pub enum EventRejected {
         /// The current context's timestamp.
         current: String,
     },
+    /// The event is stamped too far ahead of the Hub's clock.
+    #[error("the timestamp {timestamp} is {ahead_seconds} s ahead of the hub's clock ({hub_now}); at most {max_seconds} s is allowed, or every app would ignore the correctly stamped changes after it (req 67). Check the sender's clock")]
+    FromTheFuture {
+        /// The request's timestamp.
+        timestamp: String,
+        /// The Hub's time.
+        hub_now: String,
+        /// How far ahead, in whole seconds.
+        ahead_seconds: i64,
+        /// The most allowed, in seconds.
+        max_seconds: u64,
+    },
     /// The anchor is not open.
     #[error("{anchor} is not an open context of this topic (neg 16, neg 19)")]
     NotOpen {
@@ -166,7 +178,7 @@ impl EventRejected {
     /// The HTTP status to answer with.
     pub fn http_status(&self) -> u16 {
         match self {
-            EventRejected::Invalid(_) | EventRejected::BadSyncError(_) => 400,
+            EventRejected::Invalid(_) | EventRejected::BadSyncError(_) | EventRejected::FromTheFuture { .. } => 400,
             EventRejected::WrongTopic { .. }
             | EventRejected::TopicNotAllowed { .. }
             | EventRejected::MissingScope { .. } => 403,

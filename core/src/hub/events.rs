@@ -11,6 +11,7 @@ use crate::event::Event;
 use crate::scope::Access;
 use crate::syncerror::SyncErrorDetails;
 use crate::time::Timestamp;
+use crate::view::implied_opens;
 use crate::wire::{ContextEntry, ResourceKey, ValueField};
 
 impl Topic {
@@ -58,20 +59,22 @@ impl Topic {
             }
             EventKind::UserLogout => {
                 // Logout ends the user's session: no context remains (decision, §5a-19).
-                self.check_stale(&event)?;
+                self.check_stale(&event, now)?;
                 self.state.anchors.clear();
                 self.state.current = None;
                 self.state.context_timestamp = Some(event.timestamp);
                 self.broadcast(&event, None, now);
+                self.reconcile_views(&event, now);
                 None
             }
             EventKind::HomeOpen => {
                 // The user is on a screen without context: nothing is current, nothing is
                 // closed (decision, req 128, §5a-19).
-                self.check_stale(&event)?;
+                self.check_stale(&event, now)?;
                 self.state.current = None;
                 self.state.context_timestamp = Some(event.timestamp);
                 self.broadcast(&event, None, now);
+                self.reconcile_views(&event, now);
                 None
             }
             EventKind::UserHibernate | EventKind::Heartbeat | EventKind::Custom => {
@@ -92,8 +95,24 @@ impl Topic {
     /// would change its own current context while every follower ignored it: a silent split.
     /// The Hub refuses it instead (409), and the SDK stamps its events no earlier than the
     /// newest context it has seen, so its requests are never refused for clock skew.
-    fn check_stale(&self, event: &Event) -> Result<(), EventRejected> {
-        match self.state.context_timestamp {
+    ///
+    /// A context change stamped more than `max_clock_ahead` after the Hub's `now` is refused
+    /// too (400): accepted, it would make every later, correctly stamped change look stale
+    /// and lock the topic. For the same reason a stored current-context timestamp later than
+    /// `now + max_clock_ahead` (state written before this rule) is not compared with: the next
+    /// accepted change replaces it.
+    fn check_stale(&self, event: &Event, now: Timestamp) -> Result<(), EventRejected> {
+        let limit = now.add(self.config.max_clock_ahead);
+        if event.timestamp > limit {
+            let ahead = (event.timestamp.unix_nanos() - now.unix_nanos()) / 1_000_000_000;
+            return Err(EventRejected::FromTheFuture {
+                timestamp: event.timestamp.to_rfc3339(),
+                hub_now: now.to_rfc3339(),
+                ahead_seconds: ahead,
+                max_seconds: self.config.max_clock_ahead.as_secs(),
+            });
+        }
+        match self.state.context_timestamp.filter(|c| *c <= limit) {
             Some(cur) if event.timestamp < cur => {
                 Err(EventRejected::Stale { timestamp: event.timestamp.to_rfc3339(), current: cur.to_rfc3339() })
             }
@@ -105,7 +124,7 @@ impl Topic {
     /// A new anchor gets a fresh `context.versionId`; re-opening an open anchor keeps its
     /// version and content (req 125) and only makes it current again.
     fn open(&mut self, mut event: Event, now: Timestamp) -> Result<String, EventRejected> {
-        self.check_stale(&event)?;
+        self.check_stale(&event, now)?;
         let key = event.anchor().expect("validated opens have an anchor");
         event.version_id = None;
         event.prior_version_id = None;
@@ -139,29 +158,39 @@ impl Topic {
         self.evict_old_anchors();
         event.version_id = Some(version.clone());
         self.broadcast(&event, None, now);
+        self.reconcile_views(&event, now);
         Ok(version)
     }
 
     /// Keeps at most `max_open_contexts` anchors: the least recently opened non-current ones
-    /// go first, silently (no subscriber shows them as current).
+    /// go first, silently (no subscriber's view is made of them: views come from the current
+    /// context). Never the current anchor nor one the current context carries (a patient a
+    /// current report implies: replay and get-current-context read it); with an evicted
+    /// anchor go the anchors derived from it that the current context does not carry, so
+    /// none is left pointing at a source that is gone.
     fn evict_old_anchors(&mut self) {
         while self.state.anchors.len() > self.config.max_open_contexts.max(1) {
             let current = self.state.current.clone();
-            match self.state.anchors.iter().position(|a| Some(&a.key) != current.as_ref()) {
+            let current_open = current.as_ref().and_then(|k| self.state.anchor(k)).map(|a| a.open.clone());
+            let in_use = |a: &OpenAnchor| {
+                Some(&a.key) == current.as_ref() || current_open.as_ref().is_some_and(|o| carries(o, &a.key))
+            };
+            match self.state.anchors.iter().position(|a| !in_use(a)) {
                 Some(i) => {
-                    self.state.anchors.remove(i);
+                    let gone = self.state.anchors.remove(i).key;
+                    self.state.anchors.retain(|a| a.derived_from.as_ref() != Some(&gone) || in_use(a));
                 }
                 None => break,
             }
         }
     }
 
-    /// Derived opens (req 97-98): subscribers of `Patient-open` (say) that did not subscribe to
-    /// the event being distributed (say `DiagnosticReport-open`) still learn the patient it
-    /// implies. The implied anchor is recorded as open (so it is replayed), and its close is
-    /// derived when the source closes. Nothing is sent when that anchor is already the most
-    /// recent open of its type: no duplicates (req 98).
-    fn derive_opens(&mut self, source: &Event, source_key: &ResourceKey, now: Timestamp) {
+    /// Derived opens (req 97-98), the record: the anchors an open implies (the patient of a
+    /// report, say) are recorded as open, derived from it, so that replay and
+    /// get-current-context know them, and they close with it. What each subscriber is sent is
+    /// decided per subscriber by [`Topic::reconcile_views`]. Nothing is recorded when that
+    /// anchor already is the most recent open of its type.
+    fn derive_opens(&mut self, source: &Event, source_key: &ResourceKey, _now: Timestamp) {
         for (name, context) in implied_opens(source) {
             let Some(key) = context
                 .first()
@@ -184,28 +213,22 @@ impl Topic {
                 prior_version_id: None,
                 context,
             };
-            let version = match self.state.anchor_index(&key) {
+            match self.state.anchor_index(&key) {
                 Some(i) => {
                     let a = self.state.anchors.remove(i);
-                    let v = a.version_id.clone();
                     self.state.anchors.push(a);
-                    v
                 }
                 None => {
                     let v = self.state.mint();
                     self.state.anchors.push(OpenAnchor {
                         key,
-                        open: derived.clone(),
-                        version_id: v.clone(),
+                        open: derived,
+                        version_id: v,
                         content: Content::default(),
                         derived_from: Some(source_key.clone()),
                     });
-                    v
                 }
-            };
-            let mut out = derived;
-            out.version_id = Some(version);
-            self.broadcast(&out, Some(&source.name), now);
+            }
         }
     }
 
@@ -214,7 +237,7 @@ impl Topic {
     /// refused (409) — the requester is out of step, and broadcasting it could only confuse.
     /// Content and version go with the anchor (req 113, 125).
     fn close(&mut self, event: Event, now: Timestamp) -> Result<(), EventRejected> {
-        self.check_stale(&event)?;
+        self.check_stale(&event, now)?;
         let key = event.anchor().expect("validated closes have an anchor");
         let i = self.state.anchor_index(&key).ok_or_else(|| EventRejected::NotOpen { anchor: key.clone() })?;
         self.state.anchors.remove(i);
@@ -224,15 +247,15 @@ impl Topic {
         self.state.context_timestamp = Some(event.timestamp);
         self.broadcast(&event, None, now);
         self.derive_closes(&event, &key, now);
+        self.reconcile_views(&event, now);
         Ok(())
     }
 
-    /// Closes the anchors derived from a closed source, unless another open context still
-    /// carries them, and tells the subscribers that only knew them through the derivation.
-    /// An anchor another context still carries now goes with that context (with the context
-    /// it was derived from, if the carrier is itself derived), so its close is derived when
-    /// the last context carrying it closes.
-    fn derive_closes(&mut self, source: &Event, source_key: &ResourceKey, now: Timestamp) {
+    /// Closes (in the record) the anchors derived from a closed source, unless another open
+    /// context still carries them: such an anchor now goes with that context (with the
+    /// context it was derived from, if the carrier is itself derived), so it closes when the
+    /// last context carrying it closes. Subscribers are told by [`Topic::reconcile_views`].
+    fn derive_closes(&mut self, _source: &Event, source_key: &ResourceKey, _now: Timestamp) {
         let derived: Vec<ResourceKey> = self
             .state
             .anchors
@@ -255,20 +278,7 @@ impl Topic {
                 continue;
             }
             let i = self.state.anchor_index(&key).expect("listed above");
-            let a = self.state.anchors.remove(i);
-            let Some(name) = a.open.name.resource_type().and_then(|rt| EventName::of(rt, EventKind::Close)) else {
-                continue;
-            };
-            let close = Event {
-                timestamp: source.timestamp,
-                id: self.state.mint(),
-                topic: self.state.topic.clone(),
-                name,
-                version_id: None,
-                prior_version_id: None,
-                context: a.open.context.clone(),
-            };
-            self.broadcast(&close, Some(&source.name), now);
+            self.state.anchors.remove(i);
         }
     }
 
@@ -327,18 +337,157 @@ impl Topic {
                 continue;
             }
             out.push_back(Outbound::Send { to: sub.endpoint.clone(), text: text.clone() });
-            sub.pending.push(super::state::PendingAck { id: id.clone(), event: event.name.clone(), deadline });
+            sub.pending.push(super::state::PendingAck {
+                id: id.clone(),
+                event: event.name.clone(),
+                deadline,
+                source: None,
+            });
+            sub.note_direct(event);
         }
     }
 
-    /// Sends one notification to one subscriber and waits for its answer.
-    pub(crate) fn send_to(&mut self, token: &str, text: Arc<str>, event: &Event, now: Timestamp) {
+    /// After a context change (`source`), sends every connected subscriber whose view
+    /// ([`crate::view`]) is not what it shows the events that get it there (decision,
+    /// ARCHITECTURE.md "views"; req 97-99):
+    /// - a view to show: the opens the current context implies that it follows and was not
+    ///   sent yet (least specific first, so a patient comes before its study; req 98: never
+    ///   twice), ending with the view's own open; or the current open itself, with a fresh
+    ///   id, when the subscriber follows it but missed it;
+    /// - an empty view (the current context closed, `Home-open`, `UserLogout`, or nothing it
+    ///   follows is current): a close of everything it was sent opens of, most specific first,
+    ///   for the close events it follows.
+    ///
+    /// Each derived event names `source` as its source, so a refusal of it is reported as a
+    /// refusal of `source` (req 81: the app that sent it resends). With `derive_opens` off
+    /// nothing is derived.
+    pub(crate) fn reconcile_views(&mut self, source: &Event, now: Timestamp) {
+        if !self.config.derive_opens {
+            return;
+        }
+        let tokens: Vec<String> =
+            self.state.subscriptions.values().filter(|s| s.is_connected()).map(|s| s.endpoint.clone()).collect();
+        for token in tokens {
+            self.reconcile_view(&token, Some(source), now);
+        }
+    }
+
+    /// [`Topic::reconcile_views`] for one subscriber.
+    pub(crate) fn reconcile_view(&mut self, token: &str, source: Option<&Event>, now: Timestamp) {
+        if !self.config.derive_opens {
+            return;
+        }
+        let Some(sub) = self.state.subscriptions.get(token) else { return };
+        if !sub.is_connected() {
+            return;
+        }
+        let current_open = self.state.current.as_ref().and_then(|k| self.state.anchor(k)).map(|a| a.open.clone());
+        let view = crate::view::view_of(&sub.events, current_open.as_ref());
+        if view.as_ref().map(|v| &v.anchor) == sub.shown.as_ref() && !sub.view_refused {
+            return;
+        }
+        let source = source.map(|e| (Arc::<str>::from(e.id.as_str()), e.name.clone()));
+        let mut sends: Vec<Event> = Vec::new();
+        match (&view, &current_open) {
+            (Some(v), Some(cur)) if v.name == cur.name => {
+                let mut ev = cur.clone();
+                ev.id = self.state.mint();
+                sends.push(ev);
+            }
+            (Some(v), Some(cur)) => {
+                let sub = &self.state.subscriptions[token];
+                for (name, context) in crate::view::implied_opens(cur) {
+                    if !sub.wants(&name) {
+                        continue;
+                    }
+                    let Some(key) = context.first().and_then(crate::view::key_of) else { continue };
+                    let last = key == v.anchor;
+                    if !last && sub.told.contains(&key) {
+                        continue;
+                    }
+                    sends.push(Event {
+                        timestamp: cur.timestamp,
+                        id: String::new(),
+                        topic: self.state.topic.clone(),
+                        name,
+                        version_id: None,
+                        prior_version_id: None,
+                        context,
+                    });
+                    if last {
+                        break;
+                    }
+                }
+                for ev in &mut sends {
+                    ev.id = self.state.mint();
+                }
+            }
+            _ => {
+                let sub = &self.state.subscriptions[token];
+                let timestamp = self.state.context_timestamp.unwrap_or(now);
+                let mut told = sub.told.clone();
+                if let Some(k) = &sub.shown {
+                    if !told.contains(k) {
+                        told.push(k.clone());
+                    }
+                }
+                for k in told.iter().rev() {
+                    let Some(name) = EventName::of(&k.resource_type, EventKind::Close) else { continue };
+                    if !sub.wants(&name) {
+                        continue;
+                    }
+                    let context = match self.state.anchor(k) {
+                        Some(a) => a.open.context.clone(),
+                        None => vec![ContextEntry::new(
+                            name.anchor_key().unwrap_or("patient"),
+                            ValueField::Resource,
+                            &serde_json::json!({"resourceType": k.resource_type, "id": k.id}),
+                        )],
+                    };
+                    sends.push(Event {
+                        timestamp,
+                        id: String::new(),
+                        topic: self.state.topic.clone(),
+                        name,
+                        version_id: None,
+                        prior_version_id: None,
+                        context,
+                    });
+                }
+                for ev in &mut sends {
+                    ev.id = self.state.mint();
+                }
+            }
+        }
+        for mut ev in sends {
+            if ev.name.kind() == EventKind::Open {
+                ev.version_id = ev.anchor().and_then(|k| self.state.anchor(&k)).map(|a| a.version_id.clone());
+            }
+            let text: Arc<str> = ev.to_json().into();
+            self.send_to(token, text, &ev, source.clone(), now);
+            if let Some(sub) = self.state.subscriptions.get_mut(token) {
+                sub.note_direct(&ev);
+            }
+        }
+    }
+
+    /// Sends one notification to one subscriber and waits for its answer; `source` is the
+    /// event it was derived from, if any.
+    pub(crate) fn send_to(
+        &mut self,
+        token: &str,
+        text: Arc<str>,
+        event: &Event,
+        source: Option<(Arc<str>, EventName)>,
+        now: Timestamp,
+    ) {
         let deadline = now.add(self.config.ack_timeout);
         if let Some(sub) = self.state.subscriptions.get_mut(token) {
             sub.pending.push(super::state::PendingAck {
                 id: event.id.as_str().into(),
                 event: event.name.clone(),
                 deadline,
+                source,
             });
             self.outbound.push_back(Outbound::Send { to: token.to_owned(), text });
         }
@@ -350,50 +499,6 @@ impl Topic {
 fn fingerprint(e: &Event) -> String {
     let anchor = e.anchor().map(|k| k.to_string()).unwrap_or_default();
     format!("{}|{}|{}", e.name, e.timestamp.unix_nanos(), anchor)
-}
-
-/// The opens an open event implies (req 97): `Patient-open` for its patient,
-/// `Encounter-open` for its encounter (with the patient), and `ImagingStudy-open` for each
-/// study (with encounter and patient when present). Only full resources with an id count.
-fn implied_opens(source: &Event) -> Vec<(EventName, Vec<ContextEntry>)> {
-    let own = source.name.resource_type();
-    let resource = |key: &str, rt: &str| {
-        source
-            .entries(key)
-            .find(|e| {
-                e.field == ValueField::Resource
-                    && e.resource_header().is_some_and(|h| h.resource_type == rt && h.id.is_some())
-            })
-            .cloned()
-    };
-    let patient = resource("patient", "Patient");
-    let encounter = resource("encounter", "Encounter");
-    let mut out = Vec::new();
-    let open = |rt: &str| EventName::of(rt, EventKind::Open).expect("catalogued types");
-    if own != Some("Patient") {
-        if let Some(p) = &patient {
-            out.push((open("Patient"), vec![p.clone()]));
-        }
-    }
-    if own != Some("Encounter") {
-        if let (Some(e), Some(p)) = (&encounter, &patient) {
-            out.push((open("Encounter"), vec![e.clone(), p.clone()]));
-        }
-    }
-    if own != Some("ImagingStudy") {
-        for s in source.entries("study") {
-            if s.field != ValueField::Resource
-                || !s.resource_header().is_some_and(|h| h.resource_type == "ImagingStudy" && h.id.is_some())
-            {
-                continue;
-            }
-            let mut ctx = vec![s.clone()];
-            ctx.extend(encounter.clone());
-            ctx.extend(patient.clone());
-            out.push((open("ImagingStudy"), ctx));
-        }
-    }
-    out
 }
 
 /// Whether an open event's context holds the resource `key` (as anchor or as a related

@@ -63,6 +63,10 @@ pub struct HubConfig {
     pub non_current_updates: bool,
     /// Send a legacy `heartbeat` event at this period (STU2 clients; req 133). `None` in STU3.
     pub heartbeat: Option<Duration>,
+    /// How far ahead of the Hub's clock a context change may be stamped. Beyond it the event
+    /// is refused (400): accepted, a wrong clock would make every app ignore every later,
+    /// correctly stamped change (req 67) and lock the topic (decision, ARCHITECTURE.md).
+    pub max_clock_ahead: Duration,
 }
 
 impl Default for HubConfig {
@@ -78,6 +82,7 @@ impl Default for HubConfig {
             dedup_window: 1_024,
             derive_opens: true,
             non_current_updates: true,
+            max_clock_ahead: Duration::from_secs(60),
             heartbeat: None,
         }
     }
@@ -198,7 +203,14 @@ impl Topic {
         subs.chain(self.state.next_heartbeat).min()
     }
 
-    /// Number of subscriptions (connected or waiting for their socket).
+    /// What an app following `granted` should show now ([`crate::view`]): the Hub's current
+    /// context as that app sees it.
+    pub fn view_for(&self, granted: &[crate::catalog::EventName]) -> Option<crate::view::View> {
+        let current = self.state.current.as_ref()?;
+        crate::view::view_of(granted, Some(&self.state.anchor(current)?.open))
+    }
+
+    /// The number of subscriptions (issued or connected).
     pub fn subscription_count(&self) -> usize {
         self.state.subscriptions.len()
     }

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use serde::{Deserialize, Serialize};
 
 use crate::bundle::Content;
-use crate::catalog::EventName;
+use crate::catalog::{EventKind, EventName};
 use crate::event::Event;
 use crate::time::Timestamp;
 use crate::wire::ResourceKey;
@@ -183,6 +183,19 @@ pub(crate) struct Subscription {
     /// state stored before it existed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) last_answer: Option<Answer>,
+    /// The anchor this subscriber was last made to show, by the events the Hub sent it (its
+    /// view, [`crate::view`]): what tells the Hub which derived open or close it still needs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) shown: Option<ResourceKey>,
+    /// The anchors it was sent opens of and no close since, at most one per resource type:
+    /// no implied open is sent twice (req 98), and every one is closed when its view empties.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub(crate) told: Vec<ResourceKey>,
+    /// It refused or failed a context change since it was last sent one: what it shows is not
+    /// known, so its view is sent again at the next context change (a resend, req 81, reaches
+    /// it again even when the view did not move).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub(crate) view_refused: bool,
 }
 
 /// An answer a subscriber gave to a notification (req 70).
@@ -226,6 +239,42 @@ impl Subscription {
         }
     }
 
+    /// A context change this subscriber received as it is (not derived): what it shows now.
+    pub(crate) fn note_direct(&mut self, event: &Event) {
+        match event.name.kind() {
+            EventKind::Open => {
+                if let Some(k) = event.anchor() {
+                    self.note_open(k);
+                }
+            }
+            EventKind::Close => {
+                if let Some(k) = event.anchor() {
+                    self.note_close(&k);
+                }
+            }
+            EventKind::HomeOpen | EventKind::UserLogout => {
+                self.shown = None;
+                self.told.clear();
+                self.view_refused = false;
+            }
+            _ => {}
+        }
+    }
+
+    pub(crate) fn note_open(&mut self, k: ResourceKey) {
+        self.view_refused = false;
+        self.told.retain(|t| t.resource_type != k.resource_type);
+        self.told.push(k.clone());
+        self.shown = Some(k);
+    }
+
+    pub(crate) fn note_close(&mut self, k: &ResourceKey) {
+        self.told.retain(|t| t != k);
+        if self.shown.as_ref() == Some(k) {
+            self.shown = None;
+        }
+    }
+
     pub(crate) fn events_csv(&self) -> String {
         self.events.iter().map(EventName::as_str).collect::<Vec<_>>().join(",")
     }
@@ -237,6 +286,21 @@ pub(crate) struct PendingAck {
     pub(crate) id: Arc<str>,
     pub(crate) event: EventName,
     pub(crate) deadline: Timestamp,
+    /// For an event the Hub derived (req 97), the event it was derived from (id, name): a
+    /// SyncError about the derived event names that one, so the app that sent it recognises
+    /// its own event and resends it (req 81).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) source: Option<(Arc<str>, EventName)>,
+}
+
+impl PendingAck {
+    /// The event a SyncError about this notification names: its source, if derived.
+    pub(crate) fn about(&self) -> (&str, &EventName) {
+        match &self.source {
+            Some((id, name)) => (id, name),
+            None => (&self.id, &self.event),
+        }
+    }
 }
 
 /// An open context (req 108, 122-126).

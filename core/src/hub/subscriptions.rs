@@ -101,6 +101,9 @@ impl Topic {
             phase: Phase::Issued { connect_by: now.add(self.config.connect_timeout) },
             pending: Vec::new(),
             last_answer: None,
+            shown: None,
+            told: Vec::new(),
+            view_refused: false,
         };
         self.state.subscriptions.insert(new_endpoint.to_owned(), sub);
         Ok(SubscriptionAccepted { endpoint: new_endpoint.to_owned() })
@@ -160,6 +163,8 @@ impl Topic {
     /// context would make the new app show a patient no other app shows.
     pub(crate) fn replay(&mut self, token: &str, only: Option<&[EventName]>, now: Timestamp) {
         if self.state.current.is_none() {
+            // Nothing current: the view is empty. A re-subscribe may have left something shown.
+            self.reconcile_view(token, None, now);
             return;
         }
         let mut latest: BTreeMap<&str, usize> = BTreeMap::new();
@@ -186,8 +191,12 @@ impl Topic {
         }
         for ev in sends {
             let text: Arc<str> = ev.to_json().into();
-            self.send_to(token, text, &ev, now);
+            self.send_to(token, text, &ev, None, now);
+            if let (Some(sub), Some(k)) = (self.state.subscriptions.get_mut(token), ev.anchor()) {
+                sub.note_open(k);
+            }
         }
+        self.reconcile_view(token, None, now);
     }
 
     /// Sends a denial and closes the socket, if connected (req 46-47, 53, 56).
@@ -220,7 +229,10 @@ impl Topic {
             .pending
             .iter()
             .find(|p| p.event.kind() != crate::catalog::EventKind::SyncError)
-            .map(|p| (p.id.to_string(), p.event.clone()))
+            .map(|p| {
+                let (id, event) = p.about();
+                (id.to_owned(), event.clone())
+            })
             .or_else(|| {
                 let cur = self.state.current.as_ref()?;
                 let a = self.state.anchor(cur)?;

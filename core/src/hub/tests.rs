@@ -493,6 +493,7 @@ fn req84_subscriber_syncerrors_are_forwarded_and_malformed_ones_refused() {
         subscriber_name: "Dictation".into(),
         diagnostics: "user cancelled".into(),
         code: crate::syncerror::IssueCode::Processing,
+        severity: crate::syncerror::Severity::Warning,
     };
     let oo: Value = serde_json::from_str(&details.to_operation_outcome_json()).unwrap();
     let e = ev(&h, "s1", "syncerror", vec![json!({"key":"operationoutcome","resource":oo})]);
@@ -710,16 +711,19 @@ fn req97_derived_opens_and_closes_reach_subscribers_of_the_implied_event_only() 
     let e = ev(&h, "d2", "DiagnosticReport-open", vec![report("r2"), patient("p1")]);
     h.post(e).unwrap();
     assert!(to(&h.drain_acking(), &ehr).is_empty());
-    // Closing r2 keeps P1 (still carried by r1); closing r1 derives Patient-close.
+    // Closing r2, the current context, leaves none (req 124): the EHR's view is empty, so it
+    // is sent Patient-close P1 (decision: views), although r1, still open, carries P1.
     let e = ev(&h, "c2", "DiagnosticReport-close", vec![report("r2"), patient("p1")]);
-    h.post(e).unwrap();
-    assert!(to(&h.drain_acking(), &ehr).is_empty());
-    let e = ev(&h, "c1", "DiagnosticReport-close", vec![report("r1"), patient("p1")]);
     h.post(e).unwrap();
     let ehr_msgs = to(&h.drain_acking(), &ehr);
     assert_eq!(ehr_msgs.len(), 1);
     assert_eq!(ehr_msgs[0]["event"]["hub.event"], "Patient-close");
     assert_eq!(ehr_msgs[0]["event"]["context"][0]["resource"]["id"], "p1");
+    assert!(h.topic.state().open_contexts().any(|k| k.to_string() == "Patient/p1"), "P1 stays open with r1");
+    // Closing r1 (not current) changes no view: nothing more; P1 goes with it.
+    let e = ev(&h, "c1", "DiagnosticReport-close", vec![report("r1"), patient("p1")]);
+    h.post(e).unwrap();
+    assert!(to(&h.drain_acking(), &ehr).is_empty());
     assert_eq!(h.topic.state().open_contexts().count(), 0);
 }
 

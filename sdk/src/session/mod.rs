@@ -144,7 +144,8 @@ fn handler_key(event: &str) -> String {
 
 impl Session {
     pub(crate) fn new(o: Options) -> Rc<Session> {
-        let follower = Follower::new(&o.topic, o.subscriber_name.clone(), FollowerConfig::default());
+        let follower = Follower::new(&o.topic, o.subscriber_name.clone(), FollowerConfig::default())
+            .with_instance_id(&crate::js::uuid());
         let handlers = o.handlers.into_iter().map(|(n, f)| (handler_key(&n), f)).collect();
         Rc::new(Session {
             hub_url: o.hub_url,
