@@ -112,7 +112,7 @@ setup_node() {
   # npm ci and nothing else: it installs exactly the lock, or refuses. A lock it refuses is a bug
   # to fix in the repository (tests/lock checks it for every platform), never to paper over here.
   if ! (cd "$ROOT" && npm ci --no-audit --no-fund) >&2; then
-    die "npm ci refused package-lock.json (npm's message above). Regenerate it against the full npm registry with 'npm install --package-lock-only', check it with 'node scripts/check-lock.mjs', and commit it."
+    die "npm ci failed (npm's message above). If it says package.json and package-lock.json are not in sync, regenerate the lock against the full npm registry with 'npm install --package-lock-only', check it with 'node scripts/check-lock.mjs', and commit it."
   fi
   touch "$stamp"
   say node "installed (npm ci)"

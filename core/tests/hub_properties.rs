@@ -187,9 +187,9 @@ struct Model {
     granted: BTreeMap<String, BTreeSet<String>>,
     /// Notifications received and not answered yet: (id, event name, when received).
     inbox: BTreeMap<String, Vec<(String, String, Timestamp)>>,
-    /// Events the Hub derived from a posted event (req 97): derived id → (source id, name). A
-    /// SyncError about a refused derived event names its source.
-    source_of: BTreeMap<String, (String, String)>,
+    /// Events accepted from posts (id, name): a SyncError about a refused derived event
+    /// (req 97) names the event it was derived from, one of these.
+    accepted: BTreeSet<(String, String)>,
     /// When each connected endpoint's lease ends, from its last confirmation (req 43).
     lease_until: BTreeMap<String, Timestamp>,
     /// What the current context should be (req 122-124, §5a-9).
@@ -275,7 +275,7 @@ impl Sim {
                 tokens: Vec::new(),
                 granted: BTreeMap::new(),
                 inbox: BTreeMap::new(),
-                source_of: BTreeMap::new(),
+                accepted: BTreeSet::new(),
                 lease_until: BTreeMap::new(),
                 current: None,
                 versions_seen: BTreeMap::new(),
@@ -443,11 +443,11 @@ impl Sim {
                             let ctx: Vec<fhircast_core::wire::ContextEntry> =
                                 serde_json::from_value(v["event"]["context"].clone()).unwrap();
                             let d = SyncErrorDetails::from_context(&ctx).unwrap();
-                            let (about_id, about_name) =
-                                self.m.source_of.get(&id).cloned().unwrap_or((id.clone(), name.clone()));
-                            assert_eq!(
-                                (d.event_id.as_str(), d.event_name.as_str()),
-                                (about_id.as_str(), about_name.as_str())
+                            let about = (d.event_id.clone(), d.event_name.clone());
+                            let derived = !self.m.accepted.contains(&(id.clone(), name.clone()));
+                            assert!(
+                                about == (id.clone(), name.clone()) || (derived && self.m.accepted.contains(&about)),
+                                "req 84: a SyncError about {id} {name} names {about:?}"
                             );
                             assert_eq!(d.code == IssueCode::TooLong, status == 413, "req 96");
                             to.to_owned()
@@ -626,12 +626,7 @@ impl Sim {
             }
         }
         let Ok(acc) = r else { return out };
-        for (_, v) in sends(&out) {
-            let (Some(id), Some(name)) = (v["id"].as_str(), event_name(&v)) else { continue };
-            if id != event.id && name != "SyncError" {
-                self.m.source_of.insert(id.to_owned(), (event.id.clone(), event.name.to_string()));
-            }
-        }
+        self.m.accepted.insert((event.id.clone(), event.name.to_string()));
         if acc.duplicate {
             assert!(out.is_empty(), "req 139: a retry is not broadcast again");
             return out;

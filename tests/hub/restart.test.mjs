@@ -62,9 +62,14 @@ test('req108 req125 req44 req106 (restart): after a restart the current context,
   assert.notEqual(reopened['context.versionId'], v2);
   const cur = (await hub.getContext(topic)).json;
   assert.deepEqual(cur.context.at(-1).resource.entry.map((e) => e.resource.id), ['obs1', 'obs4']);
-  // Closing r2 still derives the close of p2 for B2.
+  // B2 follows the current report's patient (views, ARCHITECTURE.md): p1 now.
+  assert.deepEqual((await b2.nextEvent('Patient-open')).event.context, [patient('p1')]);
+  // Closing r2 (not current) changes nothing B2 shows; closing r1, the current context, sends
+  // B2 the close of p1.
   await post(hub.event('DiagnosticReport-close', [report('r2'), patient('p2')], { topic }));
-  assert.deepEqual((await b2.nextEvent('Patient-close')).event.context, [patient('p2')]);
+  assert.ok(await b2.nothing(undefined, 300));
+  await post(hub.event('DiagnosticReport-close', [report('r1'), patient('p1')], { topic }));
+  assert.deepEqual((await b2.nextEvent('Patient-close')).event.context, [patient('p1')]);
   await a2.close();
   await b2.close();
 });

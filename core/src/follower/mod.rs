@@ -447,6 +447,22 @@ impl Follower {
     fn connection_ended(&mut self) {
         self.pending.clear();
         self.confirmed = false;
+        // Own events the Hub accepted whose echo was awaited: it cannot come any more, and
+        // the acceptance is what counts (the app's publish is done).
+        let waiting: Vec<String> = self
+            .own
+            .iter()
+            .filter(|(_, o)| matches!(o.phase, OwnPhase::Accepted { .. }))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in waiting {
+            if let Some(o) = self.own.get_mut(&id) {
+                if let OwnPhase::Accepted { since } = o.phase {
+                    o.phase = OwnPhase::Echoed { at: since };
+                }
+            }
+            self.outputs.push_back(Output::Published { id });
+        }
         self.snapshot = match self.snapshot {
             Snapshot::Requested { .. } => Snapshot::Requested { dirty: true },
             _ => Snapshot::Idle,

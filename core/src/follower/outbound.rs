@@ -91,7 +91,9 @@ impl Follower {
                 if !matches!(own.phase, OwnPhase::Posting) {
                     return;
                 }
-                if self.granted.contains(&own.event.name) {
+                // The echo comes on the socket (req 80): only while connected and subscribed
+                // to the event; else the Hub's acceptance is all there will be.
+                if self.confirmed && self.granted.contains(&own.event.name) {
                     own.phase = OwnPhase::Accepted { since: now };
                 } else {
                     own.phase = OwnPhase::Echoed { at: now };

@@ -60,11 +60,11 @@ impl Topic {
             EventKind::UserLogout => {
                 // Logout ends the user's session: no context remains (decision, §5a-19).
                 self.check_stale(&event, now)?;
-                self.state.anchors.clear();
                 self.state.current = None;
                 self.state.context_timestamp = Some(event.timestamp);
                 self.broadcast(&event, None, now);
                 self.reconcile_views(&event, now);
+                self.state.anchors.clear();
                 None
             }
             EventKind::HomeOpen => {
@@ -136,6 +136,7 @@ impl Topic {
                 let mut a = self.state.anchors.remove(i);
                 a.open = event.clone();
                 a.derived_from = None;
+                a.source_event = None;
                 let v = a.version_id.clone();
                 self.state.anchors.push(a);
                 v
@@ -148,6 +149,7 @@ impl Topic {
                     version_id: v.clone(),
                     content: Content::default(),
                     derived_from: None,
+                    source_event: None,
                 };
                 self.state.anchors.push(a);
                 v
@@ -226,6 +228,7 @@ impl Topic {
                         version_id: v,
                         content: Content::default(),
                         derived_from: Some(source_key.clone()),
+                        source_event: Some((source.id.clone(), source.name.clone())),
                     });
                 }
             }
@@ -246,8 +249,10 @@ impl Topic {
         }
         self.state.context_timestamp = Some(event.timestamp);
         self.broadcast(&event, None, now);
-        self.derive_closes(&event, &key, now);
+        // Views first, while the anchors about to go are still recorded: the closes sent
+        // carry their contexts as they were opened.
         self.reconcile_views(&event, now);
+        self.derive_closes(&event, &key, now);
         Ok(())
     }
 
@@ -377,10 +382,17 @@ impl Topic {
         if !self.config.derive_opens {
             return;
         }
-        let Some(sub) = self.state.subscriptions.get(token) else { return };
+        let Some(sub) = self.state.subscriptions.get_mut(token) else { return };
         if !sub.is_connected() {
             return;
         }
+        if !sub.events.iter().any(|e| e.kind() == EventKind::Open) {
+            // It follows no open event, so it shows no context: nothing to keep it on.
+            sub.shown = None;
+            sub.told.clear();
+            return;
+        }
+        let sub = &self.state.subscriptions[token];
         let current_open = self.state.current.as_ref().and_then(|k| self.state.anchor(k)).map(|a| a.open.clone());
         let view = crate::view::view_of(&sub.events, current_open.as_ref());
         if view.as_ref().map(|v| &v.anchor) == sub.shown.as_ref() && !sub.view_refused {
@@ -405,6 +417,23 @@ impl Topic {
                     if !last && sub.told.contains(&key) {
                         continue;
                     }
+                    // The derived open this very event recorded goes out as recorded (so it
+                    // is replayed later with the same id, as a broadcast would be); any other
+                    // gets a fresh id, since this subscriber may have answered the recorded
+                    // one before (it would take it for a duplicate and not apply it).
+                    let recorded = self.state.anchor(&key).filter(|a| {
+                        a.open.name == name
+                            && a.open.context == context
+                            && a.source_event.as_ref().map(|(id, _)| id.as_str())
+                                == source.as_ref().map(|(id, _)| &**id)
+                    });
+                    if let Some(a) = recorded {
+                        sends.push(a.open.clone());
+                        if last {
+                            break;
+                        }
+                        continue;
+                    }
                     sends.push(Event {
                         timestamp: cur.timestamp,
                         id: String::new(),
@@ -418,7 +447,7 @@ impl Topic {
                         break;
                     }
                 }
-                for ev in &mut sends {
+                for ev in sends.iter_mut().filter(|e| e.id.is_empty()) {
                     ev.id = self.state.mint();
                 }
             }
@@ -460,11 +489,18 @@ impl Topic {
             }
         }
         for mut ev in sends {
+            let mut about = source.clone();
             if ev.name.kind() == EventKind::Open {
-                ev.version_id = ev.anchor().and_then(|k| self.state.anchor(&k)).map(|a| a.version_id.clone());
+                let record = ev.anchor().and_then(|k| self.state.anchor(&k));
+                ev.version_id = record.map(|a| a.version_id.clone());
+                if let Some((id, name)) =
+                    record.filter(|a| a.derived_from.is_some()).and_then(|a| a.source_event.clone())
+                {
+                    about = Some((Arc::from(id.as_str()), name));
+                }
             }
             let text: Arc<str> = ev.to_json().into();
-            self.send_to(token, text, &ev, source.clone(), now);
+            self.send_to(token, text, &ev, about, now);
             if let Some(sub) = self.state.subscriptions.get_mut(token) {
                 sub.note_direct(&ev);
             }

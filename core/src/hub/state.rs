@@ -316,4 +316,8 @@ pub(crate) struct OpenAnchor {
     /// Set when the Hub derived this open from another event's context (req 97): its close
     /// is derived from that event's close.
     pub(crate) derived_from: Option<ResourceKey>,
+    /// For a derived anchor, the event it was derived from (id, name): SyncErrors about its
+    /// open, live or replayed, name that event (its sender resends it, req 81).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) source_event: Option<(String, EventName)>,
 }

@@ -187,11 +187,12 @@ impl Topic {
             }
             let mut ev = a.open.clone();
             ev.version_id = Some(a.version_id.clone());
-            sends.push(ev);
+            let source = a.source_event.as_ref().map(|(id, name)| (Arc::<str>::from(id.as_str()), name.clone()));
+            sends.push((ev, source));
         }
-        for ev in sends {
+        for (ev, source) in sends {
             let text: Arc<str> = ev.to_json().into();
-            self.send_to(token, text, &ev, None, now);
+            self.send_to(token, text, &ev, source, now);
             if let (Some(sub), Some(k)) = (self.state.subscriptions.get_mut(token), ev.anchor()) {
                 sub.note_open(k);
             }
