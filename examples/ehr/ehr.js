@@ -148,8 +148,13 @@ function stateOf(s) {
   if (s.awaiting.length) return `awaiting its answer to ${s.awaiting[0].event}`;
   const a = s.lastAnswer;
   if (!a) return s.connected ? 'listening' : 'connecting';
-  // A SyncError is news, not a context to follow: say the app has been told.
-  if (a.event.toLowerCase() === 'syncerror') return a.status === 200 ? 'told of the SyncError' : `answered ${a.status} to the SyncError`;
+  if (a.event.toLowerCase() === 'syncerror') {
+    // The echo of the app's own SyncError (every event reaches its sender too): its refusal.
+    const own = syncErrors.find((e) => e.id === a.id && e.subscriberName === s.name);
+    if (own) return `refused ${own.eventName} after asking`;
+    // Another app's SyncError is news, not a context to follow: say the app has been told.
+    return a.status === 200 ? 'told of the SyncError' : `answered ${a.status} to the SyncError`;
+  }
   // A 202 followed by a SyncError from that app is a refusal after asking the user (req 75).
   const refusal = syncErrors.find((e) => e.eventId === a.id && e.subscriberName === s.name);
   if (a.status === 202 && refusal) return `refused ${a.event} after asking`;

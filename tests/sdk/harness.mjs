@@ -96,7 +96,7 @@ export const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
 /**
  * A page of the test app, with what the SDK sent recorded:
- * - `requests`: every HTTP request the page made ({method, url, headers, body});
+ * - `requests`: every HTTP request the page made ({method, url, headers, body, status});
  * - `frames`: WebSocket frames ({dir: 'sent' | 'received', url, payload});
  * - `sockets`: the WebSocket URLs opened.
  */
@@ -108,11 +108,22 @@ export class App {
     this.frames = [];
     this.sockets = [];
     this.errors = [];
+    const records = new WeakMap();
     page.on('request', (r) => {
       const rec = { method: r.method(), url: r.url(), headers: r.headers(), body: r.postData() };
       this.requests.push(rec);
+      records.set(r, rec);
       // headers() lacks what the network stack adds (Origin); allHeaders() has it.
       r.allHeaders().then((h) => (rec.headers = h), () => {});
+    });
+    // The answer's status (`rec.status`), or `rec.failed` for a request that got none.
+    page.on('response', (res) => {
+      const rec = records.get(res.request());
+      if (rec) rec.status = res.status();
+    });
+    page.on('requestfailed', (r) => {
+      const rec = records.get(r);
+      if (rec) rec.failed = r.failure()?.errorText ?? 'failed';
     });
     page.on('websocket', (ws) => {
       this.sockets.push(ws.url());

@@ -268,6 +268,9 @@ enum OwnPhase {
     Echoed { at: Timestamp },
     /// Another app could not follow it: resend at `at` (req 81).
     Refused { at: Timestamp },
+    /// A SyncError this app sent (req 75): POSTed until the Hub accepts it, so the other apps
+    /// are told; after a failure, posted again at `retry_at`.
+    SyncError { retry_at: Option<Timestamp> },
 }
 
 #[derive(Clone, Debug)]
@@ -309,7 +312,7 @@ pub struct Follower {
     own: VecMap<String, Own>,
     /// Ids of events this app sent (resends' originals included), so a SyncError about one
     /// that arrives after its resend is still recognised as about this app's own event.
-    own_ids: VecDeque<String>,
+    own_ids: Vec<String>,
     snapshot: Snapshot,
     /// The app did not follow a change (it refused or failed one), so what it shows may differ
     /// from what the Hub holds. Only what sets the whole current context again ends this: an
@@ -328,19 +331,7 @@ pub struct Follower {
     instance: String,
     /// SyncErrors minted so far (the other part of their ids).
     sync_errors_minted: u64,
-    /// SyncErrors POSTed and not yet accepted by the Hub: each is posted until it is, so the
-    /// other apps are told (a failed POST is retried with a new id).
-    sync_error_posts: VecMap<String, SyncErrorPost>,
     outputs: VecDeque<Output>,
-}
-
-/// A SyncError this app POSTed: retried until the Hub accepts it.
-#[derive(Clone, Debug)]
-struct SyncErrorPost {
-    event: Event,
-    attempts: u32,
-    /// When to post it again after a failure; `None` while a POST is under way.
-    retry_at: Option<Timestamp>,
 }
 
 impl Follower {
@@ -359,14 +350,13 @@ impl Follower {
             history: VecDeque::new(),
             pending: VecMap::new(),
             own: VecMap::new(),
-            own_ids: VecDeque::new(),
+            own_ids: Vec::new(),
             snapshot: Snapshot::Idle,
             diverged: false,
             refused: None,
             confirmed: false,
             instance: String::new(),
             sync_errors_minted: 0,
-            sync_error_posts: VecMap::new(),
             outputs: VecDeque::new(),
         }
     }
@@ -417,13 +407,13 @@ impl Follower {
             OwnPhase::Accepted { since } => since.add(self.config.confirm_window),
             OwnPhase::Echoed { at } => at.add(self.config.confirm_window),
             OwnPhase::Refused { at } => at,
+            OwnPhase::SyncError { retry_at } => retry_at.unwrap_or(Timestamp::from_unix_nanos(i64::MAX)),
         });
         let snap = match self.snapshot {
             Snapshot::RetryAt(t) => Some(t),
             _ => None,
         };
-        let sync_errors = self.sync_error_posts.values().filter_map(|p| p.retry_at);
-        pending.chain(own.filter(|t| t.unix_nanos() != i64::MAX)).chain(snap).chain(sync_errors).min()
+        pending.chain(own.filter(|t| t.unix_nanos() != i64::MAX)).chain(snap).min()
     }
 
     /// The shell is (re)subscribing.

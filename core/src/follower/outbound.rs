@@ -1,7 +1,7 @@
 //! What the app sends: its own events (req 76-83), their resends after a SyncError (req 81),
 //! and the SyncErrors it posts after deferring and refusing (req 75, 94).
 
-use super::{is_context_change, Follower, OutOfSyncReason, Output, Own, OwnPhase, Snapshot, SyncErrorPost, SyncStatus};
+use super::{is_context_change, Follower, OutOfSyncReason, Output, Own, OwnPhase, Snapshot, SyncStatus};
 use crate::catalog::{EventKind, EventName};
 use crate::event::{Event, EventError};
 use crate::syncerror::{IssueCode, Severity, SyncErrorDetails};
@@ -81,7 +81,7 @@ impl Follower {
     /// has no echo and is done at once. A refused update means the version moved on: the
     /// follower resynchronises (req 117).
     pub fn handle_post_result(&mut self, id: &str, result: Result<(), (u16, String)>, now: Timestamp) {
-        if self.sync_error_posts.contains_key(id) {
+        if self.own.get(id).is_some_and(|o| matches!(o.phase, OwnPhase::SyncError { .. })) {
             self.sync_error_posted(id, result, now);
             return;
         }
@@ -125,35 +125,30 @@ impl Follower {
     /// network or the Hub failed (status 0 or 5xx), up to `max_resends` times. A refusal that
     /// retrying cannot change (another 4xx) is given up.
     fn sync_error_posted(&mut self, id: &str, result: Result<(), (u16, String)>, now: Timestamp) {
-        let Some(mut post) = self.sync_error_posts.remove(id) else { return };
-        let status = match result {
-            Ok(()) => return,
-            Err((status, _)) => status,
-        };
-        if post.attempts > self.config.max_resends {
+        let Some(mut post) = self.own.remove(id) else { return };
+        let Err((status, _)) = result else { return };
+        if post.resends >= self.config.max_resends {
             return;
         }
+        post.resends += 1;
         post.event.id = self.mint_sync_error_id(&post.event.id);
         match status {
             409 => {
-                post.attempts += 1;
+                post.phase = OwnPhase::SyncError { retry_at: None };
                 self.outputs.push_back(Output::Post(post.event.clone()));
-                self.sync_error_posts.insert(post.event.id.clone(), post);
             }
-            0 | 500..=599 => {
-                post.retry_at = Some(now.add(self.config.resync_retry));
-                self.sync_error_posts.insert(post.event.id.clone(), post);
-            }
-            _ => {}
+            0 | 500..=599 => post.phase = OwnPhase::SyncError { retry_at: Some(now.add(self.config.resync_retry)) },
+            _ => return,
         }
+        self.own.insert(post.event.id.clone(), post);
     }
 
     /// Remembers an own event's id (bounded like the other id memories).
     fn remember_own(&mut self, id: &str) {
-        self.own_ids.push_back(id.to_owned());
-        while self.own_ids.len() > self.config.dedup_window {
-            self.own_ids.pop_front();
+        if self.own_ids.len() >= self.config.dedup_window.max(1) {
+            self.own_ids.remove(0);
         }
+        self.own_ids.push(id.to_owned());
     }
 
     /// A fresh SyncError id: the failed event's id (so logs pair them; its first 64 bytes, so
@@ -196,7 +191,8 @@ impl Follower {
             prior_version_id: None,
             context: vec![details.context_entry()],
         };
-        self.sync_error_posts.insert(e.id.clone(), SyncErrorPost { event: e.clone(), attempts: 1, retry_at: None });
+        self.own
+            .insert(e.id.clone(), Own { event: e.clone(), phase: OwnPhase::SyncError { retry_at: None }, resends: 0 });
         self.outputs.push_back(Output::Post(e));
     }
 
@@ -204,24 +200,17 @@ impl Follower {
     /// end of a resend's confirmation window, and get-current-context retries.
     pub fn handle_timeout(&mut self, now: Timestamp) {
         self.notification_timeouts(now);
-        let due: Vec<String> = self
-            .sync_error_posts
-            .iter()
-            .filter(|(_, p)| p.retry_at.is_some_and(|t| t <= now))
-            .map(|(id, _)| id.clone())
-            .collect();
-        for id in due {
-            let post = self.sync_error_posts.get_mut(&id).expect("listed");
-            post.retry_at = None;
-            post.attempts += 1;
-            let event = post.event.clone();
-            self.outputs.push_back(Output::Post(event));
-        }
         let ids: Vec<String> = self.own.keys().cloned().collect();
         for id in ids {
             let o = &self.own[&id];
             match o.phase {
                 OwnPhase::Refused { at } if at <= now => self.resend(&id, now),
+                OwnPhase::SyncError { retry_at: Some(at) } if at <= now => {
+                    let o = self.own.get_mut(&id).expect("listed");
+                    o.phase = OwnPhase::SyncError { retry_at: None };
+                    let event = o.event.clone();
+                    self.outputs.push_back(Output::Post(event));
+                }
                 OwnPhase::Echoed { at } | OwnPhase::Accepted { since: at }
                     if at.add(self.config.confirm_window) <= now =>
                 {

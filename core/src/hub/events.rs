@@ -399,11 +399,16 @@ impl Topic {
             return;
         }
         let source = source.map(|e| (Arc::<str>::from(e.id.as_str()), e.name.clone()));
+        // Derived events are stamped with the change that made them necessary (the newest
+        // context timestamp), never earlier: a follower ignores an event older than what it
+        // applied last (req 67), e.g. the close that emptied its view before the re-open.
+        let stamp = self.state.context_timestamp.unwrap_or(now);
         let mut sends: Vec<Event> = Vec::new();
         match (&view, &current_open) {
             (Some(v), Some(cur)) if v.name == cur.name => {
                 let mut ev = cur.clone();
                 ev.id = self.state.mint();
+                ev.timestamp = ev.timestamp.max(stamp);
                 sends.push(ev);
             }
             (Some(v), Some(cur)) => {
@@ -427,7 +432,7 @@ impl Topic {
                             && a.source_event.as_ref().map(|(id, _)| id.as_str())
                                 == source.as_ref().map(|(id, _)| &**id)
                     });
-                    if let Some(a) = recorded {
+                    if let Some(a) = recorded.filter(|a| a.open.timestamp >= stamp) {
                         sends.push(a.open.clone());
                         if last {
                             break;
@@ -435,7 +440,7 @@ impl Topic {
                         continue;
                     }
                     sends.push(Event {
-                        timestamp: cur.timestamp,
+                        timestamp: cur.timestamp.max(stamp),
                         id: String::new(),
                         topic: self.state.topic.clone(),
                         name,
@@ -453,7 +458,7 @@ impl Topic {
             }
             _ => {
                 let sub = &self.state.subscriptions[token];
-                let timestamp = self.state.context_timestamp.unwrap_or(now);
+                let timestamp = stamp;
                 let mut told = sub.told.clone();
                 if let Some(k) = &sub.shown {
                     if !told.contains(k) {

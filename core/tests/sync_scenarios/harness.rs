@@ -136,6 +136,8 @@ impl World {
     /// returned (status, message).
     pub fn publish(&mut self, i: usize, name: &str, context: Value) -> Result<String, (u16, String)> {
         let id = self.fresh_id();
+        // Time passes between a user's actions: events are stamped apart (req 67 matters).
+        self.advance(Duration::from_millis(250));
         let now = self.now;
         self.publish_at(i, name, context, &id, now)
     }

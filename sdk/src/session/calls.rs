@@ -9,7 +9,7 @@ use std::rc::{Rc, Weak};
 
 use fhircast_core::follower::Decision;
 use fhircast_core::wire::CurrentContext;
-use js_sys::{Function, Promise};
+use js_sys::Promise;
 use wasm_bindgen::prelude::*;
 use web_sys::Response;
 
@@ -21,14 +21,16 @@ use crate::token::{read, token_error, Next};
 
 /// What to do with an HTTP answer.
 pub(super) enum Then {
-    /// A subscription; `renewal` is the generation of the socket whose lease is renewed.
-    Subscribe { renewal: Option<u64> },
+    /// A subscription (the subscriber's request tag).
+    Subscribe { request: u64 },
+    /// A renewal of the lease (req 57).
+    Renew { request: u64 },
     /// An own event, a resend or a SyncError was POSTed.
     Post { event_id: String },
     /// Get-current-context.
     Snapshot,
-    /// `close()`'s unsubscribe; `done` resolves its promise.
-    Unsubscribe { done: Function },
+    /// `close()`'s unsubscribe.
+    Unsubscribe,
 }
 
 /// An HTTP call: the token is read first (it may be a promise), then the request is sent.
@@ -148,11 +150,11 @@ impl Session {
 
     fn finish(self: &Rc<Self>, then: Then, reply: Result<Reply, SdkError>) {
         match then {
-            Then::Subscribe { renewal: None } => self.subscribed(reply),
-            Then::Subscribe { renewal: Some(generation) } => self.renewed(generation, reply),
+            Then::Subscribe { request } => self.subscribed(request, reply),
+            Then::Renew { request } => self.renewed(request, reply),
             Then::Post { event_id } => self.posted(&event_id, reply),
             Then::Snapshot => self.snapshot(reply),
-            Then::Unsubscribe { done } => self.unsubscribed(reply, done),
+            Then::Unsubscribe => self.unsubscribed(reply),
         }
     }
 
@@ -168,22 +170,7 @@ impl Session {
             Ok(r) => Err((r.status, hub_message(&r.body))),
             Err(e) => Err((0, e.to_string())),
         };
-        let resolve_now = {
-            let mut st = self.state.borrow_mut();
-            let connected = st.socket.is_some();
-            st.follower.handle_post_result(event_id, result.clone(), now());
-            match st.publishes.iter_mut().find(|p| p.id == event_id) {
-                // Accepted; the echo is awaited, unless no socket can bring it.
-                Some(p) if result.is_ok() => {
-                    p.accepted = true;
-                    !connected
-                }
-                _ => false,
-            }
-        };
-        if resolve_now {
-            self.settle_publish(event_id, Ok(()));
-        }
+        self.state.borrow_mut().sub.follower_mut().handle_post_result(event_id, result, now());
         self.pump();
     }
 
@@ -197,15 +184,16 @@ impl Session {
         {
             let mut st = self.state.borrow_mut();
             let now = now();
+            let f = st.sub.follower_mut();
             match reply {
                 Ok(r) if r.ok() => match CurrentContext::parse(&r.body) {
-                    Ok(c) => st.follower.handle_snapshot(&c, now),
-                    Err(e) => st.follower.handle_snapshot_failed(&format!("unreadable current context: {e}"), now),
+                    Ok(c) => f.handle_snapshot(&c, now),
+                    Err(e) => f.handle_snapshot_failed(&format!("unreadable current context: {e}"), now),
                 },
-                Ok(r) => st
-                    .follower
-                    .handle_snapshot_failed(&format!("the hub answered {}: {}", r.status, hub_message(&r.body)), now),
-                Err(e) => st.follower.handle_snapshot_failed(&e.to_string(), now),
+                Ok(r) => {
+                    f.handle_snapshot_failed(&format!("the hub answered {}: {}", r.status, hub_message(&r.body)), now)
+                }
+                Err(e) => f.handle_snapshot_failed(&e.to_string(), now),
             }
         }
         self.pump();

@@ -1,11 +1,13 @@
 //! One subscription's I/O around a [`Follower`]: the shell's engine.
 //!
-//! The follower decides everything; a [`Session`] only turns its outputs into I/O and the
-//! results back into inputs. After every input it pumps [`Follower::poll_output`] and keeps
-//! exactly one `setTimeout` armed at [`Follower::poll_timeout`].
+//! The core decides everything: the [`Subscriber`] the lifecycle (subscribe, renew at 80 %,
+//! reconnect with backoff, close), its [`fhircast_core::follower::Follower`] the
+//! notifications. A [`Session`] only turns their actions into I/O and the results back into
+//! inputs. After every input it pumps [`Subscriber::poll_action`] and keeps exactly one
+//! `setTimeout` armed at [`Subscriber::poll_timeout`].
 //!
 //! - `mod.rs`: state, the app's side (handlers, listeners, publish, decide) and the pump;
-//! - `connection.rs`: subscribing, the socket, lease renewal, reconnecting, closing;
+//! - `connection.rs`: the lifecycle's I/O: subscribe and renew POSTs, the socket, closing;
 //! - `calls.rs`: HTTP calls and other promises, continued by callbacks (no async runtime:
 //!   futures cost more wasm than the few continuations they would replace).
 //!
@@ -25,7 +27,8 @@ use std::cell::RefCell;
 use std::rc::{Rc, Weak};
 
 use fhircast_core::catalog::EventName;
-use fhircast_core::follower::{Decision, Follower, FollowerConfig, Output};
+use fhircast_core::follower::{Decision, FollowerConfig, Output};
+use fhircast_core::subscriber::{Subscriber, SubscriberConfig, SubscriberPolicy};
 use fhircast_core::wire::ContextEntry;
 use fhircast_core::{Event, EventKind, Timestamp};
 use js_sys::{Function, Promise};
@@ -41,41 +44,24 @@ use crate::token::Token;
 
 use calls::{Step, Waiting};
 
-/// Where the session is in its life.
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// `connect()` has not resolved yet: a failure rejects it instead of reconnecting.
-    Starting,
-    /// Confirmed once; from now on a lost connection is re-established.
-    Live,
-    /// `close()` was called, or the first connection failed.
-    Closed,
-}
-
 /// A `publish()` waiting for the hub's answer and the echo.
 struct Publish {
     id: String,
-    accepted: bool,
     resolve: Function,
     reject: Function,
 }
 
 struct State {
-    follower: Follower,
-    phase: Phase,
-    socket: Option<Socket>,
-    endpoint: Option<String>,
-    /// Bumped whenever a socket is abandoned: callbacks of older sockets are ignored.
-    generation: u64,
+    sub: Subscriber<SdkError>,
+    /// The socket and the tag the subscriber gave it.
+    socket: Option<(u64, Socket)>,
     core_timer: Option<(Timestamp, Timer)>,
-    renew_timer: Option<Timer>,
-    retry_timer: Option<Timer>,
-    /// Reconnect attempts since the last confirmation.
-    attempt: u32,
     pumping: bool,
     publishes: Vec<Publish>,
     /// `connect()`'s resolve and reject, until the first confirmation.
     waiter: Option<(Function, Function)>,
+    /// `close()`'s resolve, until the unsubscribe is answered.
+    closing: Option<Function>,
     /// Promises the session waits for, with their callbacks.
     waiting: Vec<Waiting>,
     next_wait: u32,
@@ -95,8 +81,6 @@ pub(crate) struct Session {
     hub_url: String,
     topic: String,
     events: Vec<EventName>,
-    subscriber_name: Option<String>,
-    lease_seconds: Option<u64>,
     token: Token,
     callbacks: RefCell<Callbacks>,
     state: RefCell<State>,
@@ -131,7 +115,7 @@ fn decision_of(v: &JsValue, event: &str) -> Decision {
 }
 
 fn context_js(s: &State) -> JsValue {
-    s.follower.current().map_or(JsValue::NULL, |c| js::from_json_text(&context_json(c)))
+    s.sub.follower().current().map_or(JsValue::NULL, |c| js::from_json_text(&context_json(c)))
 }
 
 /// Handlers are found by the lower-cased canonical event name (req 34), or `*`.
@@ -144,30 +128,31 @@ fn handler_key(event: &str) -> String {
 
 impl Session {
     pub(crate) fn new(o: Options) -> Rc<Session> {
-        let follower = Follower::new(&o.topic, o.subscriber_name.clone(), FollowerConfig::default())
-            .with_instance_id(&crate::js::uuid());
+        let config = SubscriberConfig {
+            topic: o.topic.clone(),
+            events: o.events.clone(),
+            subscriber_name: o.subscriber_name,
+            lease_seconds: o.lease_seconds,
+            follower: FollowerConfig::default(),
+            policy: SubscriberPolicy::default(),
+        };
+        let seed = (js::random() * 9_007_199_254_740_992.0) as u64;
+        let sub = Subscriber::new(config, &js::uuid(), seed);
         let handlers = o.handlers.into_iter().map(|(n, f)| (handler_key(&n), f)).collect();
         Rc::new(Session {
             hub_url: o.hub_url,
             topic: o.topic,
             events: o.events,
-            subscriber_name: o.subscriber_name,
-            lease_seconds: o.lease_seconds,
             token: o.token,
             callbacks: RefCell::new(Callbacks { handlers, listeners: o.listeners }),
             state: RefCell::new(State {
-                follower,
-                phase: Phase::Starting,
+                sub,
                 socket: None,
-                endpoint: None,
-                generation: 0,
                 core_timer: None,
-                renew_timer: None,
-                retry_timer: None,
-                attempt: 0,
                 pumping: false,
                 publishes: Vec::new(),
                 waiter: None,
+                closing: None,
                 waiting: Vec::new(),
                 next_wait: 0,
                 keep_alive: None,
@@ -183,17 +168,14 @@ impl Session {
             let mut st = self.state.borrow_mut();
             st.waiter = Some((resolve, reject));
             st.keep_alive = Some(self.clone());
+            st.sub.start(now());
         }
-        self.connect_once();
+        self.pump();
         promise
     }
 
     fn weak(self: &Rc<Self>) -> Weak<Session> {
         Rc::downgrade(self)
-    }
-
-    fn phase(&self) -> Phase {
-        self.state.borrow().phase
     }
 
     // ---- the app's side -------------------------------------------------------------------
@@ -233,12 +215,12 @@ impl Session {
     }
 
     pub(crate) fn status_js(&self) -> JsValue {
-        js::from_json_text(&status_json(self.state.borrow().follower.status()))
+        js::from_json_text(&status_json(self.state.borrow().sub.follower().status()))
     }
 
     /// The anchor of what the app shows, if any.
     pub(crate) fn current_anchor(&self) -> Option<fhircast_core::ResourceKey> {
-        self.state.borrow().follower.current().map(|c| c.anchor.clone())
+        self.state.borrow().sub.follower().current().map(|c| c.anchor.clone())
     }
 
     pub(crate) fn current_js(&self) -> JsValue {
@@ -262,12 +244,15 @@ impl Session {
         let (promise, resolve, reject) = deferred();
         let event = {
             let mut st = self.state.borrow_mut();
-            if st.phase == Phase::Closed {
+            if st.sub.is_closed() {
                 return Err(SdkError::ClientClosed);
             }
-            let event =
-                st.follower.prepare(name, context, &id, now()).map_err(|e| SdkError::Argument(e.to_string()))?;
-            st.publishes.push(Publish { id, accepted: false, resolve, reject });
+            let event = st
+                .sub
+                .follower_mut()
+                .prepare(name, context, &id, now())
+                .map_err(|e| SdkError::Argument(e.to_string()))?;
+            st.publishes.push(Publish { id, resolve, reject });
             event
         };
         self.post_event(event);
@@ -276,7 +261,7 @@ impl Session {
 
     // ---- the pump -------------------------------------------------------------------------
 
-    /// Runs every output the follower has, then re-arms the one core timer.
+    /// Runs every action the subscriber has, then re-arms the one core timer.
     fn pump(self: &Rc<Self>) {
         {
             let mut st = self.state.borrow_mut();
@@ -286,9 +271,9 @@ impl Session {
             st.pumping = true;
         }
         loop {
-            let out = self.state.borrow_mut().follower.poll_output();
-            match out {
-                Some(o) => self.dispatch(o),
+            let action = self.state.borrow_mut().sub.poll_action(now());
+            match action {
+                Some(a) => self.perform(a),
                 None => break,
             }
         }
@@ -298,11 +283,7 @@ impl Session {
 
     fn arm_core_timer(self: &Rc<Self>) {
         let mut st = self.state.borrow_mut();
-        if st.phase == Phase::Closed {
-            st.core_timer = None;
-            return;
-        }
-        match st.follower.poll_timeout() {
+        match st.sub.poll_timeout() {
             None => st.core_timer = None,
             Some(at) if st.core_timer.as_ref().is_some_and(|(t, _)| *t == at) => {}
             Some(at) => {
@@ -324,7 +305,7 @@ impl Session {
         {
             let mut st = self.state.borrow_mut();
             st.core_timer = None;
-            st.follower.handle_timeout(now());
+            st.sub.handle_timeout(now());
         }
         self.pump();
     }
@@ -332,7 +313,7 @@ impl Session {
     fn dispatch(self: &Rc<Self>, out: Output) {
         match out {
             Output::Send(text) => {
-                if let Some(s) = &self.state.borrow().socket {
+                if let Some((_, s)) = &self.state.borrow().socket {
                     s.send(&text);
                 }
             }
@@ -345,7 +326,8 @@ impl Session {
             }
             Output::Post(event) => self.post_event(event),
             Output::FetchCurrentContext => self.fetch_snapshot(),
-            Output::Resubscribe { reason } => self.ended_by_hub(reason),
+            // Handled by the subscriber (a denial: reconnect); never reaches the shell.
+            Output::Resubscribe { .. } => {}
             Output::Published { id } => self.settle_publish(&id, Ok(())),
             Output::PublishFailed { id, status, message } => {
                 let e = if status == 0 {
@@ -404,12 +386,12 @@ impl Session {
     fn decide(&self, id: &str, d: Decision) {
         let changed = {
             let mut st = self.state.borrow_mut();
-            if st.phase == Phase::Closed {
+            if st.sub.is_closed() {
                 return;
             }
-            let before = st.follower.current().cloned();
-            st.follower.decide(id, d, now());
-            (st.follower.current() != before.as_ref()).then(|| context_js(&st))
+            let before = st.sub.follower().current().cloned();
+            st.sub.follower_mut().decide(id, d, now());
+            (st.sub.follower().current() != before.as_ref()).then(|| context_js(&st))
         };
         if let Some(v) = changed {
             self.emit(Listener::Context, &v);
@@ -426,19 +408,5 @@ impl Session {
             Ok(()) => p.resolve.call1(&JsValue::UNDEFINED, &JsValue::from_str(id)),
             Err(e) => p.reject.call1(&JsValue::UNDEFINED, &e.into_js()),
         };
-    }
-
-    /// Own events the hub accepted whose echo can no longer come (the socket is gone): the hub
-    /// has them, so their `publish()` resolves.
-    fn settle_accepted_publishes(&self) {
-        let done: Vec<Publish> = {
-            let mut st = self.state.borrow_mut();
-            let (done, keep) = std::mem::take(&mut st.publishes).into_iter().partition(|p| p.accepted);
-            st.publishes = keep;
-            done
-        };
-        for p in done {
-            let _ = p.resolve.call1(&JsValue::UNDEFINED, &JsValue::from_str(&p.id));
-        }
     }
 }
