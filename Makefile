@@ -31,12 +31,13 @@ NODE_TEST := timeout -k 10 900 $(NODE_BIN)/node --test --test-reporter=tap --tes
 # make test's e2e run writes its screenshots here; `make screenshots` refreshes docs/screenshots.
 TEST_SCREENSHOTS := target/screenshots
 
-.PHONY: help setup build hub-build sdk-build sdk-test sdk-coverage site e2e screenshots dev test fmt lint clean bench bench-doc soak fuzz
+.PHONY: help setup build hub-build sdk-build sdk-test sdk-coverage site e2e screenshots dev test fmt lint clean bench bench-doc soak fuzz simulate
 
 help:
 	@echo "make dev    install what is missing, build, run the hub and the examples (http://$(DEV_HOST):$(DEV_PORT)/)"
 	@echo "make test   install what is missing, build, run every test (last line: N passed, N failed)"
 	@echo "make bench  the hub in workerd against a floor measured in the same run (BENCHMARKS.md)"
+	@echo "make simulate  the core's simulator (core/tests/simulator.rs) over a million seeds, on every core"
 	@echo "make setup | build | hub-build | sdk-build | sdk-test | site | e2e | screenshots | fmt | lint | clean | bench-doc | soak | fuzz"
 
 setup:
@@ -152,6 +153,20 @@ fuzz:
 	cd core && for t in subscription_form event_json ack update_bundle wire_misc topic_machine; do \
 	  CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_OPT_LEVEL=3 cargo +nightly fuzz run --features libfuzzer $$t -- \
 	    -max_total_time=$(FUZZ_SECONDS) -max_len=16384 -print_final_stats=1 || exit 1; done
+
+# The deterministic simulator of the core (core/tests/simulator.rs) at scale: SIM_SEEDS scenarios
+# (default 1,000,000) in release on SIM_THREADS threads (default: every core), with the world
+# SIM_FEATURES picks (default: the features that pass; `all` for every one, see the simulator's
+# documentation). Prints progress every 5 s and, per violation, a one-line replay command; fails
+# if any scenario violated an invariant. Optimised for speed (not size) in its own target dir.
+SIM_SEEDS ?= 1000000
+SIM_THREADS ?=
+SIM_FEATURES ?=
+simulate:
+	SIM_SEEDS=$(SIM_SEEDS) SIM_THREADS=$(SIM_THREADS) SIM_FEATURES=$(SIM_FEATURES) \
+	CARGO_TARGET_DIR=$(CURDIR)/target/simulate CARGO_PROFILE_RELEASE_LTO=false CARGO_PROFILE_RELEASE_OPT_LEVEL=3 \
+	CARGO_PROFILE_RELEASE_CODEGEN_UNITS=16 CARGO_PROFILE_RELEASE_PANIC=unwind \
+	  cargo test --release -p fhircast-core --test simulator -- --ignored --exact simulate --nocapture
 
 fmt:
 	cargo fmt --all

@@ -76,7 +76,7 @@ export interface FhircastEvent {
  * - `false`, `'refuse'`: will not follow (409);
  * - `'defer'`: not decided yet (202) — decide later with {@link FhircastClient.decide};
  * - `'fail'`, or throwing: could not process it (500);
- * - a Promise of one of these: the SDK answers 202 if it has not settled after 5 s, and
+ * - a Promise of one of these: the SDK answers 202 if it has not settled after 3 s, and
  *   refuses with a SyncError (req 75, 94) if it has not settled 10 s after receipt.
  */
 export type HandlerResult = void | undefined | boolean | 'accept' | 'refuse' | 'defer' | 'fail';

@@ -295,7 +295,7 @@ impl<E: Clone + fmt::Display> Subscriber<E> {
                 self.confirmed = false;
                 self.actions.push_back(Action::OpenSocket { endpoint, socket });
             }
-            Err(e) => self.connection_failed(StartFailure::Shell(e), now),
+            Err(e) => self.connection_failed(e, now),
         }
     }
 
@@ -305,7 +305,7 @@ impl<E: Clone + fmt::Display> Subscriber<E> {
             return;
         }
         self.socket = None;
-        self.connection_failed(StartFailure::Shell(error), now);
+        self.connection_failed(error, now);
     }
 
     /// A text message on socket `socket`.
@@ -376,18 +376,12 @@ impl<E: Clone + fmt::Display> Subscriber<E> {
         self.schedule_reconnect(now);
     }
 
-    fn connection_failed(&mut self, failure: StartFailure<E>, now: Timestamp) {
+    fn connection_failed(&mut self, error: E, now: Timestamp) {
         if self.phase == Phase::Starting {
-            self.fail_start(failure);
+            self.fail_start(StartFailure::Shell(error));
             return;
         }
-        let why = match &failure {
-            StartFailure::Shell(e) => e.to_string(),
-            StartFailure::Denied(r) => format!("the hub denied the subscription: {r}"),
-            StartFailure::ClosedEarly { code, .. } => format!("the WebSocket closed (code {code})"),
-            StartFailure::Closed => "closed by the app".to_owned(),
-        };
-        self.follower.handle_disconnected(&why, now);
+        self.follower.handle_disconnected(&error.to_string(), now);
         self.schedule_reconnect(now);
     }
 

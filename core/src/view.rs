@@ -30,28 +30,21 @@ pub struct View {
 /// `current` (`None`: no current context).
 pub fn view_of(granted: &[EventName], current: Option<&Event>) -> Option<View> {
     let current = current?;
-    if granted.contains(&current.name) {
-        return Some(View { name: current.name.clone(), anchor: current.anchor()?, context: current.context.clone() });
-    }
-    implied_opens(current).into_iter().rev().find(|(name, _)| granted.contains(name)).and_then(|(name, context)| {
-        let anchor = key_of(context.first()?)?;
-        Some(View { name, anchor, context })
-    })
+    view_of_context(granted, &current.name, &current.context)
 }
 
 /// [`view_of`] for a current context known by its open's name and context (a
 /// get-current-context answer).
 pub fn view_of_context(granted: &[EventName], name: &EventName, context: &[ContextEntry]) -> Option<View> {
-    let event = Event {
-        timestamp: crate::time::Timestamp::from_unix_nanos(0),
-        id: String::new(),
-        topic: String::new(),
-        name: name.clone(),
-        version_id: None,
-        prior_version_id: None,
-        context: context.to_vec(),
-    };
-    view_of(granted, Some(&event))
+    if granted.contains(name) {
+        let key = name.anchor_key()?;
+        let anchor = context.iter().find(|e| e.key == key).and_then(key_of)?;
+        return Some(View { name: name.clone(), anchor, context: context.to_vec() });
+    }
+    implied(name, context).into_iter().rev().find(|(n, _)| granted.contains(n)).and_then(|(name, context)| {
+        let anchor = key_of(context.first()?)?;
+        Some(View { name, anchor, context })
+    })
 }
 
 /// The anchor a resource entry names (`Type/id`), when it is a full resource with an id.
@@ -65,10 +58,14 @@ pub(crate) fn key_of(entry: &ContextEntry) -> Option<ResourceKey> {
 /// for each study (with encounter and patient when present). Only full resources with an id
 /// count; the event's own type is not implied by itself.
 pub fn implied_opens(source: &Event) -> Vec<(EventName, Vec<ContextEntry>)> {
-    let own = source.name.resource_type();
-    let resource = |key: &str, rt: &str| {
-        source
-            .entries(key)
+    implied(&source.name, &source.context)
+}
+
+fn implied(name: &EventName, context: &[ContextEntry]) -> Vec<(EventName, Vec<ContextEntry>)> {
+    let own = name.resource_type();
+    let entries = |key: &'static str| context.iter().filter(move |e| e.key == key);
+    let resource = |key: &'static str, rt: &str| {
+        entries(key)
             .find(|e| {
                 e.field == ValueField::Resource
                     && e.resource_header().is_some_and(|h| h.resource_type == rt && h.id.is_some())
@@ -90,7 +87,7 @@ pub fn implied_opens(source: &Event) -> Vec<(EventName, Vec<ContextEntry>)> {
         }
     }
     if own != Some("ImagingStudy") {
-        for s in source.entries("study") {
+        for s in entries("study") {
             if s.field != ValueField::Resource
                 || !s.resource_header().is_some_and(|h| h.resource_type == "ImagingStudy" && h.id.is_some())
             {

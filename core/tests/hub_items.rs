@@ -167,7 +167,10 @@ fn req97_req99_a_derived_patient_closes_with_the_last_report_that_carries_it() {
     assert_eq!(h.topic.state().open_contexts().count(), 0);
 }
 
-/// The same through a chain: a study implies the patient, a report of that study carries it on.
+/// The same through a chain: a study implies the patient, a report of that study carries it
+/// on. Closing the study while the report is current is refused (decision: views); once the
+/// report is closed, the EHR's view is empty (Patient-close), and closing the study then
+/// closes the patient it implied.
 #[test]
 fn req97_req99_a_derived_patient_outlives_its_study_only_while_a_report_carries_it() {
     let mut h = hub();
@@ -175,12 +178,16 @@ fn req97_req99_a_derived_patient_outlives_its_study_only_while_a_report_carries_
     h.post(h.ev("i1", "ImagingStudy-open", vec![study("s1"), patient("p1")])).unwrap();
     assert_eq!(to(&h.drain_acking(), &ehr).len(), 1);
     h.post(h.ev("d1", "DiagnosticReport-open", vec![report("r1"), study("s1"), patient("p1")])).unwrap();
-    h.post(h.ev("x1", "ImagingStudy-close", vec![study("s1"), patient("p1")])).unwrap();
+    let e = h.post(h.ev("x1", "ImagingStudy-close", vec![study("s1"), patient("p1")])).unwrap_err();
+    assert_eq!(e.http_status(), 409, "{e}");
+    assert!(e.to_string().contains("part of the current context DiagnosticReport/r1"), "{e}");
     assert!(to(&h.drain_acking(), &ehr).is_empty());
     h.post(h.ev("x2", "DiagnosticReport-close", vec![report("r1"), patient("p1")])).unwrap();
     let msgs = to(&h.drain_acking(), &ehr);
     assert_eq!(msgs.len(), 1);
     assert_eq!(msgs[0]["event"]["hub.event"], "Patient-close");
+    h.post(h.ev("x3", "ImagingStudy-close", vec![study("s1"), patient("p1")])).unwrap();
+    assert!(to(&h.drain_acking(), &ehr).is_empty(), "nothing more to tell the EHR");
     assert_eq!(h.topic.state().open_contexts().count(), 0);
 }
 
@@ -484,7 +491,7 @@ fn req130_req131_logout_and_hibernate_carry_a_parameters_resource() {
 #[test]
 fn req137_ids_the_hub_mints_are_unique_and_carry_its_prefix() {
     let mut h = hub();
-    let ehr = h.join("Patient-open,Patient-close,ImagingStudy-open,SyncError", "EHR");
+    let ehr = h.join("Patient-open,Patient-close,ImagingStudy-open,ImagingStudy-close,SyncError", "EHR");
     let b = h.join("Patient-open,SyncError", "B");
     let mut minted = Vec::new();
     for i in 0..5 {
@@ -501,7 +508,9 @@ fn req137_ids_the_hub_mints_are_unique_and_carry_its_prefix() {
         h.ack_all(&out);
         minted.extend(to(&h.drain(), &ehr).iter().map(|m| m["id"].as_str().unwrap().to_owned()));
     }
-    assert_eq!(minted.len(), 20, "derived Patient-open, ImagingStudy-open, Patient-close and a SyncError per round");
+    // The EHR's view is the study (views: only the view's open is derived), closed with the
+    // report; B's Patient-open refused (500) raises a SyncError.
+    assert_eq!(minted.len(), 15, "derived ImagingStudy-open, ImagingStudy-close and a SyncError per round");
     assert!(minted.iter().all(|id| id.starts_with("h-")), "{minted:?}");
     let unique: BTreeSet<&String> = minted.iter().collect();
     assert_eq!(unique.len(), minted.len(), "{minted:?}");

@@ -100,6 +100,22 @@ impl Follower {
             let kind = event.name.kind();
             if is_context_change(kind) && self.context_ts.is_none_or(|ts| event.timestamp >= ts) {
                 self.supersede_undecided(kind);
+                let shown = self.current.as_ref().map(|c| &c.anchor);
+                if (200..300).contains(&status) && kind == EventKind::Open && event.anchor().as_ref() != shown {
+                    // An open this app followed before, sent again (a replay passes through
+                    // older opens on its way to the current one): it is current again, so the
+                    // app shows it again, as it did.
+                    self.apply(&event);
+                    self.outputs.push_back(Output::ContextChanged(self.current.clone()));
+                    self.settle_in_sync();
+                } else if !(200..300).contains(&status) {
+                    // The Hub sent again a change this app refused (a replay after a reconnect):
+                    // it is still the newest, and still refused. Whatever the app followed on
+                    // the way (a replay passes through older opens), it is not in sync.
+                    self.diverged = true;
+                    self.refused = Some((event.id.clone(), event.name.to_string()));
+                    self.set_refused(event.id.clone(), event.name.to_string());
+                }
             }
             return;
         }
@@ -276,11 +292,17 @@ impl Follower {
                     self.post_sync_error(&p.event, format!("{} {why} {name}", self.display_name()), now);
                 }
                 if is_context_change(kind) || kind == EventKind::Update {
-                    self.set_status(SyncStatus::OutOfSync {
-                        reason: OutOfSyncReason::Refused { event_id: id.to_owned(), event_name: name },
-                    });
+                    self.set_refused(id.to_owned(), name);
                 }
             }
+        }
+    }
+
+    /// Out of sync because this app refused (or failed) `event_id`, unless disconnected (that
+    /// status says more).
+    fn set_refused(&mut self, event_id: String, event_name: String) {
+        if !matches!(self.status, SyncStatus::Disconnected { .. }) {
+            self.set_status(SyncStatus::OutOfSync { reason: OutOfSyncReason::Refused { event_id, event_name } });
         }
     }
 
@@ -424,11 +446,7 @@ impl Follower {
             // is back on what the app shows; else out of sync, as refused, until the app
             // follows a new change.
             if current.as_ref().map(|c| &c.anchor) != self.current.as_ref().map(|c| &c.anchor) {
-                if !matches!(self.status, SyncStatus::Disconnected { .. }) {
-                    self.set_status(SyncStatus::OutOfSync {
-                        reason: OutOfSyncReason::Refused { event_id, event_name },
-                    });
-                }
+                self.set_refused(event_id, event_name);
                 return;
             }
             self.refused = None;

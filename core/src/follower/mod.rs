@@ -39,7 +39,8 @@ pub use outbound::PrepareError;
 /// Settings of a follower.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct FollowerConfig {
-    /// An app that has not decided by then is answered `202` (the Hub waits 10 s, req 85).
+    /// An app that has not decided by then is answered `202` (the Hub waits 10 s, req 85;
+    /// 3 s leaves 7 s for the notification and the answer to travel).
     pub answer_within: Duration,
     /// After a `202`, an app that has still not decided this long after receipt is taken to
     /// refuse, and a SyncError is sent (req 75: within 10 s).
@@ -66,7 +67,7 @@ pub struct FollowerConfig {
 impl Default for FollowerConfig {
     fn default() -> Self {
         FollowerConfig {
-            answer_within: Duration::from_secs(5),
+            answer_within: Duration::from_secs(3),
             decide_within: Duration::from_secs(10),
             resend_after: Duration::from_secs(10),
             max_resends: 5,

@@ -79,6 +79,14 @@ impl Topic {
                 let diagnostics = format!("{} did not answer {} within {secs} s", sub.display_name(), describe(p));
                 let (id, event) = p.about();
                 self.send_sync_error(id, event, &sub.display_name(), diagnostics, false, Some(&sub.endpoint), now);
+            } else if let Some((id, event)) = self.about_now() {
+                // Only SyncErrors went unanswered: no event was refused, but the subscriber is
+                // dropped and stops following; the others are told so, about the context.
+                let diagnostics = format!(
+                    "{} did not answer a SyncError within {secs} s and was unsubscribed: it no longer follows the context",
+                    sub.display_name()
+                );
+                self.send_sync_error(&id, &event, &sub.display_name(), diagnostics, false, Some(&sub.endpoint), now);
             }
         }
         for sub in &silent {

@@ -142,6 +142,14 @@ pub enum EventRejected {
         /// The most allowed, in seconds.
         max_seconds: u64,
     },
+    /// The anchor is carried by the current context: close that first.
+    #[error("{anchor} is part of the current context {current}: close {current} first (or open another context); closing only {anchor} would leave apps that follow it out of step with the current context")]
+    CarriedByCurrent {
+        /// The anchor asked to close.
+        anchor: ResourceKey,
+        /// The current context's anchor.
+        current: ResourceKey,
+    },
     /// The anchor is not open.
     #[error("{anchor} is not an open context of this topic (neg 16, neg 19)")]
     NotOpen {
@@ -185,6 +193,7 @@ impl EventRejected {
             EventRejected::IdReused { .. }
             | EventRejected::Stale { .. }
             | EventRejected::NotOpen { .. }
+            | EventRejected::CarriedByCurrent { .. }
             | EventRejected::NotCurrent { .. }
             | EventRejected::VersionMismatch { .. } => 409,
             EventRejected::Bundle(b) => b.http_status(),

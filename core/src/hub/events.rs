@@ -40,6 +40,7 @@ impl Topic {
             return Err(EventRejected::IdReused { id: event.id });
         }
         let id = event.id.clone();
+        self.fresh_derived.clear();
         let version_id = match event.name.kind() {
             EventKind::Open => Some(self.open(event, now)?),
             EventKind::Close => {
@@ -52,9 +53,28 @@ impl Topic {
                 None
             }
             EventKind::SyncError => {
-                SyncErrorDetails::from_context(&event.context)
+                let details = SyncErrorDetails::from_context(&event.context)
                     .map_err(|e| EventRejected::BadSyncError(e.to_string()))?;
-                self.broadcast(&event, None, now);
+                let source =
+                    self.state.derived_ids.iter().find(|(id, _)| *id == details.event_id).map(|(_, s)| s.clone());
+                match source {
+                    // About an event this Hub derived (a subscriber answered 202 to it, then
+                    // refused): relayed as about the event it was derived from, so the app
+                    // that sent that one recognises it and resends it (req 81). The rest of
+                    // the OperationOutcome is kept; the diagnostics name the derived event.
+                    Some((id, name)) => {
+                        let diagnostics = format!(
+                            "{} (about {} {}, derived from {name} {id})",
+                            details.diagnostics, details.event_name, details.event_id
+                        );
+                        let relayed =
+                            SyncErrorDetails { event_id: id, event_name: name.to_string(), diagnostics, ..details };
+                        let mut ev = event.clone();
+                        ev.context = vec![relayed.context_entry()];
+                        self.broadcast(&ev, None, now);
+                    }
+                    None => self.broadcast(&event, None, now),
+                }
                 None
             }
             EventKind::UserLogout => {
@@ -62,6 +82,7 @@ impl Topic {
                 self.check_stale(&event, now)?;
                 self.state.current = None;
                 self.state.context_timestamp = Some(event.timestamp);
+                self.state.last_change = Some((event.id.clone(), event.name.clone()));
                 self.broadcast(&event, None, now);
                 self.reconcile_views(&event, now);
                 self.state.anchors.clear();
@@ -73,6 +94,7 @@ impl Topic {
                 self.check_stale(&event, now)?;
                 self.state.current = None;
                 self.state.context_timestamp = Some(event.timestamp);
+                self.state.last_change = Some((event.id.clone(), event.name.clone()));
                 self.broadcast(&event, None, now);
                 self.reconcile_views(&event, now);
                 None
@@ -157,6 +179,7 @@ impl Topic {
         };
         self.state.current = Some(key);
         self.state.context_timestamp = Some(event.timestamp);
+        self.state.last_change = Some((event.id.clone(), event.name.clone()));
         self.evict_old_anchors();
         event.version_id = Some(version.clone());
         self.broadcast(&event, None, now);
@@ -222,6 +245,7 @@ impl Topic {
                 }
                 None => {
                     let v = self.state.mint();
+                    self.fresh_derived.push(key.clone());
                     self.state.anchors.push(OpenAnchor {
                         key,
                         open: derived,
@@ -243,11 +267,20 @@ impl Topic {
         self.check_stale(&event, now)?;
         let key = event.anchor().expect("validated closes have an anchor");
         let i = self.state.anchor_index(&key).ok_or_else(|| EventRejected::NotOpen { anchor: key.clone() })?;
+        // Decision (views): the patient (say) of the current report cannot be closed while the
+        // report is current; every patient-only app's view is that patient, so it would be
+        // sent the close and at once the patient again.
+        if let Some(cur) = self.state.current.clone().filter(|c| *c != key) {
+            if self.state.anchor(&cur).is_some_and(|a| carries(&a.open, &key)) {
+                return Err(EventRejected::CarriedByCurrent { anchor: key, current: cur });
+            }
+        }
         self.state.anchors.remove(i);
         if self.state.current.as_ref() == Some(&key) {
             self.state.current = None;
         }
         self.state.context_timestamp = Some(event.timestamp);
+        self.state.last_change = Some((event.id.clone(), event.name.clone()));
         self.broadcast(&event, None, now);
         // Views first, while the anchors about to go are still recorded: the closes sent
         // carry their contexts as they were opened.
@@ -398,7 +431,16 @@ impl Topic {
         if view.as_ref().map(|v| &v.anchor) == sub.shown.as_ref() && !sub.view_refused {
             return;
         }
-        let source = source.map(|e| (Arc::<str>::from(e.id.as_str()), e.name.clone()));
+        // What a refusal of the events sent here names (req 81): an open is derived from the
+        // current context's open, whatever made it necessary; a close from the change that
+        // emptied the view (or the last change, for a subscriber that just connected).
+        let cur_source = current_open.as_ref().map(|c| (Arc::<str>::from(c.id.as_str()), c.name.clone()));
+        let source = match &view {
+            Some(_) => cur_source,
+            None => source.map(|e| (Arc::<str>::from(e.id.as_str()), e.name.clone())).or_else(|| {
+                self.state.last_change.as_ref().map(|(id, name)| (Arc::<str>::from(id.as_str()), name.clone()))
+            }),
+        };
         // Derived events are stamped with the change that made them necessary (the newest
         // context timestamp), never earlier: a follower ignores an event older than what it
         // applied last (req 67), e.g. the close that emptied its view before the re-open.
@@ -412,48 +454,28 @@ impl Topic {
                 sends.push(ev);
             }
             (Some(v), Some(cur)) => {
-                let sub = &self.state.subscriptions[token];
-                for (name, context) in crate::view::implied_opens(cur) {
-                    if !sub.wants(&name) {
-                        continue;
-                    }
-                    let Some(key) = context.first().and_then(crate::view::key_of) else { continue };
-                    let last = key == v.anchor;
-                    if !last && sub.told.contains(&key) {
-                        continue;
-                    }
-                    // The derived open this very event recorded goes out as recorded (so it
-                    // is replayed later with the same id, as a broadcast would be); any other
-                    // gets a fresh id, since this subscriber may have answered the recorded
-                    // one before (it would take it for a duplicate and not apply it).
-                    let recorded = self.state.anchor(&key).filter(|a| {
-                        a.open.name == name
-                            && a.open.context == context
-                            && a.source_event.as_ref().map(|(id, _)| id.as_str())
-                                == source.as_ref().map(|(id, _)| &**id)
-                    });
-                    if let Some(a) = recorded.filter(|a| a.open.timestamp >= stamp) {
-                        sends.push(a.open.clone());
-                        if last {
-                            break;
-                        }
-                        continue;
-                    }
-                    sends.push(Event {
+                // Only the view's own open: an app that follows patients and studies is sent the
+                // study (its context names the patient), never the patient on the way, which
+                // would make it show, and say in sync on, what is not its view.
+                let fresh = self.fresh_derived.contains(&v.anchor);
+                let recorded = self.state.anchor(&v.anchor).filter(|a| {
+                    fresh && a.open.name == v.name && a.open.context == v.context && a.open.timestamp >= stamp
+                });
+                match recorded {
+                    // The derived open this very event recorded goes out as recorded (so it is
+                    // replayed later with the same id, as a broadcast would be); any other gets
+                    // a fresh id, since this subscriber may have answered the recorded one
+                    // before (it would take it for a duplicate and not apply it).
+                    Some(a) => sends.push(a.open.clone()),
+                    None => sends.push(Event {
                         timestamp: cur.timestamp.max(stamp),
-                        id: String::new(),
+                        id: self.state.mint(),
                         topic: self.state.topic.clone(),
-                        name,
+                        name: v.name.clone(),
                         version_id: None,
                         prior_version_id: None,
-                        context,
-                    });
-                    if last {
-                        break;
-                    }
-                }
-                for ev in sends.iter_mut().filter(|e| e.id.is_empty()) {
-                    ev.id = self.state.mint();
+                        context: v.context.clone(),
+                    }),
                 }
             }
             _ => {
@@ -494,18 +516,11 @@ impl Topic {
             }
         }
         for mut ev in sends {
-            let mut about = source.clone();
             if ev.name.kind() == EventKind::Open {
-                let record = ev.anchor().and_then(|k| self.state.anchor(&k));
-                ev.version_id = record.map(|a| a.version_id.clone());
-                if let Some((id, name)) =
-                    record.filter(|a| a.derived_from.is_some()).and_then(|a| a.source_event.clone())
-                {
-                    about = Some((Arc::from(id.as_str()), name));
-                }
+                ev.version_id = ev.anchor().and_then(|k| self.state.anchor(&k)).map(|a| a.version_id.clone());
             }
             let text: Arc<str> = ev.to_json().into();
-            self.send_to(token, text, &ev, about, now);
+            self.send_to(token, text, &ev, source.clone(), now);
             if let Some(sub) = self.state.subscriptions.get_mut(token) {
                 sub.note_direct(&ev);
             }
@@ -523,6 +538,14 @@ impl Topic {
         now: Timestamp,
     ) {
         let deadline = now.add(self.config.ack_timeout);
+        if let Some((sid, sname)) = &source {
+            if !self.state.derived_ids.iter().any(|(id, _)| *id == event.id) {
+                self.state.derived_ids.push_back((event.id.clone(), (sid.to_string(), sname.clone())));
+                while self.state.derived_ids.len() > self.config.dedup_window {
+                    self.state.derived_ids.pop_front();
+                }
+            }
+        }
         if let Some(sub) = self.state.subscriptions.get_mut(token) {
             sub.pending.push(super::state::PendingAck {
                 id: event.id.as_str().into(),

@@ -157,6 +157,9 @@ pub struct Topic {
     config: HubConfig,
     state: TopicState,
     outbound: VecDeque<Outbound>,
+    /// Derived anchors recorded by the event being handled (not persisted): their recorded
+    /// open goes out as it is, id included; any other derived open gets a fresh id.
+    fresh_derived: Vec<crate::wire::ResourceKey>,
 }
 
 impl Topic {
@@ -164,12 +167,12 @@ impl Topic {
     /// events, versions) unique across topics and restarts (req 137): give it fresh random
     /// text, e.g. 16 hex digits from a CSPRNG.
     pub fn new(topic: &str, id_prefix: &str, config: HubConfig) -> Self {
-        Topic { config, state: TopicState::new(topic, id_prefix), outbound: VecDeque::new() }
+        Topic { config, state: TopicState::new(topic, id_prefix), outbound: VecDeque::new(), fresh_derived: Vec::new() }
     }
 
     /// Rebuilds a topic from persisted state.
     pub fn restore(state: TopicState, config: HubConfig) -> Self {
-        Topic { config, state, outbound: VecDeque::new() }
+        Topic { config, state, outbound: VecDeque::new(), fresh_derived: Vec::new() }
     }
 
     /// The state to persist.

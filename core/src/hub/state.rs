@@ -28,6 +28,14 @@ pub struct TopicState {
     pub(crate) current: Option<ResourceKey>,
     /// Timestamp of the last event that changed the current context (req 67).
     pub(crate) context_timestamp: Option<Timestamp>,
+    /// The last accepted context change (id, name): what a SyncError about a subscriber that
+    /// left is about when no context is current (a lost connection, an unanswered SyncError).
+    #[serde(default)]
+    pub(crate) last_change: Option<(String, EventName)>,
+    /// Events this Hub derived (req 97) and sent, with the event each was derived from (the
+    /// last `dedup_window`): a subscriber's SyncError about one is relayed as about its source.
+    #[serde(default)]
+    pub(crate) derived_ids: VecDeque<(String, (String, EventName))>,
     /// Recently accepted request ids and a fingerprint of their event (req 139).
     pub(crate) recent_ids: VecDeque<(String, String)>,
     /// When the next legacy heartbeat is due, if enabled and anyone is connected.
@@ -44,6 +52,8 @@ impl TopicState {
             anchors: Vec::new(),
             current: None,
             context_timestamp: None,
+            last_change: None,
+            derived_ids: VecDeque::new(),
             recent_ids: VecDeque::new(),
             next_heartbeat: None,
         }
@@ -67,6 +77,8 @@ impl TopicState {
             anchors: &self.anchors,
             current: &self.current,
             context_timestamp: &self.context_timestamp,
+            last_change: &self.last_change,
+            derived_ids: &self.derived_ids,
             next_heartbeat: &self.next_heartbeat,
         })
         .expect("state serialises")
@@ -95,6 +107,8 @@ impl TopicState {
             anchors: m.anchors,
             current: m.current,
             context_timestamp: m.context_timestamp,
+            last_change: m.last_change,
+            derived_ids: m.derived_ids,
             recent_ids: recent_ids.into_iter().collect(),
             next_heartbeat: m.next_heartbeat,
         })
@@ -116,6 +130,12 @@ impl TopicState {
     /// The topic's open contexts, least recently opened first.
     pub fn open_contexts(&self) -> impl Iterator<Item = &ResourceKey> {
         self.anchors.iter().map(|a| &a.key)
+    }
+
+    /// The last accepted context change (id, name), if any: what a SyncError about a
+    /// subscriber that left names when no context is current.
+    pub fn last_change(&self) -> Option<(&str, &EventName)> {
+        self.last_change.as_ref().map(|(id, name)| (id.as_str(), name))
     }
 
     /// The current context's anchor.
@@ -151,6 +171,10 @@ struct MetaRef<'a> {
     anchors: &'a [OpenAnchor],
     current: &'a Option<ResourceKey>,
     context_timestamp: &'a Option<Timestamp>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_change: &'a Option<(String, EventName)>,
+    #[serde(skip_serializing_if = "VecDeque::is_empty")]
+    derived_ids: &'a VecDeque<(String, (String, EventName))>,
     next_heartbeat: &'a Option<Timestamp>,
 }
 
@@ -163,6 +187,10 @@ struct Meta {
     anchors: Vec<OpenAnchor>,
     current: Option<ResourceKey>,
     context_timestamp: Option<Timestamp>,
+    #[serde(default)]
+    last_change: Option<(String, EventName)>,
+    #[serde(default)]
+    derived_ids: VecDeque<(String, (String, EventName))>,
     next_heartbeat: Option<Timestamp>,
 }
 

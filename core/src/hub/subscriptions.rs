@@ -174,6 +174,7 @@ impl Topic {
         let mut order: Vec<usize> = latest.into_values().collect();
         order.sort_unstable();
         let sub = &self.state.subscriptions[token];
+        let view = self.view_for(&sub.events).map(|v| v.anchor);
         let mut sends = Vec::new();
         for i in order {
             let a = &self.state.anchors[i];
@@ -185,9 +186,26 @@ impl Topic {
             if source_open.is_some_and(|s| sub.wants(&s)) {
                 continue;
             }
+            // Views: a derived anchor is replayed only as the subscriber's view (a patient the
+            // current report implies, to a patient-only app), never on the way to it.
+            if a.derived_from.is_some() && view.as_ref() != Some(&a.key) {
+                continue;
+            }
             let mut ev = a.open.clone();
             ev.version_id = Some(a.version_id.clone());
             let source = a.source_event.as_ref().map(|(id, name)| (Arc::<str>::from(id.as_str()), name.clone()));
+            sends.push((ev, source));
+        }
+        // The view last, and never older than what is replayed before it (a follower ignores
+        // an older event, req 67): a study opened long ago that the current report names is
+        // sent again with a fresh id and the current context's time.
+        if let Some(i) = sends.iter().position(|(ev, _)| ev.anchor() == view) {
+            let (mut ev, source) = sends.remove(i);
+            let newest = sends.iter().map(|(e, _)| e.timestamp).max();
+            if newest.is_some_and(|t| t > ev.timestamp) {
+                ev.id = self.state.mint();
+                ev.timestamp = self.state.context_timestamp.unwrap_or(now).max(newest.unwrap_or(now));
+            }
             sends.push((ev, source));
         }
         for (ev, source) in sends {
@@ -216,6 +234,14 @@ impl Topic {
         self.push(Outbound::Close { to: sub.endpoint.clone(), code: CLOSE_NORMAL, reason: reason.to_owned() });
     }
 
+    /// What a SyncError about a subscriber that left is about when it owed no answer: the
+    /// current context's open, else the last context change (the apps' screens are empty, but
+    /// one of them stopped following); `None` before any context change.
+    pub(crate) fn about_now(&self) -> Option<(String, EventName)> {
+        let current = self.state.current.as_ref().and_then(|k| self.state.anchor(k));
+        current.map(|a| (a.open.id.clone(), a.open.name.clone())).or_else(|| self.state.last_change.clone())
+    }
+
     /// A subscriber's socket closed (req 85-86). The subscription ends either way: endpoints
     /// are single-use, so it could never reconnect (§neg 23 decision). A close other than
     /// 1000/1001 is a connection problem: the other subscribers get a SyncError about the
@@ -234,11 +260,7 @@ impl Topic {
                 let (id, event) = p.about();
                 (id.to_owned(), event.clone())
             })
-            .or_else(|| {
-                let cur = self.state.current.as_ref()?;
-                let a = self.state.anchor(cur)?;
-                Some((a.open.id.clone(), a.open.name.clone()))
-            });
+            .or_else(|| self.about_now());
         if let Some((id, event)) = about {
             let diagnostics =
                 format!("{} lost its connection to the hub (WebSocket close code {code})", sub.display_name());

@@ -5,7 +5,7 @@ use super::*;
 
 impl Sim {
     /// Whether every accepting app is past its transient states: connected, not resynchronising,
-    /// not deciding.
+    /// not deciding, nothing in flight to it, no HTTP request of its shell under way.
     pub(super) fn settled(&self) -> bool {
         self.nodes.iter().all(|n| match &n.app {
             Some(a) if n.policy.accepts_everything() => {
@@ -23,7 +23,12 @@ impl Sim {
                     Conn::Sock(s) => self.sockets[s].down_in_flight.is_empty(),
                     _ => false,
                 };
-                !transient && n.delivered.is_empty() && n.gets_in_flight.is_empty() && quiescent && self.connected(n)
+                !transient
+                    && n.delivered.is_empty()
+                    && n.gets_in_flight.is_empty()
+                    && n.http_in_flight == 0
+                    && quiescent
+                    && self.connected(n)
             }
             _ => true,
         })
@@ -66,11 +71,10 @@ impl Sim {
 
     /// Sync safety and check (a), after every step (see the documentation of the simulator).
     pub(super) fn check(&mut self) -> Res {
-        let hub_now = self.hub_current();
         for i in 0..self.nodes.len() {
             let n = &self.nodes[i];
             let Some(app) = &n.app else { continue };
-            let shown = app.f.current().map(|c| c.anchor.clone());
+            let shown = app.anchor();
             if let Some(a) = &shown {
                 if !self.ever_opened.contains(a) {
                     return fail("phantom (a)", format!("{} shows {a}, which the hub never had open", n.name));
@@ -80,7 +84,8 @@ impl Sim {
                 continue;
             }
             self.stats.in_sync_checks += 1;
-            if shown == hub_now {
+            let view_now = &n.views.last().expect("a view from the start").1;
+            if shown == *view_now {
                 continue;
             }
             let undetected_break = self.sockets.iter().any(|s| s.node == i && s.broken && !s.node_knows_end);
@@ -103,7 +108,7 @@ impl Sim {
                     }
                 }
             }
-            let mut allowed = self.hub_anchors_since(oldest.unwrap_or(self.step + 1));
+            let mut allowed = views_since(&n.views, oldest.unwrap_or(self.step + 1));
             for r in replayed {
                 if !allowed.contains(r) {
                     allowed.push(r.clone());
@@ -114,13 +119,18 @@ impl Sim {
                     Some(s) => format!("the oldest news in flight to it is from step #{s}"),
                     None => "nothing is in flight to it and no break is undetected".into(),
                 };
-                return fail(
+                let hub_now = self.hub_current();
+                let sig = format!("{:?} app shows {}, its view {}", n.kind, type_of(&shown), type_of(view_now));
+                return fail_sig(
                     "sync safety",
+                    sig,
                     format!(
-                        "{} is InSync showing {:?} but the hub's current anchor is {:?}, and {in_flight}; \
-                         anchors the hub held since: {:?}",
+                        "{} ({:?}) is InSync showing {:?} but its view of the hub is {:?} (the hub's current \
+                         anchor: {:?}), and {in_flight}; its views since: {:?}",
                         n.name,
+                        n.kind,
                         shown.map(|k| k.to_string()),
+                        view_now.as_ref().map(|k| k.to_string()),
                         hub_now.as_ref().map(|k| k.to_string()),
                         allowed.iter().map(|a| a.as_ref().map(|k| k.to_string())).collect::<Vec<_>>()
                     ),
@@ -131,22 +141,9 @@ impl Sim {
         Ok(())
     }
 
-    /// `{ H(s) : s0 - 1 <= s <= now }`.
-    fn hub_anchors_since(&self, s0: usize) -> Vec<Option<ResourceKey>> {
-        let mut out = Vec::new();
-        let first = self.hub_history.iter().rposition(|(s, _)| *s < s0).unwrap_or(0);
-        for (_, a) in &self.hub_history[first..] {
-            if !out.contains(a) {
-                out.push(a.clone());
-            }
-        }
-        out
-    }
-
     pub(super) fn check_liveness(&mut self) -> Res {
         log!(self, "--- end of the quiet period: liveness ---");
         self.end_step();
-        let hub_now = self.hub_current();
         for n in &self.nodes {
             let Some(app) = &n.app else { continue };
             if !n.policy.accepts_everything() {
@@ -154,7 +151,8 @@ impl Sim {
             }
             let connected = self.connected(n);
             let status = app.f.status();
-            let shown = app.f.current().map(|c| c.anchor.clone());
+            let shown = app.anchor();
+            let view = &n.views.last().expect("a view from the start").1;
             let excused = !self.clean
                 && matches!(
                     status,
@@ -162,20 +160,43 @@ impl Sim {
                         reason: OutOfSyncReason::SyncError { .. } | OutOfSyncReason::OwnEventNotFollowed { .. }
                     }
                 );
-            if !connected || shown != hub_now || (*status != SyncStatus::InSync && !excused) {
-                return fail(
+            if !connected || shown != *view || (*status != SyncStatus::InSync && !excused) {
+                let sig = if !connected {
+                    "not connected".to_owned()
+                } else if shown != *view {
+                    format!("{:?} app shows {}, its view {}", n.kind, type_of(&shown), type_of(view))
+                } else {
+                    status_str(status).split(['(', ' ']).take(2).collect::<Vec<_>>().join(" ")
+                };
+                return fail_sig(
                     "liveness (c)",
+                    sig,
                     format!(
-                        "after the quiet period {} ({:?}) is {}, shows {:?}; the hub's current anchor is {:?}",
+                        "after the quiet period {} ({:?}, {:?}) is {}, shows {:?}; its view of the hub is {:?} (the \
+                         hub's current anchor: {:?})",
                         n.name,
                         n.policy,
+                        n.kind,
                         if connected { status_str(status) } else { format!("not connected ({})", status_str(status)) },
                         shown.map(|k| k.to_string()),
-                        hub_now.as_ref().map(|k| k.to_string())
+                        view.as_ref().map(|k| k.to_string()),
+                        self.hub_current().as_ref().map(|k| k.to_string())
                     ),
                 );
             }
         }
         Ok(())
     }
+}
+
+/// `{ V(s) : s0 - 1 <= s <= now }` of one app.
+fn views_since(views: &[(usize, Option<ResourceKey>)], s0: usize) -> Vec<Option<ResourceKey>> {
+    let mut out = Vec::new();
+    let first = views.iter().rposition(|(s, _)| *s < s0).unwrap_or(0);
+    for (_, a) in &views[first..] {
+        if !out.contains(a) {
+            out.push(a.clone());
+        }
+    }
+    out
 }

@@ -2,53 +2,59 @@
 
 use super::*;
 
+const HUB_URL: &str = "https://hub.example/api/hub/ws/";
+
 impl Sim {
     /// The shell POSTs an event of its app (or one the follower asks for) to the Hub.
     pub(super) fn post(&mut self, i: usize, ev: Event) {
         let json = ev.to_json();
-        self.nodes[i].own.insert(ev.id.clone(), ev.clone());
-        let id = ev.id;
-        self.http_request(i, Req::Post { id, json });
+        self.http_request(i, Req::Post { id: ev.id, json });
     }
 
     /// An HTTP request on its way to the Hub, unless lost (then the shell sees an error).
     pub(super) fn http_request(&mut self, node: usize, req: Req) {
+        let gen = self.nodes[node].gen;
+        self.nodes[node].http_in_flight += 1;
         if self.rng.chance(self.loss_chance) && !self.quiet {
             self.stats.lost_http += 1;
             log!(self, "network: {}'s HTTP request is lost", self.nodes[node].name);
             let resp = match req {
                 Req::Subscribe(_) => Resp::Subscribed(Err("network error".into())),
+                Req::Renew { sock, .. } => Resp::Renewed { sock, result: Err(0) },
                 Req::Post { id, .. } => Resp::Posted { id, result: Err((504, "network error".into())) },
                 Req::Get => Resp::Snapshot { result: Err("network error".into()), step: self.step },
             };
             let d = self.rng.ms(500, 5000);
-            self.schedule(d, Ev::ToNode { node, resp });
+            self.schedule(d, Ev::ToNode { node, gen, resp });
             return;
         }
         let d = self.rng.delay(5, 400, 3000);
-        self.schedule(d, Ev::ToHub { node, req });
+        self.schedule(d, Ev::ToHub { node, gen, req });
     }
 
     /// An HTTP answer on its way back, unless lost (then the shell sees an error).
-    fn http_response(&mut self, node: usize, mut resp: Resp) {
+    fn http_response(&mut self, node: usize, gen: u64, mut resp: Resp) {
         if self.rng.chance(self.loss_chance) && !self.quiet {
             self.stats.lost_http += 1;
             log!(self, "network: the answer to {} is lost", self.nodes[node].name);
             resp = match resp {
                 Resp::Subscribed(_) => Resp::Subscribed(Err("network error".into())),
+                Resp::Renewed { sock, .. } => Resp::Renewed { sock, result: Err(0) },
                 Resp::Posted { id, .. } => Resp::Posted { id, result: Err((504, "network error".into())) },
                 Resp::Snapshot { step, .. } => Resp::Snapshot { result: Err("network error".into()), step },
             };
         }
         if let Resp::Snapshot { result: Ok(_), step } = &resp {
-            self.nodes[node].gets_in_flight.push(*step);
+            if gen == self.nodes[node].gen {
+                self.nodes[node].gets_in_flight.push(*step);
+            }
         }
         let d = self.rng.delay(5, 400, 3000);
-        self.schedule(d, Ev::ToNode { node, resp });
+        self.schedule(d, Ev::ToNode { node, gen, resp });
     }
 
     /// The Hub's shell handles an HTTP request.
-    pub(super) fn at_hub(&mut self, node: usize, req: Req) -> Res {
+    pub(super) fn at_hub(&mut self, node: usize, gen: u64, req: Req) -> Res {
         let name = self.nodes[node].name.clone();
         match req {
             Req::Subscribe(r) => {
@@ -58,28 +64,59 @@ impl Sim {
                 log!(self, "hub: subscribe from {name}: {result:?}");
                 let result = result.map(|a| a.endpoint).map_err(|e| e.to_string());
                 self.route()?;
-                self.http_response(node, Resp::Subscribed(result));
+                self.http_response(node, gen, Resp::Subscribed(result));
+            }
+            Req::Renew { sock, req } => {
+                self.next_token += 1;
+                let token = format!("tok{}", self.next_token);
+                let result = self.hub.handle_subscription(&req, &Auth::open(), &token, self.now);
+                log!(self, "hub: renewal from {name} for {}: {result:?}", self.sockets[sock].token);
+                let result = result.map(|_| ()).map_err(|e| e.http_status());
+                self.route()?;
+                self.http_response(node, gen, Resp::Renewed { sock, result });
             }
             Req::Post { id, json } => {
                 let ev = match Event::parse_envelope(&json) {
                     Ok(ev) => ev,
                     Err(e) => return fail("protocol", format!("the hub cannot read {name}'s POST: {e}")),
                 };
+                let sync_error = (ev.name.kind() == EventKind::SyncError).then(|| ev.context.clone());
+                let minted = self.hub.state().minted();
                 let result = self.hub.handle_event(ev, &Auth::open(), self.now);
+                // Ids the Hub minted for this event (derived events among them): `h-<n>`.
+                for n in minted..self.hub.state().minted() {
+                    self.derived_from.entry(format!("h-{n}")).or_default().push(id.clone());
+                }
                 match &result {
-                    Ok(a) => log!(self, "hub: POST {id} from {name} accepted {:?}", a.version_id),
+                    Ok(a) => log!(
+                        self,
+                        "hub: POST {id} from {name} accepted {:?}{}",
+                        a.version_id,
+                        if a.duplicate { " (duplicate)" } else { "" }
+                    ),
                     Err(e) => log!(self, "hub: POST {id} from {name} refused {}: {e}", e.http_status()),
                 }
+                if let Ok(a) = &result {
+                    if !a.duplicate {
+                        self.published.insert(id.clone(), (node, gen, self.now));
+                    }
+                }
+                if let Some(context) = sync_error {
+                    self.posted_sync_error(node, &context, &result)?;
+                }
                 let result = result.map(|_| ()).map_err(|e| (e.http_status(), e.to_string()));
-                self.route()?;
-                self.http_response(node, Resp::Posted { id, result });
+                self.routing_post = Some(id.clone());
+                let r = self.route();
+                self.routing_post = None;
+                r?;
+                self.http_response(node, gen, Resp::Posted { id, result });
             }
             Req::Get => {
                 let cc = self.hub.current_context(&Auth::open()).expect("open auth");
                 log!(self, "hub: GET from {name}: {:?}", self.hub_current().map(|k| k.to_string()));
                 let json = serde_json::to_string(&cc).expect("serialises");
                 let step = self.step;
-                self.http_response(node, Resp::Snapshot { result: Ok(json), step });
+                self.http_response(node, gen, Resp::Snapshot { result: Ok(json), step });
             }
         }
         Ok(())
@@ -111,6 +148,7 @@ impl Sim {
                             down_in_flight: VecDeque::new(),
                             replayed: Vec::new(),
                             replay_in_flight: 0,
+                            owed: Vec::new(),
                         });
                         self.token_sock.insert(token, sock);
                         self.nodes[node].conn = Conn::Sock(sock);
@@ -123,8 +161,37 @@ impl Sim {
                     }
                 }
             }
+            Resp::Renewed { sock, result } => {
+                if self.nodes[node].conn != Conn::Sock(sock) || self.sockets[sock].node_knows_end {
+                    log!(self, "{name}: (renewal answer for an old socket)");
+                    return Ok(());
+                }
+                match result {
+                    Ok(()) => log!(self, "{name}: renewed (the confirmation arms the next renewal)"),
+                    Err(s) if (400..500).contains(&s) => {
+                        // The subscription is gone: start afresh (req 48), as the SDK does.
+                        log!(self, "{name}: renewal refused {s}: subscribing afresh");
+                        self.sockets[sock].node_knows_end = true;
+                        if !self.sockets[sock].broken {
+                            let d = self.rng.delay(1, 300, 3000);
+                            let s = &mut self.sockets[sock];
+                            let at = s.up_last.max(self.now.add(d));
+                            s.up_last = at;
+                            self.schedule_at(at, Ev::UpClose { sock });
+                        }
+                        self.disconnected(node, "the hub refused to renew")?;
+                    }
+                    Err(_) => {
+                        log!(self, "{name}: renewal failed; again in 5 s");
+                        self.schedule(Duration::from_secs(5), Ev::Renew { node, sock });
+                    }
+                }
+            }
             Resp::Posted { id, result } => {
                 log!(self, "{name}: POST {id} answered {result:?}");
+                if result.is_err() && self.has(Features::OWN) {
+                    self.nodes[node].post_failed.insert(id.clone());
+                }
                 if let Some(app) = self.nodes[node].app.as_mut() {
                     app.f.handle_post_result(&id, result, local);
                     self.drain_node(node)?;
@@ -146,6 +213,10 @@ impl Sim {
                         self.nodes[node].snapshot_step = Some(step);
                         let app = self.nodes[node].app.as_mut().expect("only followers GET");
                         app.f.handle_snapshot(&cc, local);
+                        if app.lie == Lie::UnfilteredSnapshot {
+                            let raw = snapshot_anchor(&cc);
+                            app.raw_snapshot = Some((raw, app.shown()));
+                        }
                     }
                     Err(e) => {
                         log!(self, "{name}: GET failed: {e}");
@@ -157,6 +228,25 @@ impl Sim {
             }
         }
         Ok(())
+    }
+
+    /// A message arrives at the Hub's end of a socket.
+    pub(super) fn up(&mut self, sock: usize, text: String) -> Res {
+        let s = &self.sockets[sock];
+        let name = self.nodes[s.node].name.clone();
+        if s.broken || !s.hub_attached {
+            log!(self, "{name} -> hub WS {text}: lost");
+            return Ok(());
+        }
+        let token = s.token.clone();
+        log!(self, "{name} -> hub WS {text}");
+        if self.has(Features::TOLD) {
+            self.answer_reaches_hub(sock, &text);
+        }
+        if let Err(e) = self.hub.handle_message(&token, &text, self.now) {
+            return fail("protocol", format!("the hub could not read an ack: {e}"));
+        }
+        self.route()
     }
 
     /// A message arrives at the follower's end of a socket.
@@ -189,10 +279,12 @@ impl Sim {
             DownMsg::Text(text) => {
                 log!(self, "hub -> {name} WS: {}", text_str(&text));
                 let local = self.nodes[node].local(self.now);
+                let confirmation = text.contains("\"hub.mode\":\"subscribe\"");
+                if confirmation {
+                    self.nodes[node].attempts = 0;
+                    self.confirmed(node, sock, &text);
+                }
                 let Some(app) = self.nodes[node].app.as_mut() else {
-                    if text.contains("\"hub.mode\":\"subscribe\"") {
-                        self.nodes[node].attempts = 0;
-                    }
                     return Ok(()); // a zombie: never answers
                 };
                 let before = app.shown();
@@ -203,12 +295,45 @@ impl Sim {
                     let ev = Event::parse_envelope(&text).ok();
                     self.after_change(node, before, ev.as_ref())?;
                 }
-                if text.contains("\"hub.mode\":\"subscribe\"") {
-                    self.nodes[node].attempts = 0;
+                let sync_error =
+                    (self.has(Features::TOLD) || self.has(Features::OWN)) && text.contains(SYNC_ERROR_MARK);
+                self.notices.clear();
+                self.drain_node(node)?;
+                if sync_error {
+                    self.sync_error_delivered(node, &text)?;
                 }
-                self.drain_node(node)
+                Ok(())
             }
         }
+    }
+
+    /// A confirmation on the node's socket: with `renewals`, renew at 80 % of the lease.
+    fn confirmed(&mut self, node: usize, sock: usize, text: &str) {
+        if !self.nodes[node].renews {
+            return;
+        }
+        let Ok(c) = fhircast_core::wire::Confirmation::parse(text) else { return };
+        let after = Duration::from_millis(c.lease_seconds * 800);
+        self.schedule(after, Ev::Renew { node, sock });
+    }
+
+    /// The shell renews the subscription on its socket: the same endpoint, a new lease.
+    pub(super) fn renew(&mut self, node: usize, sock: usize) {
+        if self.nodes[node].conn != Conn::Sock(sock) || self.sockets[sock].node_knows_end {
+            return;
+        }
+        self.stats.renewals += 1;
+        let n = &self.nodes[node];
+        let req = SubscriptionRequest {
+            mode: Mode::Subscribe,
+            topic: "T1".into(),
+            events: n.events.clone(),
+            lease_seconds: n.lease,
+            endpoint: Some(format!("{HUB_URL}{}", self.sockets[sock].token)),
+            subscriber_name: Some(n.name.clone()),
+        };
+        log!(self, "{}: shell renews the lease of {}", n.name, self.sockets[sock].token);
+        self.http_request(node, Req::Renew { sock, req: Box::new(req) });
     }
 
     /// The shell learns its connection is over: it tells the follower and reconnects later.
@@ -252,7 +377,7 @@ impl Sim {
         let req = SubscriptionRequest {
             mode: Mode::Subscribe,
             topic: "T1".into(),
-            events: EVENTS.split(',').map(|e| EventName::parse(e).expect("catalogued")).collect(),
+            events: n.events.clone(),
             lease_seconds: n.lease,
             endpoint: None,
             subscriber_name: Some(n.name.clone()),
@@ -264,6 +389,7 @@ impl Sim {
 
     /// Pumps the Hub's outputs onto the sockets.
     pub(super) fn route(&mut self) -> Res {
+        let told = self.has(Features::TOLD) || self.has(Features::OWN);
         while let Some(o) = self.hub.poll_outbound() {
             let (to, msg) = match o {
                 Outbound::Send { to, text } => (to, DownMsg::Text(text)),
@@ -279,20 +405,33 @@ impl Sim {
             if let DownMsg::Close(_) = msg {
                 s.hub_closed = true;
                 s.hub_attached = false;
+                s.owed.clear();
             }
-            if !s.broken && text_is(&msg, "\"hub.event\":\"SyncError\"") {
+            let sync_error = text_is(&msg, SYNC_ERROR_MARK);
+            if sync_error && self.opts.drop_sync_errors && s.node == 0 {
+                log!(self, "hub -> n0 WS: (the SyncError is DROPPED: the non-vacuity test) {}", msg_str(&msg));
+                self.step_dropped.push(sock);
+                continue;
+            }
+            if told {
+                if let DownMsg::Text(t) = &msg {
+                    self.sent(sock, t.clone())?;
+                }
+            }
+            let s = &mut self.sockets[sock];
+            if !s.broken && sync_error {
                 self.stats.sync_errors += 1;
             }
             if !s.broken && text_is(&msg, "\"denied\"") {
                 self.stats.denials += 1;
             }
-            let s = &mut self.sockets[sock];
             if s.broken {
                 let name = self.nodes[s.node].name.clone();
                 log!(self, "hub -> {name} WS: sent into a broken socket ({})", msg_str(&msg));
                 continue;
             }
             let replay = self.replaying == Some(sock);
+            log!(self, "hub sends {} {}", self.nodes[s.node].name, msg_str(&msg));
             let d = self.rng.delay(1, 300, 3000);
             let s = &mut self.sockets[sock];
             let at = s.down_last.max(self.now.add(d));
@@ -335,9 +474,21 @@ impl Sim {
                 }
                 Output::Deliver(ev) => self.deliver(i, ev)?,
                 Output::SyncError(n) => {
-                    log!(self, "{name}: app told SyncError {} (own={})", n.details.diagnostics, n.own_event)
+                    log!(
+                        self,
+                        "{name}: app told SyncError {} about {} (own={})",
+                        n.id,
+                        n.details.event_id,
+                        n.own_event
+                    );
+                    self.notices.push(n);
                 }
-                Output::Status(s) => log!(self, "{name}: status {}", status_str(&s)),
+                Output::Status(s) => {
+                    if matches!(s, SyncStatus::OutOfSync { reason: OutOfSyncReason::VersionGap { .. } }) {
+                        self.stats.version_gaps += 1;
+                    }
+                    log!(self, "{name}: status {}", status_str(&s))
+                }
                 Output::ContextChanged(c) => {
                     log!(self, "{name}: shows {:?}", c.map(|c| c.anchor.to_string()))
                 }
@@ -362,46 +513,13 @@ impl Sim {
             }
         }
     }
+}
 
-    /// The app gets a notification and decides according to its policy.
-    pub(super) fn deliver(&mut self, i: usize, ev: Event) -> Res {
-        let name = self.nodes[i].name.clone();
-        log!(self, "{name}: app gets {}", ev_str(&ev));
-        let n = &mut self.nodes[i];
-        let id = ev.id.clone();
-        let dislikes = ev.anchor().is_some_and(|a| n.disliked.contains(&a.id.as_str()));
-        n.delivered.insert(id.clone(), ev);
-        let now_decision = match n.policy {
-            Policy::Accept => Some(Decision::Accept),
-            Policy::RefuseSome => Some(if dislikes { Decision::Refuse } else { Decision::Accept }),
-            Policy::SlowAccept => {
-                let d = self.rng.ms(0, 7000);
-                self.schedule(d, Ev::Decide { node: i, id: id.clone(), decision: Decision::Accept });
-                None
-            }
-            Policy::DeferThenDecide => {
-                let d = self.rng.ms(200, 12_000);
-                let later = if self.rng.chance(0.3) { Decision::Refuse } else { Decision::Accept };
-                self.schedule(d, Ev::Decide { node: i, id: id.clone(), decision: later });
-                Some(Decision::Defer)
-            }
-            Policy::NeverDecide | Policy::Zombie => None,
-        };
-        if let Some(d) = now_decision {
-            match d {
-                Decision::Accept => self.stats.accepted += 1,
-                Decision::Refuse => self.stats.refused += 1,
-                _ => {}
-            }
-            let local = self.nodes[i].local(self.now);
-            let n = &mut self.nodes[i];
-            let ev = if d == Decision::Defer { n.delivered.get(&id).cloned() } else { n.delivered.remove(&id) };
-            let app = n.app.as_mut().expect("has a follower");
-            let before = app.shown();
-            app.f.decide(&id, d, local);
-            log!(self, "{name}: app decides {d:?}");
-            self.after_change(i, before, ev.as_ref())?;
-        }
-        Ok(())
+/// The anchor of a snapshot as it comes (unfiltered).
+fn snapshot_anchor(cc: &CurrentContext) -> Option<ResourceKey> {
+    if cc.context_type.is_empty() {
+        return None;
     }
+    let h = cc.context.iter().find_map(|e| e.resource_header().filter(|h| h.resource_type == cc.context_type))?;
+    Some(ResourceKey::new(h.resource_type, h.id?))
 }

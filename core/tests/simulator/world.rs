@@ -1,99 +1,221 @@
-//! The clock, the scenario and the main loop: one step at a time, to the earliest of the
+//! The scenario, the clock and the main loop: one step at a time, to the earliest of the
 //! next delivery, the Hub's deadline, a follower's deadline and the next scripted action.
 
 use super::*;
 
+/// Clocks that are not merely skewed (`bogus-clock`): hours or years off, or in 2200.
+const BOGUS_OFFSETS_S: [i64; 5] = [3 * 3600, -5 * 3600, 2 * 365 * 86_400, -10 * 365 * 86_400, 0];
+/// 2200-01-01T00:00:00Z.
+const YEAR_2200_S: i64 = 7_258_118_400;
+
 impl Sim {
     pub(super) fn new(seed: u64, opts: Options) -> Self {
         let mut rng = Rng(seed ^ 0x5EED_F00D_CAFE_0001);
-        let n = 2 + rng.below(4) as usize;
+        let enabled = opts.features;
+        let mut active = Features(enabled.0 & Features::CHECKS);
+        for (_, bit, _) in FEATURES {
+            if bit & Features::CHECKS == 0 && enabled.has(*bit) && rng.chance(0.5) {
+                active.0 |= bit;
+            }
+        }
         let clean = rng.chance(0.15);
-        let mut nodes = Vec::new();
+        if clean {
+            active.0 &= !(Features::REFUSERS | Features::RESTARTS);
+        }
+        let has = |b| active.has(b);
+        let n = if has(Features::REFUSERS) { 3 + rng.below(3) as usize } else { 2 + rng.below(4) as usize };
+        let patients = if has(Features::MAX_OPEN) { PATIENTS.len() } else { 4 } as u64;
+        let mut policies = Vec::new();
         for i in 0..n {
-            let policy = if i == 0 {
+            policies.push(if i == 0 {
                 Policy::Accept
             } else if clean {
-                [Policy::Accept, Policy::SlowAccept][rng.below(2) as usize]
+                rng.pick(&[Policy::Accept, Policy::SlowAccept])
             } else {
                 match rng.below(12) {
                     0..=2 => Policy::Accept,
                     3..=4 => Policy::SlowAccept,
-                    5..=6 => Policy::RefuseSome,
+                    5..=6 => Policy::Dislike(Refusal::Conflict),
                     7..=8 => Policy::DeferThenDecide,
                     9..=10 => Policy::NeverDecide,
                     _ => Policy::Zombie,
                 }
-            };
-            let skew_ns = if rng.chance(0.5) { rng.below(4_000_000_000) as i64 - 2_000_000_000 } else { 0 };
-            let lease = rng.chance(0.2).then(|| 30 + rng.below(120));
-            let name = format!("n{i}");
-            let app = (policy != Policy::Zombie).then(|| App {
-                f: Follower::new("T1", Some(name.clone()), FollowerConfig::default()),
-                lie: opts.lying_followers && matches!(policy, Policy::RefuseSome | Policy::DeferThenDecide),
             });
-            let disliked = vec![PATIENTS[rng.below(4) as usize], REPORTS[rng.below(3) as usize]];
+        }
+        // `refusers`: two or three apps dislike the same anchors, each refusing its own way.
+        let shared_dislikes = vec![
+            PATIENTS[rng.below(patients) as usize],
+            REPORTS[rng.below(3) as usize],
+            STUDIES[rng.below(4) as usize],
+        ];
+        let mut refusers = Vec::new();
+        if has(Features::REFUSERS) {
+            let k = 2 + rng.below((n as u64 - 2).min(2)) as usize;
+            while refusers.len() < k {
+                let i = 1 + rng.below(n as u64 - 1) as usize;
+                if !refusers.contains(&i) {
+                    refusers.push(i);
+                }
+            }
+            for &i in &refusers {
+                policies[i] = match rng.below(5) {
+                    0 => Policy::Dislike(Refusal::Conflict),
+                    1 => Policy::Dislike(Refusal::Failure),
+                    2 => Policy::Dislike(Refusal::DeferThenRefuse),
+                    3 => Policy::Dislike(Refusal::Undecided),
+                    _ => Policy::Zombie,
+                };
+            }
+        }
+        let bogus = has(Features::BOGUS_CLOCK).then(|| rng.below(n as u64) as usize);
+        let mut nodes = Vec::new();
+        for (i, &policy) in policies.iter().enumerate() {
+            let kind = if has(Features::SUBSETS) {
+                match rng.below(8) {
+                    0 => AppKind::Full,
+                    1..=2 => AppKind::Patient,
+                    3 => AppKind::Study,
+                    4..=5 => AppKind::PatientStudy,
+                    _ => AppKind::Report,
+                }
+            } else {
+                AppKind::Full
+            };
+            let (home, logout) = (rng.chance(0.5), rng.chance(0.5));
+            let events = events_of(kind, home, logout);
+            let max_skew: i64 = if has(Features::SKEW) { 30_000_000_000 } else { 2_000_000_000 };
+            let mut skew_ns = if rng.chance(0.5) { rng.below(2 * max_skew as u64) as i64 - max_skew } else { 0 };
+            if bogus == Some(i) {
+                let off = rng.pick(&BOGUS_OFFSETS_S);
+                skew_ns = if off == 0 {
+                    (YEAR_2200_S - t0().unix_nanos() / 1_000_000_000) * 1_000_000_000
+                } else {
+                    off * 1_000_000_000
+                };
+            }
+            let renews = has(Features::RENEWALS) && policy != Policy::Zombie && rng.chance(0.7);
+            let lease = if has(Features::RENEWALS) && rng.chance(0.5) {
+                Some(20 + rng.below(70))
+            } else {
+                rng.chance(0.2).then(|| 30 + rng.below(120))
+            };
+            let name = format!("n{i}");
+            let lie = match opts.lie {
+                Lie::InSyncAfterRefusing if matches!(policy, Policy::Dislike(_) | Policy::DeferThenDecide) => {
+                    Lie::InSyncAfterRefusing
+                }
+                Lie::UnfilteredSnapshot => Lie::UnfilteredSnapshot,
+                _ => Lie::None,
+            };
+            let app = (policy != Policy::Zombie).then(|| App::new(&name, &format!("{name}i0"), lie));
+            let disliked = if refusers.contains(&i) {
+                shared_dislikes.clone()
+            } else {
+                vec![
+                    PATIENTS[rng.below(patients) as usize],
+                    REPORTS[rng.below(3) as usize],
+                    STUDIES[rng.below(4) as usize],
+                ]
+            };
+            let refuses_updates = has(Features::CONTENT) && matches!(policy, Policy::Dislike(_)) && rng.chance(0.5);
             nodes.push(Node {
                 name,
                 policy,
+                kind,
+                events,
                 app,
                 skew_ns,
                 lease,
+                renews,
                 conn: Conn::Down,
                 reconnect_scheduled: false,
                 attempts: 0,
                 next_id: 0,
                 disliked,
+                refuses_updates,
+                gen: 0,
                 delivered: BTreeMap::new(),
-                own: BTreeMap::new(),
+                post_failed: BTreeSet::new(),
                 gets_in_flight: Vec::new(),
+                http_in_flight: 0,
                 applied_ts: None,
                 snapshot_step: None,
+                views: vec![(0, None)],
             });
         }
-        let break_chance = if clean { 0.0 } else { [0.0, 0.05, 0.15, 0.3][rng.below(4) as usize] };
-        let loss_chance = if clean { 0.0 } else { [0.0, 0.02, 0.06][rng.below(3) as usize] };
+        let break_chance = if clean { 0.0 } else { rng.pick(&[0.0, 0.05, 0.15, 0.3]) };
+        let loss_chance = if clean { 0.0 } else { rng.pick(&[0.0, 0.02, 0.06]) };
+        let mut hub_config = HubConfig::default();
+        if has(Features::MAX_OPEN) {
+            hub_config.max_open_contexts = 4 + rng.below(5) as usize;
+        }
         let mut sim = Sim {
             opts,
+            active,
             rng,
             now: t0(),
             step: 0,
             seq: 0,
             queue: BinaryHeap::new(),
-            hub: Topic::new("T1", "h", HubConfig::default()),
+            hub: Topic::new("T1", "h", hub_config.clone()),
+            hub_config,
             nodes,
             sockets: Vec::new(),
             token_sock: BTreeMap::new(),
             next_token: 0,
             hub_history: vec![(0, None)],
+            view_key: (None, 0),
             ever_opened: BTreeSet::new(),
             quiet: false,
             clean,
             replaying: None,
+            routing_post: None,
+            derived_from: HashMap::new(),
+            published: HashMap::new(),
+            step_sync_errors: Vec::new(),
+            step_denials: Vec::new(),
+            step_dropped: Vec::new(),
+            incidents: Vec::new(),
+            sync_error_ids: HashMap::new(),
+            notices: Vec::new(),
             break_chance,
             loss_chance,
             trace: VecDeque::new(),
             line: String::new(),
             stats: Stats::default(),
         };
-        let desc: Vec<String> = sim
-            .nodes
-            .iter()
-            .map(|n| {
-                format!(
-                    "{}={:?}{}{}",
-                    n.name,
-                    n.policy,
-                    if n.skew_ns != 0 { format!(" skew={}ms", n.skew_ns / 1_000_000) } else { String::new() },
-                    n.lease.map(|l| format!(" lease={l}s")).unwrap_or_default()
-                )
-            })
-            .collect();
-        log!(
-            sim,
-            "scenario seed={seed} clean={clean} breaks={break_chance} http-loss={loss_chance}: {}",
-            desc.join(", ")
-        );
-        sim.end_step();
+        if sim.opts.trace != Trace::Off {
+            let desc: Vec<String> = sim
+                .nodes
+                .iter()
+                .map(|n| {
+                    format!(
+                        "{}={:?}/{:?}{}{}{}{} [{}]",
+                        n.name,
+                        n.policy,
+                        n.kind,
+                        if n.skew_ns != 0 { format!(" skew={}ms", n.skew_ns / 1_000_000) } else { String::new() },
+                        n.lease.map(|l| format!(" lease={l}s")).unwrap_or_default(),
+                        if n.renews { " renews" } else { "" },
+                        if matches!(n.policy, Policy::Dislike(_)) {
+                            format!(" dislikes={:?}", n.disliked)
+                        } else {
+                            String::new()
+                        },
+                        n.events.iter().map(|e| e.as_str()).collect::<Vec<_>>().join(",")
+                    )
+                })
+                .collect();
+            log!(
+                sim,
+                "scenario seed={seed} features=[{}] clean={clean} breaks={break_chance} http-loss={loss_chance} \
+                 max-open={}:\n        {}",
+                sim.active.names(),
+                sim.hub_config.max_open_contexts,
+                desc.join("\n        ")
+            );
+            sim.end_step();
+        }
         for i in 0..sim.nodes.len() {
             let d = sim.rng.ms(0, 500);
             sim.schedule(d, Ev::Reconnect { node: i });
@@ -102,6 +224,10 @@ impl Sim {
         let d = sim.rng.ms(500, 2000);
         sim.schedule(d, Ev::Act);
         sim
+    }
+
+    pub(super) fn has(&self, bit: u32) -> bool {
+        self.active.has(bit)
     }
 
     // --- bookkeeping -------------------------------------------------------------------------
@@ -164,6 +290,7 @@ impl Sim {
             self.one_step(quiet_start.map(|q| (q.add(QUIET), q.add(QUIET + MAX_EXTENSION))))?;
             self.track_hub();
             self.check()?;
+            self.check_told()?;
             self.end_step();
         }
         self.check_liveness()?;
@@ -200,8 +327,10 @@ impl Sim {
         match which {
             0 => {
                 log!(self, "hub: timeout");
+                let overdue = self.overdue();
                 self.hub.handle_timeout(self.now);
                 self.route()?;
+                self.timeouts_noticed(overdue);
                 if self.hub.poll_timeout().is_some_and(|t| t <= self.now) {
                     return fail("timer", "hub.handle_timeout left a deadline in the past".into());
                 }
@@ -228,14 +357,34 @@ impl Sim {
         Ok(())
     }
 
+    /// Records the Hub's current anchor, the anchors it holds open, and each app's view when
+    /// the Hub's state may have changed (a new current anchor or a minted id: every open,
+    /// update and derived event mints one).
     pub(super) fn track_hub(&mut self) {
         let cur = self.hub_current();
-        if self.hub_history.last().map(|(_, a)| a) != Some(&cur) {
-            self.hub_history.push((self.step, cur));
+        let minted = self.hub.state().minted();
+        if self.view_key.0 == cur && self.view_key.1 == minted {
+            return;
         }
+        if self.hub_history.last().map(|(_, a)| a) != Some(&cur) {
+            self.hub_history.push((self.step, cur.clone()));
+        }
+        self.view_key = (cur, minted);
+        let mut open = 0;
         for k in self.hub.state().open_contexts() {
+            open += 1;
             if !self.ever_opened.contains(k) {
                 self.ever_opened.insert(k.clone());
+            }
+        }
+        if open >= self.hub_config.max_open_contexts {
+            self.stats.open_contexts_full += 1;
+        }
+        for i in 0..self.nodes.len() {
+            let v = self.hub.view_for(&self.nodes[i].events).map(|v| v.anchor);
+            let n = &mut self.nodes[i];
+            if n.views.last().map(|(_, a)| a) != Some(&v) {
+                n.views.push((self.step, v));
             }
         }
     }
@@ -253,24 +402,30 @@ impl Sim {
                 self.reconnect(node);
                 Ok(())
             }
+            Ev::Renew { node, sock } => {
+                self.renew(node, sock);
+                Ok(())
+            }
+            Ev::Reload { node, fresh } => self.reload(node, fresh),
             Ev::Down { sock, msg, replay } => {
                 if replay && !self.sockets[sock].broken {
                     self.sockets[sock].replay_in_flight -= 1;
                 }
                 self.down(sock, msg)
             }
-            Ev::Up { sock, text } => {
-                let s = &self.sockets[sock];
+            Ev::Up { sock, text } => self.up(sock, text),
+            Ev::UpClose { sock } => {
+                let s = &mut self.sockets[sock];
                 let name = self.nodes[s.node].name.clone();
                 if s.broken || !s.hub_attached {
-                    log!(self, "{name} -> hub WS {text}: lost");
+                    log!(self, "{name} -> hub WS close 1000: lost");
                     return Ok(());
                 }
+                s.hub_attached = false;
+                s.owed.clear();
                 let token = s.token.clone();
-                log!(self, "{name} -> hub WS {text}");
-                if let Err(e) = self.hub.handle_message(&token, &text, self.now) {
-                    return fail("protocol", format!("the hub could not read an ack: {e}"));
-                }
+                log!(self, "{name} -> hub WS close 1000");
+                self.hub.handle_close(&token, 1000, self.now);
                 self.route()
             }
             Ev::WsOpen { sock } => {
@@ -307,6 +462,7 @@ impl Sim {
                 s.hub_attached = false;
                 let token = s.token.clone();
                 log!(self, "hub: socket {token} closed 1006");
+                self.lost(sock);
                 self.hub.handle_close(&token, 1006, self.now);
                 self.route()
             }
@@ -320,22 +476,20 @@ impl Sim {
                 log!(self, "{}: socket lost (1006)", self.nodes[node].name);
                 self.disconnected(node, "connection lost (1006)")
             }
-            Ev::ToHub { node, req } => self.at_hub(node, req),
-            Ev::ToNode { node, resp } => self.at_node(node, resp),
-            Ev::Decide { node, id, decision } => {
-                let Some(ev) = self.nodes[node].delivered.remove(&id) else { return Ok(()) };
-                log!(self, "{}: app decides {decision:?} on {}", self.nodes[node].name, ev_str(&ev));
-                let local = self.nodes[node].local(self.now);
-                let app = self.nodes[node].app.as_mut().expect("has a follower");
-                let before = app.shown();
-                app.f.decide(&id, decision, local);
-                self.after_change(node, before, Some(&ev))?;
-                self.drain_node(node)
+            Ev::ToHub { node, gen, req } => self.at_hub(node, gen, req),
+            Ev::ToNode { node, gen, resp } => {
+                self.nodes[node].http_in_flight -= 1;
+                if gen != self.nodes[node].gen {
+                    log!(self, "{}: (answer for the app before its reload, dropped)", self.nodes[node].name);
+                    return Ok(());
+                }
+                self.at_node(node, resp)
             }
+            Ev::Decide { node, id, decision } => self.decided_later(node, id, decision),
         }
     }
 
-    /// A scripted action: evict the Hub, break a socket, or have an app publish.
+    /// A scripted action: evict or restart the Hub, break a socket, or have an app publish.
     pub(super) fn act(&mut self) -> Res {
         let d = self.rng.ms(100, 2500);
         self.schedule(d, Ev::Act);
@@ -345,10 +499,13 @@ impl Sim {
             assert!(self.hub.poll_outbound().is_none(), "the shell drains before persisting");
             let json = serde_json::to_string(self.hub.state()).expect("state serialises");
             let state: TopicState = serde_json::from_str(&json).expect("state deserialises");
-            self.hub = Topic::restore(state, HubConfig::default());
+            self.hub = Topic::restore(state, self.hub_config.clone());
             self.stats.evictions += 1;
             log!(self, "hub: evicted and restored from its persisted state ({} bytes)", json.len());
             return Ok(());
+        }
+        if self.has(Features::RESTARTS) && self.rng.chance(0.015) {
+            return self.restart();
         }
         if self.rng.chance(self.break_chance) {
             let live: Vec<usize> = self
@@ -377,48 +534,71 @@ impl Sim {
         self.publish(i)
     }
 
-    fn publish(&mut self, i: usize) -> Res {
-        let shown = self.nodes[i].app.as_ref().and_then(|a| a.f.current().map(|c| c.anchor.clone()));
-        let shown_report = shown.as_ref().filter(|k| k.resource_type == "DiagnosticReport").map(|k| k.id.clone());
-        let shown_patient = shown.as_ref().filter(|k| k.resource_type == "Patient").map(|k| k.id.clone());
-        let p = PATIENTS[self.rng.below(4) as usize].to_owned();
-        let r = REPORTS[self.rng.below(3) as usize].to_owned();
-        let (name, context) = match self.rng.below(20) {
-            0..=6 => ("Patient-open", vec![patient(&p)]),
-            7..=9 => ("Patient-close", vec![patient(&shown_patient.unwrap_or(p))]),
-            10..=13 => ("DiagnosticReport-open", vec![report(&r), patient(report_patient(&r))]),
-            14..=16 => {
-                let r = shown_report.unwrap_or(r);
-                let body = format!(
-                    r#"{{"resourceType":"Bundle","id":"b{}","type":"transaction","entry":[{{"request":{{"method":"PUT"}},"resource":{{"resourceType":"Observation","id":"o{}","status":"preliminary"}}}}]}}"#,
-                    self.seq,
-                    self.rng.below(5)
-                );
-                let updates = ContextEntry::resource_raw("updates", &body).expect("valid JSON");
-                ("DiagnosticReport-update", vec![ContextEntry::reference("report", "DiagnosticReport", &r), updates])
-            }
-            17..=18 => {
-                let r = shown_report.unwrap_or(r);
-                ("DiagnosticReport-close", vec![report(&r), patient(report_patient(&r))])
-            }
-            _ => ("Home-open", vec![]),
-        };
-        let node = &mut self.nodes[i];
-        node.next_id += 1;
-        let id = format!("{}-{}", node.name, node.next_id);
-        let local = node.local(self.now);
-        let app = node.app.as_mut().expect("publishers have a follower");
-        match app.f.prepare(EventName::parse(name).expect("catalogued"), context, &id, local) {
-            Ok(ev) => {
-                self.stats.publishes += 1;
-                log!(self, "{}: app publishes {}", self.nodes[i].name, ev_str(&ev));
-                self.post(i, ev);
-                self.drain_node(i)
-            }
-            Err(e) => {
-                log!(self, "{}: app cannot publish {name}: {e}", self.nodes[i].name);
-                Ok(())
+    /// The Hub's Durable Object restarts: every socket is lost; the new instance rebuilds the
+    /// Topic from its stored state and closes (1006) the subscriptions whose socket is gone,
+    /// as edge-hub does on load.
+    fn restart(&mut self) -> Res {
+        assert!(self.hub.poll_outbound().is_none(), "the shell drains before persisting");
+        let json = serde_json::to_string(self.hub.state()).expect("state serialises");
+        let state: TopicState = serde_json::from_str(&json).expect("state deserialises");
+        self.hub = Topic::restore(state, self.hub_config.clone());
+        self.stats.restarts += 1;
+        log!(self, "hub: RESTARTS; every socket is lost");
+        for sock in 0..self.sockets.len() {
+            if !self.sockets[sock].broken {
+                self.sockets[sock].broken = true;
+                let d = self.rng.ms(50, 3000);
+                self.schedule(d, Ev::NodeDetects { sock });
             }
         }
+        let gone: Vec<String> = self.hub.connected_endpoints().map(str::to_owned).collect();
+        for token in gone {
+            if let Some(&sock) = self.token_sock.get(&token) {
+                if self.sockets[sock].hub_attached {
+                    self.sockets[sock].hub_attached = false;
+                    self.lost(sock);
+                }
+            }
+            log!(self, "hub: (on load) {token} closed 1006");
+            self.hub.handle_close(&token, 1006, self.now);
+        }
+        self.route()
     }
+}
+
+/// The events an app of `kind` subscribes to.
+pub(super) fn events_of(kind: AppKind, home: bool, logout: bool) -> Vec<EventName> {
+    let mut v: Vec<&str> = Vec::new();
+    let patient = ["Patient-open", "Patient-close"];
+    let study = ["ImagingStudy-open", "ImagingStudy-close"];
+    let report = ["DiagnosticReport-open", "DiagnosticReport-close", "DiagnosticReport-update"];
+    match kind {
+        AppKind::Full => {
+            v.extend(patient);
+            v.extend(study);
+            v.extend(report);
+            v.extend(["Home-open", "UserLogout", "UserHibernate"]);
+        }
+        AppKind::Patient => v.extend(patient),
+        AppKind::Study => v.extend(study),
+        AppKind::PatientStudy => {
+            v.extend(patient);
+            v.extend(study);
+        }
+        AppKind::Report => {
+            v.extend(report);
+            v.extend(patient);
+            v.extend(study);
+        }
+    }
+    if kind != AppKind::Full {
+        if home {
+            v.push("Home-open");
+        }
+        if logout {
+            v.extend(["UserLogout", "UserHibernate"]);
+        }
+    }
+    v.push("SyncError");
+    v.into_iter().map(|e| EventName::parse(e).expect("catalogued")).collect()
 }
