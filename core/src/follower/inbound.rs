@@ -159,10 +159,23 @@ impl Follower {
                     return;
                 }
                 if let Some(anchor) = event.anchor() {
+                    if self.versions.get(&anchor).is_some_and(|v| v.is_empty()) {
+                        // Its content is unknown (a missed update while it was not current): it
+                        // is read again when it becomes current; nothing to apply meanwhile.
+                        self.ack(&event.id, 200);
+                        return;
+                    }
                     let known = self.versions.get(&anchor);
                     if known.is_some() && known != event.prior_version_id.as_ref() {
-                        // A missed update: the content is unknown until resynchronised.
                         self.ack(&event.id, 202);
+                        if self.current.as_ref().is_none_or(|c| c.anchor != anchor) {
+                            // Missed while not on screen: get-current-context would not carry
+                            // it, so it is read again when it becomes current (decision, issue
+                            // 12); what the app shows now is not affected.
+                            self.versions.insert(anchor, String::new());
+                            return;
+                        }
+                        // A missed update: the content is unknown until resynchronised.
                         self.set_status(SyncStatus::OutOfSync {
                             reason: OutOfSyncReason::VersionGap { anchor: anchor.to_string() },
                         });
@@ -319,6 +332,12 @@ impl Follower {
         match event.name.kind() {
             EventKind::Open => {
                 if let Some(anchor) = event.anchor() {
+                    if self.versions.get(&anchor).is_some_and(|v| v.is_empty()) {
+                        // Current again, with content missed meanwhile: read it again (not in
+                        // sync until the snapshot is applied: the follower stays out of sync,
+                        // deciding, meanwhile).
+                        self.request_snapshot();
+                    }
                     if let Some(v) = &event.version_id {
                         self.versions.insert(anchor.clone(), v.clone());
                     }

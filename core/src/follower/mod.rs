@@ -303,6 +303,8 @@ pub struct Follower {
     current: Option<Context>,
     /// Timestamp of the newest context change applied or seen (req 67).
     context_ts: Option<Timestamp>,
+    /// `context.versionId` per open anchor; an empty one marks content that is unknown (an
+    /// update was missed while the anchor was not current), read again when it becomes current.
     versions: VecMap<ResourceKey, String>,
     granted: Vec<EventName>,
     /// Notification ids answered, with the status sent (duplicates are answered the same).
@@ -392,7 +394,7 @@ impl Follower {
 
     /// The last known `context.versionId` of an open anchor.
     pub fn version_of(&self, anchor: &ResourceKey) -> Option<&str> {
-        self.versions.get(anchor).map(String::as_str)
+        self.versions.get(anchor).map(String::as_str).filter(|v| !v.is_empty())
     }
 
     /// The next thing to do.

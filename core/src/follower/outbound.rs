@@ -67,6 +67,7 @@ impl Follower {
             let v = self
                 .versions
                 .get(&anchor)
+                .filter(|v| !v.is_empty())
                 .ok_or_else(|| PrepareError::UnknownVersion { anchor: anchor.to_string() })?;
             event.version_id = Some(v.clone());
         }

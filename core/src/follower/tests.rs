@@ -400,7 +400,7 @@ fn req110_req117_versions_are_tracked_and_a_gap_resyncs() {
     assert!(delivered(&out).is_empty());
     assert_eq!(acks(&out), vec![("u3".to_owned(), 202)]);
     assert!(out.contains(&Output::FetchCurrentContext));
-    assert!(matches!(f.f.status(), SyncStatus::OutOfSync { reason: OutOfSyncReason::VersionGap { .. } }));
+    assert!(matches!(f.f.status(), SyncStatus::OutOfSync { .. }), "not in sync before the re-read");
     let snap: CurrentContext =
         serde_json::from_value(json!({"context.type":"DiagnosticReport","context.versionId":"v4","context":[
         {"key":"report","resource":{"resourceType":"DiagnosticReport","id":"r1"}}]}))
@@ -714,4 +714,37 @@ fn req57_a_renewal_confirmation_on_the_same_connection_keeps_the_status_and_asks
     f.recv(json!({"hub.mode":"subscribe","hub.topic":"T1","hub.events":"Patient-open","hub.lease_seconds":3600}));
     assert!(f.drain().contains(&Output::FetchCurrentContext));
     assert_eq!(f.f.status(), &SyncStatus::Connecting);
+}
+
+#[test]
+fn issue12_7_a_version_gap_on_a_non_current_anchor_is_read_again_when_it_becomes_current() {
+    let mut f = follower();
+    let now = f.now;
+    f.recv(report_open("o1", "v1"));
+    f.f.decide("o1", Decision::Accept, now);
+    f.recv(open("e2", "p2", now));
+    f.f.decide("e2", Decision::Accept, now);
+    f.drain();
+    assert_eq!(f.f.status(), &SyncStatus::InSync);
+    // r1 is not current; an update of it was missed (v1 -> v2 never arrived).
+    f.recv(report_update("u3", "v3", "v2"));
+    let out = f.drain();
+    assert_eq!(acks(&out), vec![("u3".to_owned(), 202)]);
+    assert!(delivered(&out).is_empty(), "nothing to apply to content it does not have");
+    assert_eq!(f.f.status(), &SyncStatus::InSync, "what the app shows (p2) is what the hub holds");
+    f.recv(report_update("u4", "v4", "v3"));
+    assert_eq!(acks(&f.drain()), vec![("u4".to_owned(), 200)]);
+    // r1 becomes current again: its content is read again.
+    f.recv(report_open("o5", "v4"));
+    f.f.decide("o5", Decision::Accept, now);
+    let out = f.drain();
+    assert!(out.contains(&Output::FetchCurrentContext), "{out:?}");
+    assert!(matches!(f.f.status(), SyncStatus::OutOfSync { .. }), "not in sync before the re-read");
+    let snap: CurrentContext = serde_json::from_value(json!({"context.type":"DiagnosticReport","context.versionId":"v4","context":[
+        {"key":"report","resource":{"resourceType":"DiagnosticReport","id":"r1"}},{"key":"patient","resource":{"resourceType":"Patient","id":"p1"}}]})).unwrap();
+    f.f.handle_snapshot(&snap, now);
+    assert_eq!(f.f.status(), &SyncStatus::InSync);
+    assert_eq!(f.f.version_of(&ResourceKey::new("DiagnosticReport", "r1")), Some("v4"));
+    f.recv(report_update("u6", "v6", "v4"));
+    assert_eq!(delivered(&f.drain()), vec!["u6"], "updates flow again");
 }
