@@ -17,6 +17,7 @@ pub mod event;
 pub mod follower;
 pub mod hub;
 pub mod scope;
+pub mod sharing;
 pub mod subscriber;
 pub mod subscription;
 pub mod syncerror;

@@ -271,10 +271,10 @@ impl<E: Clone + fmt::Display> Subscriber<E> {
 
     /// Subscribes afresh (a new endpoint): the first connection and every reconnection.
     fn connect(&mut self, now: Timestamp) {
+        self.reconnect_at = None;
         if self.phase == Phase::Closed {
             return;
         }
-        self.reconnect_at = None;
         self.follower.handle_connecting(now);
         let request = self.tag();
         self.subscribing = Some(request);
@@ -377,6 +377,10 @@ impl<E: Clone + fmt::Display> Subscriber<E> {
     }
 
     fn connection_failed(&mut self, error: E, now: Timestamp) {
+        if self.phase == Phase::Closed {
+            // Closing: the unsubscribe's answer ends it; nothing to reconnect.
+            return;
+        }
         if self.phase == Phase::Starting {
             self.fail_start(StartFailure::Shell(error));
             return;

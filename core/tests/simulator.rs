@@ -1,6 +1,7 @@
-//! A deterministic discrete-event simulator: one Hub [`Topic`] and 2-5 subscribers, each a
-//! [`Follower`] driven by a simulated shell and app, over a simulated network, on a virtual
-//! clock. Modelled on quinn-proto's `src/tests/util.rs` `Pair`: the state machines are driven
+//! A deterministic discrete-event simulator: one Hub [`Topic`] and 2-5 subscribers, each the
+//! core's [`Subscriber`] (the lifecycle around a [`Follower`], as the browser SDK runs it) whose
+//! actions a simulated shell performs, with a simulated app, over a simulated network, on a
+//! virtual clock. Modelled on quinn-proto's `src/tests/util.rs` `Pair`: the state machines are driven
 //! exactly as the real shells drive them (inputs with `now`, `poll_*` until empty, time jumps
 //! to the earliest deadline), and everything random comes from one seeded PRNG, so a seed
 //! replays bit for bit:
@@ -18,31 +19,45 @@
 //!   with a random per-message delay (delivery times are monotonic per direction). A socket
 //!   can BREAK at any moment: every message in flight on it, both ways, is lost, and so is
 //!   everything sent on it later; the Hub learns `handle_close(1006)` after its own random
-//!   detection delay and the follower learns `handle_disconnected` after another. A Hub
-//!   `Close` travels down the socket behind the messages sent before it; an app closing its
-//!   socket (1000) travels up behind its acks.
+//!   detection delay and the subscriber learns `handle_socket_closed(1006)` after another. A
+//!   Hub `Close` travels down the socket behind the messages sent before it; an app closing
+//!   its socket (1000) travels up behind its acks.
 //! - **HTTP** (subscribe, renew, event POSTs, GET current context) travels independently of
 //!   the sockets with its own random delays, so it reorders freely against WebSocket traffic.
 //!   A request or its answer may be lost; the shell then sees a network error.
-//! - **The shell** makes the follower with an id of its own (`with_instance_id`, as the SDK
-//!   does with a UUID), subscribes (`handle_connecting`, POST, `202` with a new endpoint,
-//!   WebSocket upgrade, `handle_connect` at the Hub), reconnects with backoff after a disconnect or a
-//!   [`Output::Resubscribe`], ignores messages of sockets it has given up, POSTs what the
-//!   follower asks for and reports the answers, and runs GETs: the snapshot is taken with
-//!   `Topic::current_context` (unfiltered: open auth) when the request reaches the Hub and
-//!   delivered later.
+//! - **The shell** keeps no policy of its own: it makes a [`Subscriber`] as the SDK does
+//!   (`SubscriberPolicy::default()`, `FollowerConfig::default()`, an instance id of its own,
+//!   the backoff's jitter seeded from the scenario's PRNG), calls `start` when the app
+//!   connects, runs `handle_timeout` at `poll_timeout`, and performs what `poll_action` asks:
+//!   `Subscribe` and `Renew` POST the subscriber's form over HTTP (the Hub's shell reads it with
+//!   `SubscriptionRequest::from_form`; the answer, `202` with the endpoint's URL or the Hub's
+//!   status, goes back tagged to `handle_subscribed` / `handle_renewed`), `OpenSocket` opens a
+//!   WebSocket (upgrade, `handle_connect` at the Hub) whose messages and close go to
+//!   `handle_socket_text` / `handle_socket_closed` with the socket's tag, `DropSocket` and
+//!   `CloseSocket` close it (1000) and stop listening to it, `Unsubscribe` POSTs (no app
+//!   calls `close()`, so none happen). The follower's outputs go on as before: acks onto the
+//!   socket, POSTs whose answers go to `handle_post_result`, and GETs: the snapshot is taken
+//!   with `Topic::current_context` (unfiltered: open auth) when the request reaches the Hub
+//!   and delivered later. Subscribing, renewing at 80 % of the lease (again after 5 s when the
+//!   Hub did not answer, a new subscription when it answered 4xx), reconnecting with jittered
+//!   backoff after a lost connection, and subscribing again after a denial
+//!   ([`Output::Resubscribe`]) are all the subscriber's decisions.
 //! - **Apps** (one policy each): accept everything at once; accept everything after a
 //!   random delay without deferring (an async handler); dislike a few anchors and refuse
 //!   the events about them (409); defer (202) then accept or refuse later; never decide (the
-//!   follower's own timers answer 202, then refuse); or a zombie: a Hub-side subscription
-//!   whose messages are delivered but never answered (it resubscribes when denied). Apps
+//!   follower's own timers answer 202, then refuse); or a zombie: a subscription whose
+//!   messages are delivered but never answered (its shell runs a subscriber, which subscribes
+//!   again when denied, but passes none of its follower's outputs on, and does not subscribe
+//!   again in the quiet period). When an app's first connection fails (`StartFailed`:
+//!   `connect()` rejects) it connects again 0.1-1 s later with a fresh subscriber. Apps
 //!   publish random context changes through `Follower::prepare` and a POST whose answer goes
 //!   to `handle_post_result`: `Patient-open/close` of 4 patients, `DiagnosticReport-open/
 //!   update/close` of 3 reports (each with its patient and study as full resources, so the
 //!   Hub derives opens, req 97), `Home-open`. Closes and updates are about what the app
 //!   shows; the Hub refuses those about anchors that are not open (409).
-//! - Followers' clocks are skewed by up to ±2 s; leases are sometimes short (so they expire
-//!   and the Hub denies); the Hub uses its default configuration (10 s ack timeout). Now and
+//! - Subscribers' clocks are skewed by up to ±2 s; leases are sometimes short (30-150 s:
+//!   renewed, they expire when a renewal is lost or late, and the Hub denies); the Hub uses its
+//!   default configuration (10 s ack timeout). Now and
 //!   then the Hub's Durable Object is evicted: its `TopicState` goes through JSON and
 //!   `Topic::restore` (sockets survive, as with the hibernation API).
 //!
@@ -69,11 +84,12 @@
 //!   different ways: 409, 500, 202-then-refuse, never deciding; or a zombie.
 //! - `restarts`: the Hub restarts (its sockets are lost; state through JSON and
 //!   `Topic::restore`, then `handle_close(1006)` for each subscription whose socket is gone,
-//!   as edge-hub does on load); an app that refused reloads (a fresh follower) or reconnects
-//!   (the same follower), closing its socket with 1000.
-//! - `renewals`: shells renew their leases on the open socket at 80 % of the lease (as the
-//!   SDK does: retried after 5 s when the Hub is unreachable, a new subscription when it
-//!   answers 4xx); leases are short, renewals may be lost, so some leases still expire.
+//!   as edge-hub does on load); an app that refused reloads (a fresh subscriber; the page's
+//!   socket closes with 1000) or reconnects (the same subscriber: the app closes its socket
+//!   with 1000, and the subscriber, told of the close, subscribes again after its backoff).
+//! - `renewals`: half the apps ask for short leases (20-90 s), so their subscribers renew
+//!   often (on the open socket, at 80 % of the lease); renewals may be lost, so some leases
+//!   still expire.
 //! - `skew`: clocks skewed by up to ±30 s.
 //! - `bogus-clock`: one app's clock is hours or years off, or in the year 2200.
 //! - `max-open`: `HubConfig::max_open_contexts` is 4-8 and there are 10 patients, so the Hub
@@ -95,8 +111,8 @@
 //! the current anchor if F follows its open, else the most specific anchor the current context
 //! implies among those F follows, else nothing; nothing when the Hub has no current context).
 //! For every follower `F` whose `status()` is [`SyncStatus::InSync`] after step `n`:
-//! - if one of `F`'s sockets is broken and `F` has not yet been told (`handle_disconnected`),
-//!   nothing is required (F cannot know);
+//! - if one of `F`'s sockets is broken and `F` has not yet been told (its subscriber's
+//!   `handle_socket_closed`), nothing is required (F cannot know);
 //! - if the last snapshot F received was taken at step `s_snap` and a WebSocket message the
 //!   Hub produced before `s_snap` is still in flight to F, nothing is required either: F is
 //!   applying older news over a newer snapshot, and nothing tells it so (a GET answer carries
@@ -155,8 +171,8 @@
 //!
 //! **Own** (switch `own`). When a SyncError about an event app A published (or an event the
 //! Hub derived from it) is delivered to A's follower within [`OWN_WINDOW`] of the Hub
-//! accepting that event, A has not been reloaded since, and its follower was not told that
-//! the POST failed (a lost answer), the notice says `own_event`.
+//! accepting that event, A has not been reloaded (or connected afresh) since, and its follower
+//! was not told that the POST failed (a lost answer), the notice says `own_event`.
 //!
 //! Also checked after every step:
 //! - (a) no follower ever shows an anchor the Hub never had open;
@@ -185,8 +201,9 @@
 //! `SIM_SEEDS`, `SIM_THREADS`, `SIM_FEATURES`, `SIM_SHOW` violations printed per category,
 //! default 3), printing progress every 5 s, a one-line replay command per violation and a
 //! summary by category; about 900 scenarios per CPU-second (a million in 9 minutes on 2 cores).
-//! Not modelled: followers with `resync_with_get` off, unsubscribing, re-subscribing with
-//! other events on an existing endpoint, several topics, token scopes.
+//! Not modelled: followers with `resync_with_get` off, unsubscribing (no app calls `close()`),
+//! sockets that fail to open (`handle_socket_failed`; a refused upgrade closes with 1006),
+//! re-subscribing with other events on an existing endpoint, several topics, token scopes.
 
 use std::cmp::Ordering;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
@@ -197,7 +214,8 @@ use fhircast_core::follower::{
     Decision, Follower, FollowerConfig, OutOfSyncReason, Output, SyncErrorNotice, SyncStatus,
 };
 use fhircast_core::hub::{Auth, HubConfig, Outbound, Topic, TopicState};
-use fhircast_core::subscription::{Mode, SubscriptionRequest};
+use fhircast_core::subscriber::{Subscriber, SubscriberConfig, SubscriberPolicy};
+use fhircast_core::subscription::SubscriptionRequest;
 use fhircast_core::wire::{ContextEntry, CurrentContext};
 use fhircast_core::{Event, EventKind, EventName, ResourceKey, Timestamp};
 
@@ -319,7 +337,7 @@ const FEATURES: &[(&str, u32, &str)] = &[
     ("logout", Features::LOGOUT, "apps publish UserLogout, UserHibernate, Home-open"),
     ("refusers", Features::REFUSERS, "two or three apps refuse the same anchors (409, 500, 202, silence)"),
     ("restarts", Features::RESTARTS, "Hub restarts losing its sockets; apps reload after refusing"),
-    ("renewals", Features::RENEWALS, "lease renewals on the open socket, some lost"),
+    ("renewals", Features::RENEWALS, "short leases: many renewals, some lost"),
     ("skew", Features::SKEW, "clock skews up to ±30 s"),
     ("bogus-clock", Features::BOGUS_CLOCK, "one app's clock hours or years off, or in 2200"),
     ("max-open", Features::MAX_OPEN, "max_open_contexts 4-8 with 10 patients"),
@@ -477,11 +495,9 @@ enum Ev {
     ToNode { node: usize, gen: u64, resp: Resp },
     /// The app decides about a delivered notification.
     Decide { node: usize, id: String, decision: Decision },
-    /// The shell subscribes again.
-    Reconnect { node: usize },
-    /// The shell renews the lease of the subscription on `sock`.
-    Renew { node: usize, sock: usize },
-    /// The app reloads (`fresh`: a new follower) or reconnects.
+    /// The app of generation `gen` calls `connect()`: its subscriber starts.
+    Start { node: usize, gen: u64 },
+    /// The app reloads (`fresh`: a new subscriber) or reconnects.
     Reload { node: usize, fresh: bool },
 }
 
@@ -491,21 +507,29 @@ enum DownMsg {
     Close(u16),
 }
 
+/// An HTTP request; the subscription forms are the subscriber's, tagged with its `request`.
 #[derive(Debug)]
 enum Req {
-    Subscribe(Box<SubscriptionRequest>),
-    Renew { sock: usize, req: Box<SubscriptionRequest> },
+    Subscribe { request: u64, form: String },
+    Renew { request: u64, form: String },
+    Unsubscribe { form: String },
     Post { id: String, json: String },
     Get,
 }
 
 #[derive(Debug)]
 enum Resp {
-    Subscribed(Result<String, String>),
-    Renewed {
-        sock: usize,
-        result: Result<(), u16>,
+    /// The endpoint's URL, or the Hub's status and message (or a network error).
+    Subscribed {
+        request: u64,
+        result: Result<String, String>,
     },
+    /// The status and message of a refusal, `0` for a network error.
+    Renewed {
+        request: u64,
+        result: Result<(), (u16, String)>,
+    },
+    Unsubscribed(Result<(), String>),
     Posted {
         id: String,
         result: Result<(), (u16, String)>,
@@ -551,13 +575,17 @@ struct Owed {
 
 struct Socket {
     node: usize,
+    /// The app generation whose subscriber opened it, and the tag it gave it.
+    gen: u64,
+    tag: u64,
     token: String,
     broken: bool,
     /// `handle_connect` succeeded and the Hub has neither closed it nor learnt it closed.
     hub_attached: bool,
     /// The Hub sent `Close` on it.
     hub_closed: bool,
-    /// The follower has been told this socket is over (break detected, close received).
+    /// The follower has been told this socket is over (break detected, close received), or
+    /// its shell closed or dropped it.
     node_knows_end: bool,
     /// Delivery time of the last message each way (FIFO).
     down_last: Timestamp,
@@ -572,55 +600,38 @@ struct Socket {
     owed: Vec<Owed>,
 }
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Conn {
-    /// No connection; a reconnect is scheduled (or, for a zombie in the quiet period, not).
-    Down,
-    /// The subscribe POST is under way.
-    Subscribing,
-    /// The socket (upgrade under way or open).
-    Sock(usize),
+/// The shell's errors (network, HTTP statuses), as the subscriber gets them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct ShellError(String);
+
+impl std::fmt::Display for ShellError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
 }
 
-/// The follower as the app and the invariant see it. `lie` makes it a deliberately broken
-/// follower.
+/// A subscriber as a shell makes it: the SDK's policy and follower settings; `instance` is
+/// unique to it (the SDK draws a UUID) and `seed` (the backoff's jitter) comes from the
+/// scenario's PRNG.
+fn subscriber(name: &str, events: &[EventName], lease: Option<u64>, gen: u64, seed: u64) -> Subscriber<ShellError> {
+    let config = SubscriberConfig {
+        topic: "T1".into(),
+        events: events.to_vec(),
+        subscriber_name: Some(name.to_owned()),
+        lease_seconds: lease,
+        follower: FollowerConfig::default(),
+        policy: SubscriberPolicy::default(),
+    };
+    Subscriber::new(config, &format!("{name}i{gen}"), seed)
+}
+
+/// The app as the invariant sees it (a zombie has none). `lie` makes its follower a
+/// deliberately broken one.
 struct App {
-    f: Follower,
     lie: Lie,
     /// With [`Lie::UnfilteredSnapshot`]: the anchor of the last snapshot as it came, while the
     /// follower still shows what it showed right after applying it.
     raw_snapshot: Option<(Option<ResourceKey>, Shown)>,
-}
-
-impl App {
-    /// A follower as a shell makes it: `instance` is unique to it (the SDK draws a UUID).
-    fn new(name: &str, instance: &str, lie: Lie) -> App {
-        let f = Follower::new("T1", Some(name.to_owned()), FollowerConfig::default()).with_instance_id(instance);
-        App { f, lie, raw_snapshot: None }
-    }
-
-    fn in_sync(&self) -> bool {
-        match self.f.status() {
-            SyncStatus::InSync => true,
-            SyncStatus::OutOfSync { reason: OutOfSyncReason::Refused { .. } } => self.lie == Lie::InSyncAfterRefusing,
-            _ => false,
-        }
-    }
-
-    /// The anchor the app shows (as the invariant sees it).
-    fn anchor(&self) -> Option<ResourceKey> {
-        if let Some((raw, at)) = &self.raw_snapshot {
-            if *at == self.shown() {
-                return raw.clone();
-            }
-        }
-        self.f.current().map(|c| c.anchor.clone())
-    }
-
-    /// What the app shows, as far as check (b) is concerned: the anchor and the event that set it.
-    fn shown(&self) -> Shown {
-        self.f.current().map(|c| (c.anchor.clone(), c.event_id.clone()))
-    }
 }
 
 type Shown = Option<(ResourceKey, Option<String>)>;
@@ -631,19 +642,21 @@ struct Node {
     kind: AppKind,
     /// The events it subscribes to (all granted: open auth).
     events: Vec<EventName>,
+    /// The subscription's lifecycle and its follower: a zombie has one too, whose outputs its
+    /// shell never passes on.
+    sub: Subscriber<ShellError>,
     app: Option<App>,
     skew_ns: i64,
     lease: Option<u64>,
-    /// Renews its lease on the open socket (`renewals`).
-    renews: bool,
-    conn: Conn,
-    reconnect_scheduled: bool,
-    attempts: u32,
+    /// The socket the shell has open for the subscriber (from `OpenSocket` until it closes or
+    /// the subscriber drops it).
+    sock: Option<usize>,
     next_id: u64,
     disliked: Vec<&'static str>,
     /// Also refuses some updates (`content`).
     refuses_updates: bool,
-    /// Reloads of the app: HTTP answers of an older generation are dropped.
+    /// Reloads of the app (each with a fresh subscriber): HTTP answers and socket events of an
+    /// older generation are dropped.
     gen: u64,
     /// Notifications delivered to the app, by id (for decisions and check b).
     delivered: BTreeMap<String, Event>,
@@ -671,6 +684,55 @@ impl Node {
     fn follows(&self, name: &str) -> bool {
         self.events.iter().any(|e| e.as_str() == name)
     }
+
+    fn f(&self) -> &Follower {
+        self.sub.follower()
+    }
+
+    fn f_mut(&mut self) -> &mut Follower {
+        self.sub.follower_mut()
+    }
+
+    fn in_sync(&self) -> bool {
+        match self.f().status() {
+            SyncStatus::InSync => true,
+            SyncStatus::OutOfSync { reason: OutOfSyncReason::Refused { .. } } => {
+                self.app.as_ref().is_some_and(|a| a.lie == Lie::InSyncAfterRefusing)
+            }
+            _ => false,
+        }
+    }
+
+    /// The anchor the app shows (as the invariant sees it).
+    fn anchor(&self) -> Option<ResourceKey> {
+        if let Some((raw, at)) = self.app.as_ref().and_then(|a| a.raw_snapshot.as_ref()) {
+            if *at == self.shown() {
+                return raw.clone();
+            }
+        }
+        self.f().current().map(|c| c.anchor.clone())
+    }
+
+    /// What the app shows, as far as check (b) is concerned: the anchor and the event that set it.
+    fn shown(&self) -> Shown {
+        self.f().current().map(|c| (c.anchor.clone(), c.event_id.clone()))
+    }
+
+    /// The app reloads, or connects again after its first connection failed: a fresh
+    /// subscriber, and nothing of the old one survives.
+    fn fresh(&mut self, seed: u64) {
+        self.gen += 1;
+        self.sub = subscriber(&self.name, &self.events, self.lease, self.gen, seed);
+        if let Some(app) = self.app.as_mut() {
+            app.raw_snapshot = None;
+        }
+        self.sock = None;
+        self.delivered.clear();
+        self.post_failed.clear();
+        self.applied_ts = None;
+        self.snapshot_step = None;
+        self.gets_in_flight.clear();
+    }
 }
 
 #[derive(Default, Debug, Clone)]
@@ -683,6 +745,8 @@ struct Stats {
     evictions: usize,
     restarts: usize,
     reloads: usize,
+    /// First connections that failed (`StartFailed`: the app connects again, afresh).
+    start_failures: usize,
     renewals: usize,
     reconnects: usize,
     denials: usize,
@@ -709,6 +773,7 @@ impl Stats {
         self.evictions += s.evictions;
         self.restarts += s.restarts;
         self.reloads += s.reloads;
+        self.start_failures += s.start_failures;
         self.renewals += s.renewals;
         self.reconnects += s.reconnects;
         self.denials += s.denials;

@@ -9,11 +9,11 @@ use fhircast_core::wire::ContextEntry;
 use js_sys::{Function, Promise};
 use wasm_bindgen::prelude::*;
 
-use crate::content::{self, Changes};
 use crate::error::SdkError;
 use crate::js;
 use crate::options::{Listener, Options};
 use crate::session::Session;
+use fhircast_core::sharing::{self, Changes};
 
 /// A FHIRcast subscriber: one subscription to one topic, followed over a WebSocket.
 #[wasm_bindgen]
@@ -89,7 +89,8 @@ impl FhircastClient {
         let put = js::array_of(&js::get(&changes, "put"), js::json_text).ok_or_else(bad)?;
         let delete = js::array_of(&js::get(&changes, "delete"), |v| v.as_string()).ok_or_else(bad)?;
         let changes = Changes { put, delete };
-        let (name, context) = content::update_event(anchor, &changes, &js::uuid()).map_err(SdkError::into_js)?;
+        let (name, context) =
+            sharing::update_event(anchor, &changes, &js::uuid()).map_err(|e| SdkError::Argument(e.0).into_js())?;
         self.session.publish(name, context).map_err(SdkError::into_js)
     }
 
@@ -101,7 +102,8 @@ impl FhircastClient {
                 .into_js()
         })?;
         let current = self.session.current_anchor();
-        let (name, context) = content::select_event(anchor, &refs, current.as_ref()).map_err(SdkError::into_js)?;
+        let (name, context) =
+            sharing::select_event(anchor, &refs, current.as_ref()).map_err(|e| SdkError::Argument(e.0).into_js())?;
         self.session.publish(name, context).map_err(SdkError::into_js)
     }
 

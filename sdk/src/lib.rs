@@ -11,14 +11,14 @@
 //!                                          │ http.rs  socket.rs  timer.rs  token.rs
 //! ```
 //!
-//! The pure parts (the shapes the JavaScript API sees, update/select contexts, backoff and
-//! renewal timing, options checks) are tested natively; the rest is tested in Chromium
+//! The pure parts (the shapes the JavaScript API sees, URLs, options checks) are tested
+//! natively; the protocol's decisions are the core's (`fhircast_core::subscriber`,
+//! `follower`, `sharing`); the rest is tested in Chromium
 //! against the hub in workerd (`tests/sdk`). The npm package around it lives in `npm/`.
 #![warn(missing_docs)]
 #![forbid(unsafe_code)]
 
 mod client;
-mod content;
 mod error;
 mod http;
 mod js;

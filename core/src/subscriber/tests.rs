@@ -205,3 +205,16 @@ fn req80_an_accepted_publish_is_done_when_no_echo_can_come() {
     let out = drain(&mut s, now);
     assert!(out.contains(&Action::Follower(Output::Published { id: "e1".into() })), "{out:?}");
 }
+
+#[test]
+fn a_socket_failing_while_closing_schedules_nothing() {
+    let mut s = S::new(config(), "i", 7);
+    let now = t0();
+    let sock = live(&mut s, now);
+    s.close(now);
+    drain(&mut s, now);
+    s.handle_socket_failed(sock, "gone".into(), now);
+    assert_eq!(s.poll_timeout(), None, "no reconnect after close()");
+    s.handle_timeout(now.add(Duration::from_secs(60)));
+    assert!(drain(&mut s, now).iter().all(|a| !matches!(a, Action::Subscribe { .. })));
+}

@@ -87,8 +87,7 @@ impl Sim {
         node.next_id += 1;
         let id = format!("{}-{}", node.name, node.next_id);
         let local = node.local(self.now);
-        let app = node.app.as_mut().expect("publishers have a follower");
-        match app.f.prepare(EventName::parse(name).expect("catalogued"), context, &id, local) {
+        match node.f_mut().prepare(EventName::parse(name).expect("catalogued"), context, &id, local) {
             Ok(ev) => {
                 self.stats.publishes += 1;
                 log!(self, "{}: app publishes {}", self.nodes[i].name, ev_str(&ev));
@@ -105,7 +104,7 @@ impl Sim {
     /// The anchor of type `rt` to close: the one the app shows; with `multitab`, sometimes
     /// another one the Hub holds open (a tab in the background); else `fallback`.
     fn close_target(&mut self, i: usize, rt: &str, fallback: &str) -> String {
-        let shown = self.nodes[i].app.as_ref().and_then(|a| a.f.current().map(|c| c.anchor.clone()));
+        let shown = self.nodes[i].f().current().map(|c| c.anchor.clone());
         let shown = shown.filter(|k| k.resource_type == rt).map(|k| k.id);
         if self.has(Features::MULTITAB) && (shown.is_none() || self.rng.chance(0.4)) {
             let open: Vec<String> = self
@@ -125,14 +124,14 @@ impl Sim {
     /// The report to update: the one the app shows; with `multitab` or `content`, sometimes
     /// another open one whose version the app knows.
     fn update_target(&mut self, i: usize, fallback: &str) -> String {
-        let app = self.nodes[i].app.as_ref().expect("publishers have a follower");
-        let shown = app.f.current().map(|c| c.anchor.clone()).filter(|k| k.resource_type == "DiagnosticReport");
+        let f = self.nodes[i].f();
+        let shown = f.current().map(|c| c.anchor.clone()).filter(|k| k.resource_type == "DiagnosticReport");
         if (self.has(Features::MULTITAB) || self.has(Features::CONTENT)) && (shown.is_none() || self.rng.chance(0.4)) {
             let known: Vec<String> = self
                 .hub
                 .state()
                 .open_contexts()
-                .filter(|k| k.resource_type == "DiagnosticReport" && app.f.version_of(k).is_some())
+                .filter(|k| k.resource_type == "DiagnosticReport" && f.version_of(k).is_some())
                 .map(|k| k.id.clone())
                 .collect();
             if !known.is_empty() {
@@ -180,9 +179,8 @@ impl Sim {
             let local = self.nodes[i].local(self.now);
             let n = &mut self.nodes[i];
             let ev = if d == Decision::Defer { n.delivered.get(&id).cloned() } else { n.delivered.remove(&id) };
-            let app = n.app.as_mut().expect("has a follower");
-            let before = app.shown();
-            app.f.decide(&id, d, local);
+            let before = n.shown();
+            n.f_mut().decide(&id, d, local);
             log!(self, "{name}: app decides {d:?}");
             self.decided(i, d);
             self.after_change(i, before, ev.as_ref())?;
@@ -195,9 +193,9 @@ impl Sim {
         let Some(ev) = self.nodes[node].delivered.remove(&id) else { return Ok(()) };
         log!(self, "{}: app decides {decision:?} on {}", self.nodes[node].name, ev_str(&ev));
         let local = self.nodes[node].local(self.now);
-        let app = self.nodes[node].app.as_mut().expect("has a follower");
-        let before = app.shown();
-        app.f.decide(&id, decision, local);
+        let n = &mut self.nodes[node];
+        let before = n.shown();
+        n.f_mut().decide(&id, decision, local);
         self.decided(node, decision);
         self.after_change(node, before, Some(&ev))?;
         self.drain_node(node)
@@ -219,10 +217,11 @@ impl Sim {
         }
     }
 
-    /// The app reloads (a fresh follower: nothing of the old one survives) or reconnects (the
-    /// same follower); either way its shell closes the socket (1000) and subscribes again.
+    /// The app reloads (a fresh subscriber: nothing of the old one survives, and the page's
+    /// socket closes with 1000) or reconnects (the same subscriber: the app closes its socket
+    /// with 1000, and the subscriber, told so, subscribes again).
     pub(super) fn reload(&mut self, node: usize, fresh: bool) -> Res {
-        let Conn::Sock(sock) = self.nodes[node].conn else { return Ok(()) };
+        let Some(sock) = self.nodes[node].sock else { return Ok(()) };
         if self.quiet {
             return Ok(());
         }
@@ -230,39 +229,24 @@ impl Sim {
         let name = self.nodes[node].name.clone();
         log!(
             self,
-            "{name}: app {}; its shell closes socket {}",
+            "{name}: app {}; socket {} closes",
             if fresh { "RELOADS" } else { "reconnects" },
             self.sockets[sock].token
         );
-        self.sockets[sock].node_knows_end = true;
-        if !self.sockets[sock].broken {
-            let d = self.rng.delay(1, 300, 3000);
-            let s = &mut self.sockets[sock];
-            let at = s.up_last.max(self.now.add(d));
-            s.up_last = at;
-            self.schedule_at(at, Ev::UpClose { sock });
-        }
-        let n = &mut self.nodes[node];
-        n.conn = Conn::Down;
-        n.delivered.clear();
-        n.attempts = 0;
+        self.close_from_app(sock);
+        self.nodes[node].sock = None;
         if fresh {
-            let lie = n.app.as_ref().map_or(Lie::None, |a| a.lie);
-            n.gen += 1;
-            n.app = Some(App::new(&name, &format!("{name}i{}", n.gen), lie));
-            n.post_failed.clear();
-            n.applied_ts = None;
-            n.snapshot_step = None;
-            n.gets_in_flight.clear();
+            let seed = self.rng.next();
+            self.nodes[node].fresh(seed);
+            let gen = self.nodes[node].gen;
+            let d = self.rng.ms(100, 1000);
+            self.schedule(d, Ev::Start { node, gen });
+            Ok(())
         } else {
-            let local = n.local(self.now);
-            if let Some(app) = n.app.as_mut() {
-                app.f.handle_disconnected("the app reconnects", local);
-            }
+            let local = self.nodes[node].local(self.now);
+            let tag = self.sockets[sock].tag;
+            self.nodes[node].sub.handle_socket_closed(tag, 1000, "the app reconnects", local);
+            self.drain_node(node)
         }
-        let d = self.rng.ms(100, 1000);
-        self.nodes[node].reconnect_scheduled = true;
-        self.schedule(d, Ev::Reconnect { node });
-        self.drain_node(node)
     }
 }

@@ -8,9 +8,9 @@ impl Sim {
     /// not deciding, nothing in flight to it, no HTTP request of its shell under way.
     pub(super) fn settled(&self) -> bool {
         self.nodes.iter().all(|n| match &n.app {
-            Some(a) if n.policy.accepts_everything() => {
+            Some(_) if n.policy.accepts_everything() => {
                 let transient = matches!(
-                    a.f.status(),
+                    n.f().status(),
                     SyncStatus::Connecting
                         | SyncStatus::Disconnected { .. }
                         | SyncStatus::OutOfSync {
@@ -19,10 +19,7 @@ impl Sim {
                                 | OutOfSyncReason::ResyncFailed { .. }
                         }
                 );
-                let quiescent = match n.conn {
-                    Conn::Sock(s) => self.sockets[s].down_in_flight.is_empty(),
-                    _ => false,
-                };
+                let quiescent = n.sock.is_some_and(|s| self.sockets[s].down_in_flight.is_empty());
                 !transient
                     && n.delivered.is_empty()
                     && n.gets_in_flight.is_empty()
@@ -36,20 +33,17 @@ impl Sim {
 
     /// Whether the node's shell has a socket the Hub holds a subscription for.
     pub(super) fn connected(&self, n: &Node) -> bool {
-        match n.conn {
-            Conn::Sock(s) => {
-                let s = &self.sockets[s];
-                !s.broken && s.hub_attached && self.hub.has_endpoint(&s.token)
-            }
-            _ => false,
-        }
+        n.sock.is_some_and(|s| {
+            let s = &self.sockets[s];
+            !s.broken && s.hub_attached && self.hub.has_endpoint(&s.token)
+        })
     }
 
     /// Check (b) after an input that may have changed what the follower shows: a context
     /// change applied (what it shows now comes from `cause`) is no older than the last one.
     pub(super) fn after_change(&mut self, node: usize, before: Shown, cause: Option<&Event>) -> Res {
         let n = &mut self.nodes[node];
-        if n.app.as_ref().and_then(App::shown) == before {
+        if n.app.is_none() || n.shown() == before {
             return Ok(());
         }
         let Some(ev) = cause.filter(|e| is_context_change(e.name.kind())) else { return Ok(()) };
@@ -73,14 +67,16 @@ impl Sim {
     pub(super) fn check(&mut self) -> Res {
         for i in 0..self.nodes.len() {
             let n = &self.nodes[i];
-            let Some(app) = &n.app else { continue };
-            let shown = app.anchor();
+            if n.app.is_none() {
+                continue;
+            }
+            let shown = n.anchor();
             if let Some(a) = &shown {
                 if !self.ever_opened.contains(a) {
                     return fail("phantom (a)", format!("{} shows {a}, which the hub never had open", n.name));
                 }
             }
-            if !app.in_sync() {
+            if !n.in_sync() {
                 continue;
             }
             self.stats.in_sync_checks += 1;
@@ -94,7 +90,7 @@ impl Sim {
             }
             let mut oldest: Option<usize> = n.gets_in_flight.iter().copied().min();
             let mut replayed: &[Option<ResourceKey>] = &[];
-            if let Conn::Sock(s) = n.conn {
+            if let Some(s) = n.sock {
                 let s = &self.sockets[s];
                 if !s.broken {
                     if let Some(&st) = s.down_in_flight.front() {
@@ -145,13 +141,12 @@ impl Sim {
         log!(self, "--- end of the quiet period: liveness ---");
         self.end_step();
         for n in &self.nodes {
-            let Some(app) = &n.app else { continue };
-            if !n.policy.accepts_everything() {
+            if n.app.is_none() || !n.policy.accepts_everything() {
                 continue;
             }
             let connected = self.connected(n);
-            let status = app.f.status();
-            let shown = app.anchor();
+            let status = n.f().status();
+            let shown = n.anchor();
             let view = &n.views.last().expect("a view from the start").1;
             let excused = !self.clean
                 && matches!(

@@ -1,4 +1,7 @@
-//! The network (WebSockets, HTTP) and the shells that pump the state machines onto it.
+//! The network (WebSockets, HTTP) and the shells that pump the state machines onto it: the
+//! Hub's, and each app's, which performs its [`Subscriber`]'s actions and reports back.
+
+use fhircast_core::subscriber::{Action, StartFailure};
 
 use super::*;
 
@@ -19,8 +22,9 @@ impl Sim {
             self.stats.lost_http += 1;
             log!(self, "network: {}'s HTTP request is lost", self.nodes[node].name);
             let resp = match req {
-                Req::Subscribe(_) => Resp::Subscribed(Err("network error".into())),
-                Req::Renew { sock, .. } => Resp::Renewed { sock, result: Err(0) },
+                Req::Subscribe { request, .. } => Resp::Subscribed { request, result: Err("network error".into()) },
+                Req::Renew { request, .. } => Resp::Renewed { request, result: Err((0, "network error".into())) },
+                Req::Unsubscribe { .. } => Resp::Unsubscribed(Err("network error".into())),
                 Req::Post { id, .. } => Resp::Posted { id, result: Err((504, "network error".into())) },
                 Req::Get => Resp::Snapshot { result: Err("network error".into()), step: self.step },
             };
@@ -38,8 +42,9 @@ impl Sim {
             self.stats.lost_http += 1;
             log!(self, "network: the answer to {} is lost", self.nodes[node].name);
             resp = match resp {
-                Resp::Subscribed(_) => Resp::Subscribed(Err("network error".into())),
-                Resp::Renewed { sock, .. } => Resp::Renewed { sock, result: Err(0) },
+                Resp::Subscribed { request, .. } => Resp::Subscribed { request, result: Err("network error".into()) },
+                Resp::Renewed { request, .. } => Resp::Renewed { request, result: Err((0, "network error".into())) },
+                Resp::Unsubscribed(_) => Resp::Unsubscribed(Err("network error".into())),
                 Resp::Posted { id, .. } => Resp::Posted { id, result: Err((504, "network error".into())) },
                 Resp::Snapshot { step, .. } => Resp::Snapshot { result: Err("network error".into()), step },
             };
@@ -57,23 +62,33 @@ impl Sim {
     pub(super) fn at_hub(&mut self, node: usize, gen: u64, req: Req) -> Res {
         let name = self.nodes[node].name.clone();
         match req {
-            Req::Subscribe(r) => {
+            Req::Subscribe { request, form } => {
+                let r = Self::form(&name, &form)?;
                 self.next_token += 1;
                 let token = format!("tok{}", self.next_token);
                 let result = self.hub.handle_subscription(&r, &Auth::open(), &token, self.now);
                 log!(self, "hub: subscribe from {name}: {result:?}");
-                let result = result.map(|a| a.endpoint).map_err(|e| e.to_string());
+                let result = result.map(|a| format!("{HUB_URL}{}", a.endpoint)).map_err(|e| error_text(&e));
                 self.route()?;
-                self.http_response(node, gen, Resp::Subscribed(result));
+                self.http_response(node, gen, Resp::Subscribed { request, result });
             }
-            Req::Renew { sock, req } => {
+            Req::Renew { request, form } => {
+                let r = Self::form(&name, &form)?;
                 self.next_token += 1;
                 let token = format!("tok{}", self.next_token);
-                let result = self.hub.handle_subscription(&req, &Auth::open(), &token, self.now);
-                log!(self, "hub: renewal from {name} for {}: {result:?}", self.sockets[sock].token);
-                let result = result.map(|_| ()).map_err(|e| e.http_status());
+                let result = self.hub.handle_subscription(&r, &Auth::open(), &token, self.now);
+                log!(self, "hub: renewal from {name} for {:?}: {result:?}", r.endpoint);
+                let result = result.map(|_| ()).map_err(|e| (e.http_status(), e.to_string()));
                 self.route()?;
-                self.http_response(node, gen, Resp::Renewed { sock, result });
+                self.http_response(node, gen, Resp::Renewed { request, result });
+            }
+            Req::Unsubscribe { form } => {
+                let r = Self::form(&name, &form)?;
+                let result = self.hub.handle_subscription(&r, &Auth::open(), "unused", self.now);
+                log!(self, "hub: unsubscribe from {name}: {result:?}");
+                let result = result.map(|_| ()).map_err(|e| error_text(&e));
+                self.route()?;
+                self.http_response(node, gen, Resp::Unsubscribed(result));
             }
             Req::Post { id, json } => {
                 let ev = match Event::parse_envelope(&json) {
@@ -127,75 +142,29 @@ impl Sim {
         let name = self.nodes[node].name.clone();
         let local = self.nodes[node].local(self.now);
         match resp {
-            Resp::Subscribed(result) => {
-                if self.nodes[node].conn != Conn::Subscribing {
-                    log!(self, "{name}: (stale subscribe answer)");
-                    return Ok(());
-                }
-                match result {
-                    Ok(token) => {
-                        log!(self, "{name}: 202 endpoint {token}; opening the WebSocket");
-                        let sock = self.sockets.len();
-                        self.sockets.push(Socket {
-                            node,
-                            token: token.clone(),
-                            broken: false,
-                            hub_attached: false,
-                            hub_closed: false,
-                            node_knows_end: false,
-                            down_last: self.now,
-                            up_last: self.now,
-                            down_in_flight: VecDeque::new(),
-                            replayed: Vec::new(),
-                            replay_in_flight: 0,
-                            owed: Vec::new(),
-                        });
-                        self.token_sock.insert(token, sock);
-                        self.nodes[node].conn = Conn::Sock(sock);
-                        let d = self.rng.delay(5, 300, 2000);
-                        self.schedule(d, Ev::WsOpen { sock });
-                    }
-                    Err(e) => {
-                        log!(self, "{name}: subscribe failed: {e}");
-                        self.disconnected(node, "subscribe failed")?;
-                    }
-                }
+            Resp::Subscribed { request, result } => {
+                log!(self, "{name}: subscribe answered {result:?}");
+                self.nodes[node].sub.handle_subscribed(request, result.map_err(ShellError), local);
+                self.drain_node(node)?;
             }
-            Resp::Renewed { sock, result } => {
-                if self.nodes[node].conn != Conn::Sock(sock) || self.sockets[sock].node_knows_end {
-                    log!(self, "{name}: (renewal answer for an old socket)");
-                    return Ok(());
-                }
-                match result {
-                    Ok(()) => log!(self, "{name}: renewed (the confirmation arms the next renewal)"),
-                    Err(s) if (400..500).contains(&s) => {
-                        // The subscription is gone: start afresh (req 48), as the SDK does.
-                        log!(self, "{name}: renewal refused {s}: subscribing afresh");
-                        self.sockets[sock].node_knows_end = true;
-                        if !self.sockets[sock].broken {
-                            let d = self.rng.delay(1, 300, 3000);
-                            let s = &mut self.sockets[sock];
-                            let at = s.up_last.max(self.now.add(d));
-                            s.up_last = at;
-                            self.schedule_at(at, Ev::UpClose { sock });
-                        }
-                        self.disconnected(node, "the hub refused to renew")?;
-                    }
-                    Err(_) => {
-                        log!(self, "{name}: renewal failed; again in 5 s");
-                        self.schedule(Duration::from_secs(5), Ev::Renew { node, sock });
-                    }
-                }
+            Resp::Renewed { request, result } => {
+                log!(self, "{name}: renewal answered {result:?}");
+                let result = result.map_err(|(status, e)| (status, ShellError(e)));
+                self.nodes[node].sub.handle_renewed(request, result, local);
+                self.drain_node(node)?;
+            }
+            Resp::Unsubscribed(result) => {
+                log!(self, "{name}: unsubscribe answered {result:?}");
+                self.nodes[node].sub.handle_unsubscribed(result.map_err(ShellError), local);
+                self.drain_node(node)?;
             }
             Resp::Posted { id, result } => {
                 log!(self, "{name}: POST {id} answered {result:?}");
                 if result.is_err() && self.has(Features::OWN) {
                     self.nodes[node].post_failed.insert(id.clone());
                 }
-                if let Some(app) = self.nodes[node].app.as_mut() {
-                    app.f.handle_post_result(&id, result, local);
-                    self.drain_node(node)?;
-                }
+                self.nodes[node].f_mut().handle_post_result(&id, result, local);
+                self.drain_node(node)?;
             }
             Resp::Snapshot { result, step } => {
                 let n = &mut self.nodes[node];
@@ -210,18 +179,17 @@ impl Sim {
                             Err(e) => return fail("protocol", format!("{name} cannot read the snapshot: {e}")),
                         };
                         log!(self, "{name}: snapshot of step #{step}: {:?}", cc.context_type);
-                        self.nodes[node].snapshot_step = Some(step);
-                        let app = self.nodes[node].app.as_mut().expect("only followers GET");
-                        app.f.handle_snapshot(&cc, local);
-                        if app.lie == Lie::UnfilteredSnapshot {
-                            let raw = snapshot_anchor(&cc);
-                            app.raw_snapshot = Some((raw, app.shown()));
+                        let n = &mut self.nodes[node];
+                        n.snapshot_step = Some(step);
+                        n.f_mut().handle_snapshot(&cc, local);
+                        let shown = n.shown();
+                        if let Some(app) = n.app.as_mut().filter(|a| a.lie == Lie::UnfilteredSnapshot) {
+                            app.raw_snapshot = Some((snapshot_anchor(&cc), shown));
                         }
                     }
                     Err(e) => {
                         log!(self, "{name}: GET failed: {e}");
-                        let app = self.nodes[node].app.as_mut().expect("only followers GET");
-                        app.f.handle_snapshot_failed(&e, local);
+                        self.nodes[node].f_mut().handle_snapshot_failed(&e, local);
                     }
                 }
                 self.drain_node(node)?;
@@ -258,14 +226,16 @@ impl Sim {
             return Ok(());
         }
         s.down_in_flight.pop_front();
+        let (tag, gen) = (s.tag, s.gen);
         let name = self.nodes[node].name.clone();
-        if self.nodes[node].conn != Conn::Sock(sock) {
-            log!(self, "hub -> {name} WS (old socket, ignored): {}", msg_str(&msg));
+        if self.nodes[node].sock != Some(sock) || self.nodes[node].gen != gen {
+            log!(self, "hub -> {name} WS (a socket its shell closed or dropped, ignored): {}", msg_str(&msg));
             if let DownMsg::Close(_) = msg {
                 self.sockets[sock].node_knows_end = true;
             }
             return Ok(());
         }
+        let local = self.nodes[node].local(self.now);
         match msg {
             DownMsg::Close(code) => {
                 self.sockets[sock].node_knows_end = true;
@@ -274,24 +244,21 @@ impl Sim {
                 // The close handshake completes at the Hub too.
                 self.hub.handle_close(&token, code, self.now);
                 self.route()?;
-                self.disconnected(node, &format!("closed by the hub ({code})"))
+                self.nodes[node].sock = None;
+                self.nodes[node].sub.handle_socket_closed(tag, code, "", local);
+                self.drain_node(node)
             }
             DownMsg::Text(text) => {
                 log!(self, "hub -> {name} WS: {}", text_str(&text));
-                let local = self.nodes[node].local(self.now);
-                let confirmation = text.contains("\"hub.mode\":\"subscribe\"");
-                if confirmation {
-                    self.nodes[node].attempts = 0;
-                    self.confirmed(node, sock, &text);
-                }
-                let Some(app) = self.nodes[node].app.as_mut() else {
-                    return Ok(()); // a zombie: never answers
-                };
-                let before = app.shown();
-                if let Err(e) = app.f.handle_text(&text, local) {
+                let n = &mut self.nodes[node];
+                let before = n.shown();
+                if let Err(e) = n.sub.handle_socket_text(tag, &text, local) {
                     return fail("protocol", format!("{name} cannot read a hub message: {e}"));
                 }
-                if app.shown() != before {
+                if n.app.is_none() {
+                    return self.drain_node(node); // a zombie: never answers
+                }
+                if n.shown() != before {
                     let ev = Event::parse_envelope(&text).ok();
                     self.after_change(node, before, ev.as_ref())?;
                 }
@@ -307,84 +274,50 @@ impl Sim {
         }
     }
 
-    /// A confirmation on the node's socket: with `renewals`, renew at 80 % of the lease.
-    fn confirmed(&mut self, node: usize, sock: usize, text: &str) {
-        if !self.nodes[node].renews {
-            return;
+    /// The shell learns that its socket broke (1006), or that the upgrade was refused.
+    pub(super) fn node_detects(&mut self, sock: usize) -> Res {
+        let s = &mut self.sockets[sock];
+        let (node, tag, gen) = (s.node, s.tag, s.gen);
+        s.node_knows_end = true;
+        if self.nodes[node].sock != Some(sock) || self.nodes[node].gen != gen {
+            log!(self, "{}: (old socket broke)", self.nodes[node].name);
+            return Ok(());
         }
-        let Ok(c) = fhircast_core::wire::Confirmation::parse(text) else { return };
-        let after = Duration::from_millis(c.lease_seconds * 800);
-        self.schedule(after, Ev::Renew { node, sock });
-    }
-
-    /// The shell renews the subscription on its socket: the same endpoint, a new lease.
-    pub(super) fn renew(&mut self, node: usize, sock: usize) {
-        if self.nodes[node].conn != Conn::Sock(sock) || self.sockets[sock].node_knows_end {
-            return;
-        }
-        self.stats.renewals += 1;
-        let n = &self.nodes[node];
-        let req = SubscriptionRequest {
-            mode: Mode::Subscribe,
-            topic: "T1".into(),
-            events: n.events.clone(),
-            lease_seconds: n.lease,
-            endpoint: Some(format!("{HUB_URL}{}", self.sockets[sock].token)),
-            subscriber_name: Some(n.name.clone()),
-        };
-        log!(self, "{}: shell renews the lease of {}", n.name, self.sockets[sock].token);
-        self.http_request(node, Req::Renew { sock, req: Box::new(req) });
-    }
-
-    /// The shell learns its connection is over: it tells the follower and reconnects later.
-    pub(super) fn disconnected(&mut self, node: usize, reason: &str) -> Res {
-        self.nodes[node].conn = Conn::Down;
-        self.nodes[node].delivered.clear();
+        log!(self, "{}: socket lost (1006)", self.nodes[node].name);
         let local = self.nodes[node].local(self.now);
-        if let Some(app) = self.nodes[node].app.as_mut() {
-            app.f.handle_disconnected(reason, local);
-        }
-        self.schedule_reconnect(node);
+        self.nodes[node].sock = None;
+        self.nodes[node].sub.handle_socket_closed(tag, 1006, "", local);
         self.drain_node(node)
     }
 
-    /// Backoff: 125 ms - 8 s, doubling with failed attempts (a confirmation resets it).
-    fn schedule_reconnect(&mut self, node: usize) {
-        let n = &mut self.nodes[node];
-        if n.reconnect_scheduled || (n.policy == Policy::Zombie && self.quiet) {
-            return;
+    /// The app's end closes `sock` with 1000 (its shell dropped or closed it, or the app
+    /// reloads); the close reaches the Hub behind the acks.
+    pub(super) fn close_from_app(&mut self, sock: usize) {
+        self.sockets[sock].node_knows_end = true;
+        if !self.sockets[sock].broken {
+            let d = self.rng.delay(1, 300, 3000);
+            let s = &mut self.sockets[sock];
+            let at = s.up_last.max(self.now.add(d));
+            s.up_last = at;
+            self.schedule_at(at, Ev::UpClose { sock });
         }
-        n.reconnect_scheduled = true;
-        n.attempts += 1;
-        let base = 250u64 << n.attempts.min(4);
-        let d = self.rng.ms(base / 2, base * 2);
-        self.schedule(d, Ev::Reconnect { node });
     }
 
-    /// The shell subscribes again (the first time too).
-    pub(super) fn reconnect(&mut self, node: usize) {
-        let n = &mut self.nodes[node];
-        n.reconnect_scheduled = false;
-        if n.conn != Conn::Down {
-            return;
+    /// The app (of generation `gen`) calls `connect()`.
+    pub(super) fn start(&mut self, node: usize, gen: u64) -> Res {
+        if self.nodes[node].gen != gen {
+            return Ok(()); // reloaded since
         }
-        self.stats.reconnects += 1;
-        n.conn = Conn::Subscribing;
-        let local = n.local(self.now);
-        if let Some(app) = n.app.as_mut() {
-            app.f.handle_connecting(local);
-        }
-        let req = SubscriptionRequest {
-            mode: Mode::Subscribe,
-            topic: "T1".into(),
-            events: n.events.clone(),
-            lease_seconds: n.lease,
-            endpoint: None,
-            subscriber_name: Some(n.name.clone()),
-        };
-        log!(self, "{}: shell subscribes", self.nodes[node].name);
-        self.http_request(node, Req::Subscribe(Box::new(req)));
-        let _ = self.drain_node(node);
+        log!(self, "{}: app connects", self.nodes[node].name);
+        let local = self.nodes[node].local(self.now);
+        self.nodes[node].sub.start(local);
+        self.drain_node(node)
+    }
+
+    /// The subscription form a shell POSTed, as the Hub's shell reads it.
+    fn form(name: &str, form: &str) -> Res<SubscriptionRequest> {
+        SubscriptionRequest::from_form(form)
+            .or_else(|e| fail("protocol", format!("the hub cannot read {name}'s subscription form {form:?}: {e}")))
     }
 
     /// Pumps the Hub's outputs onto the sockets.
@@ -450,69 +383,156 @@ impl Sim {
         Ok(())
     }
 
-    /// Pumps a follower's outputs: acks onto its socket, POSTs and GETs over HTTP, app callbacks.
+    /// Pumps a subscriber's actions: its POSTs over HTTP, its socket, and its follower's outputs
+    /// (acks onto the socket, POSTs and GETs over HTTP, app callbacks). A zombie's shell passes
+    /// none of the follower's outputs on, and does not subscribe again in the quiet period.
     pub(super) fn drain_node(&mut self, i: usize) -> Res {
+        let mut start_failed = false;
         loop {
-            let Some(app) = self.nodes[i].app.as_mut() else { return Ok(()) };
-            let Some(out) = app.f.poll_output() else { return Ok(()) };
+            let local = self.nodes[i].local(self.now);
+            let Some(action) = self.nodes[i].sub.poll_action(local) else { break };
             let name = self.nodes[i].name.clone();
-            match out {
-                Output::Send(text) => {
-                    let Conn::Sock(sock) = self.nodes[i].conn else {
-                        log!(self, "{name}: ack {text} dropped (no socket)");
-                        continue;
+            let zombie = self.nodes[i].app.is_none();
+            match action {
+                Action::Subscribe { .. } if zombie && self.quiet => {
+                    log!(self, "{name}: (a zombie: does not come back in the quiet period)");
+                }
+                Action::Subscribe { form, request } => {
+                    self.stats.reconnects += 1;
+                    log!(self, "{name}: shell subscribes (request {request})");
+                    self.http_request(i, Req::Subscribe { request, form });
+                }
+                Action::Renew { form, request } => {
+                    self.stats.renewals += 1;
+                    log!(self, "{name}: shell renews the lease (request {request})");
+                    self.http_request(i, Req::Renew { request, form });
+                }
+                Action::OpenSocket { endpoint, socket } => {
+                    let Some(token) = endpoint.strip_prefix(HUB_URL) else {
+                        return fail("protocol", format!("{name} was told to open {endpoint}, not a Hub endpoint"));
                     };
-                    if self.sockets[sock].broken {
-                        log!(self, "{name} -> hub WS {text}: into a broken socket");
-                        continue;
+                    log!(self, "{name}: opening the WebSocket {token}");
+                    let sock = self.sockets.len();
+                    self.sockets.push(Socket {
+                        node: i,
+                        gen: self.nodes[i].gen,
+                        tag: socket,
+                        token: token.to_owned(),
+                        broken: false,
+                        hub_attached: false,
+                        hub_closed: false,
+                        node_knows_end: false,
+                        down_last: self.now,
+                        up_last: self.now,
+                        down_in_flight: VecDeque::new(),
+                        replayed: Vec::new(),
+                        replay_in_flight: 0,
+                        owed: Vec::new(),
+                    });
+                    self.token_sock.insert(token.to_owned(), sock);
+                    self.nodes[i].sock = Some(sock);
+                    let d = self.rng.delay(5, 300, 2000);
+                    self.schedule(d, Ev::WsOpen { sock });
+                }
+                Action::DropSocket | Action::CloseSocket => {
+                    if let Some(sock) = self.nodes[i].sock.take() {
+                        log!(self, "{name}: shell closes socket {}", self.sockets[sock].token);
+                        self.close_from_app(sock);
                     }
-                    let d = self.rng.delay(1, 300, 3000);
-                    let s = &mut self.sockets[sock];
-                    let at = s.up_last.max(self.now.add(d));
-                    s.up_last = at;
-                    self.schedule_at(at, Ev::Up { sock, text });
                 }
-                Output::Deliver(ev) => self.deliver(i, ev)?,
-                Output::SyncError(n) => {
-                    log!(
-                        self,
-                        "{name}: app told SyncError {} about {} (own={})",
-                        n.id,
-                        n.details.event_id,
-                        n.own_event
-                    );
-                    self.notices.push(n);
+                Action::Unsubscribe { form } => {
+                    log!(self, "{name}: shell unsubscribes");
+                    self.http_request(i, Req::Unsubscribe { form });
                 }
-                Output::Status(s) => {
-                    if matches!(s, SyncStatus::OutOfSync { reason: OutOfSyncReason::VersionGap { .. } }) {
-                        self.stats.version_gaps += 1;
-                    }
-                    log!(self, "{name}: status {}", status_str(&s))
+                Action::Started => log!(self, "{name}: connected (first confirmation)"),
+                Action::StartFailed(f) => {
+                    self.stats.start_failures += 1;
+                    let why = match f {
+                        StartFailure::Shell(e) => e.0,
+                        StartFailure::Denied(r) => format!("denied: {r}"),
+                        StartFailure::ClosedEarly { code, reason } => format!("closed early {code} {reason}"),
+                        StartFailure::Closed => "closed".into(),
+                    };
+                    log!(self, "{name}: the first connection failed ({why})");
+                    start_failed = true;
                 }
-                Output::ContextChanged(c) => {
-                    log!(self, "{name}: shows {:?}", c.map(|c| c.anchor.to_string()))
-                }
-                Output::Post(ev) => {
-                    log!(self, "{name}: follower POSTs {}", ev_str(&ev));
-                    self.post(i, ev);
-                }
-                Output::FetchCurrentContext => {
-                    log!(self, "{name}: GET current context");
-                    self.http_request(i, Req::Get);
-                }
-                Output::Resubscribe { reason } => {
-                    log!(self, "{name}: resubscribe ({reason})");
-                    self.nodes[i].conn = Conn::Down;
-                    self.nodes[i].delivered.clear();
-                    self.schedule_reconnect(i);
-                }
-                Output::Published { id } => log!(self, "{name}: published {id}"),
-                Output::PublishFailed { id, status, message } => {
-                    log!(self, "{name}: publish {id} failed {status}: {message}")
-                }
+                Action::Closed { problem } => log!(self, "{name}: closed ({problem:?})"),
+                Action::Follower(_) if zombie => {}
+                Action::Follower(out) => self.output(i, out)?,
             }
         }
+        if start_failed && !(self.nodes[i].app.is_none() && self.quiet) {
+            // `connect()` rejected: the app calls it again, on a new client.
+            let seed = self.rng.next();
+            self.nodes[i].fresh(seed);
+            let gen = self.nodes[i].gen;
+            let d = self.rng.ms(100, 1000);
+            self.schedule(d, Ev::Start { node: i, gen });
+        }
+        Ok(())
     }
+
+    /// What the follower asks for.
+    fn output(&mut self, i: usize, out: Output) -> Res {
+        let name = self.nodes[i].name.clone();
+        match out {
+            Output::Send(text) => {
+                let Some(sock) = self.nodes[i].sock else {
+                    log!(self, "{name}: ack {text} dropped (no socket)");
+                    return Ok(());
+                };
+                if self.sockets[sock].broken {
+                    log!(self, "{name} -> hub WS {text}: into a broken socket");
+                    return Ok(());
+                }
+                let d = self.rng.delay(1, 300, 3000);
+                let s = &mut self.sockets[sock];
+                let at = s.up_last.max(self.now.add(d));
+                s.up_last = at;
+                self.schedule_at(at, Ev::Up { sock, text });
+            }
+            Output::Deliver(ev) => self.deliver(i, ev)?,
+            Output::SyncError(n) => {
+                log!(self, "{name}: app told SyncError {} about {} (own={})", n.id, n.details.event_id, n.own_event);
+                self.notices.push(n);
+            }
+            Output::Status(s) => {
+                match s {
+                    SyncStatus::OutOfSync { reason: OutOfSyncReason::VersionGap { .. } } => {
+                        self.stats.version_gaps += 1
+                    }
+                    // The notifications it was deciding about are gone with the connection.
+                    SyncStatus::Disconnected { .. } => self.nodes[i].delivered.clear(),
+                    _ => {}
+                }
+                log!(self, "{name}: status {}", status_str(&s))
+            }
+            Output::ContextChanged(c) => {
+                log!(self, "{name}: shows {:?}", c.map(|c| c.anchor.to_string()))
+            }
+            Output::Post(ev) => {
+                log!(self, "{name}: follower POSTs {}", ev_str(&ev));
+                self.post(i, ev);
+            }
+            Output::FetchCurrentContext => {
+                log!(self, "{name}: GET current context");
+                self.http_request(i, Req::Get);
+            }
+            Output::Resubscribe { reason } => {
+                return fail("protocol", format!("{name}'s subscriber passed a Resubscribe ({reason}) on"));
+            }
+            Output::Published { id } => log!(self, "{name}: published {id}"),
+            Output::PublishFailed { id, status, message } => {
+                log!(self, "{name}: publish {id} failed {status}: {message}")
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The text of a subscription refusal, with its status (the shell's error).
+fn error_text(e: &fhircast_core::hub::SubscribeError) -> String {
+    format!("{}: {e}", e.http_status())
 }
 
 /// The anchor of a snapshot as it comes (unfiltered).

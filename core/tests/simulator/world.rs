@@ -1,5 +1,5 @@
 //! The scenario, the clock and the main loop: one step at a time, to the earliest of the
-//! next delivery, the Hub's deadline, a follower's deadline and the next scripted action.
+//! next delivery, the Hub's deadline, a subscriber's deadline and the next scripted action.
 
 use super::*;
 
@@ -93,7 +93,6 @@ impl Sim {
                     off * 1_000_000_000
                 };
             }
-            let renews = has(Features::RENEWALS) && policy != Policy::Zombie && rng.chance(0.7);
             let lease = if has(Features::RENEWALS) && rng.chance(0.5) {
                 Some(20 + rng.below(70))
             } else {
@@ -107,7 +106,8 @@ impl Sim {
                 Lie::UnfilteredSnapshot => Lie::UnfilteredSnapshot,
                 _ => Lie::None,
             };
-            let app = (policy != Policy::Zombie).then(|| App::new(&name, &format!("{name}i0"), lie));
+            let app = (policy != Policy::Zombie).then_some(App { lie, raw_snapshot: None });
+            let sub = subscriber(&name, &events, lease, 0, rng.next());
             let disliked = if refusers.contains(&i) {
                 shared_dislikes.clone()
             } else {
@@ -123,13 +123,11 @@ impl Sim {
                 policy,
                 kind,
                 events,
+                sub,
                 app,
                 skew_ns,
                 lease,
-                renews,
-                conn: Conn::Down,
-                reconnect_scheduled: false,
-                attempts: 0,
+                sock: None,
                 next_id: 0,
                 disliked,
                 refuses_updates,
@@ -190,13 +188,12 @@ impl Sim {
                 .iter()
                 .map(|n| {
                     format!(
-                        "{}={:?}/{:?}{}{}{}{} [{}]",
+                        "{}={:?}/{:?}{}{}{} [{}]",
                         n.name,
                         n.policy,
                         n.kind,
                         if n.skew_ns != 0 { format!(" skew={}ms", n.skew_ns / 1_000_000) } else { String::new() },
                         n.lease.map(|l| format!(" lease={l}s")).unwrap_or_default(),
-                        if n.renews { " renews" } else { "" },
                         if matches!(n.policy, Policy::Dislike(_)) {
                             format!(" dislikes={:?}", n.disliked)
                         } else {
@@ -218,8 +215,7 @@ impl Sim {
         }
         for i in 0..sim.nodes.len() {
             let d = sim.rng.ms(0, 500);
-            sim.schedule(d, Ev::Reconnect { node: i });
-            sim.nodes[i].reconnect_scheduled = true;
+            sim.schedule(d, Ev::Start { node: i, gen: 0 });
         }
         let d = sim.rng.ms(500, 2000);
         sim.schedule(d, Ev::Act);
@@ -303,7 +299,7 @@ impl Sim {
         let h = self.hub.poll_timeout();
         let mut f: Option<(Timestamp, usize)> = None;
         for (i, n) in self.nodes.iter().enumerate() {
-            if let Some(t) = n.app.as_ref().and_then(|a| a.f.poll_timeout()) {
+            if let Some(t) = n.sub.poll_timeout() {
                 let t = n.global(t);
                 if f.is_none_or(|(best, _)| t < best) {
                     f = Some((t, i));
@@ -339,10 +335,9 @@ impl Sim {
                 let (_, i) = f.expect("chosen");
                 log!(self, "{}: timeout", self.nodes[i].name);
                 let local = self.nodes[i].local(self.now);
-                self.nodes[i].app.as_mut().expect("has a follower").f.handle_timeout(local);
+                self.nodes[i].sub.handle_timeout(local);
                 self.drain_node(i)?;
-                let app = self.nodes[i].app.as_ref().expect("has a follower");
-                if app.f.poll_timeout().is_some_and(|t| t <= local) {
+                if self.nodes[i].sub.poll_timeout().is_some_and(|t| t <= local) {
                     return fail(
                         "timer",
                         format!("{}: handle_timeout left a deadline in the past", self.nodes[i].name),
@@ -398,14 +393,7 @@ impl Sim {
                 Ok(())
             }
             Ev::Act => self.act(),
-            Ev::Reconnect { node } => {
-                self.reconnect(node);
-                Ok(())
-            }
-            Ev::Renew { node, sock } => {
-                self.renew(node, sock);
-                Ok(())
-            }
+            Ev::Start { node, gen } => self.start(node, gen),
             Ev::Reload { node, fresh } => self.reload(node, fresh),
             Ev::Down { sock, msg, replay } => {
                 if replay && !self.sockets[sock].broken {
@@ -466,16 +454,7 @@ impl Sim {
                 self.hub.handle_close(&token, 1006, self.now);
                 self.route()
             }
-            Ev::NodeDetects { sock } => {
-                let node = self.sockets[sock].node;
-                self.sockets[sock].node_knows_end = true;
-                if self.nodes[node].conn != Conn::Sock(sock) {
-                    log!(self, "{}: (old socket broke)", self.nodes[node].name);
-                    return Ok(());
-                }
-                log!(self, "{}: socket lost (1006)", self.nodes[node].name);
-                self.disconnected(node, "connection lost (1006)")
-            }
+            Ev::NodeDetects { sock } => self.node_detects(sock),
             Ev::ToHub { node, gen, req } => self.at_hub(node, gen, req),
             Ev::ToNode { node, gen, resp } => {
                 self.nodes[node].http_in_flight -= 1;
@@ -508,14 +487,8 @@ impl Sim {
             return self.restart();
         }
         if self.rng.chance(self.break_chance) {
-            let live: Vec<usize> = self
-                .nodes
-                .iter()
-                .filter_map(|n| match n.conn {
-                    Conn::Sock(s) if !self.sockets[s].broken => Some(s),
-                    _ => None,
-                })
-                .collect();
+            let live: Vec<usize> =
+                self.nodes.iter().filter_map(|n| n.sock.filter(|&s| !self.sockets[s].broken)).collect();
             if !live.is_empty() {
                 let sock = live[self.rng.below(live.len() as u64) as usize];
                 self.sockets[sock].broken = true;

@@ -1,5 +1,7 @@
-//! Content sharing and selection (req 107-121): the context arrays of `<Type>-update` and
-//! `<Type>-select` events, built from what an app has at hand. Pure, tested natively.
+//! Content sharing and selection (req 107-121), the subscriber's side: the context arrays of
+//! `<Type>-update` and `<Type>-select` events, built from what an app has at hand, and the
+//! rule that only the current anchor's resources can be selected (req 119). The browser SDK
+//! calls these (issue 12: the protocol's decisions are the core's, the SDK is a pump).
 //!
 //! The JSON is written directly (resources are kept as the app's bytes, [`RawValue`]); the
 //! hub validates the Bundle whole (req 111, neg 17) and its 400 names what is wrong. Only what
@@ -8,30 +10,39 @@
 //! with the core's `UpdateBundle::parse` cost ~20 KB of wasm; the native tests below still
 //! check the output with it.)
 
-use fhircast_core::catalog::{anchor_key, EventKind, EventName};
-use fhircast_core::wire::{ContextEntry, ResourceKey, ValueField};
 use serde_json::value::RawValue;
 
-use crate::error::SdkError;
-use crate::shapes::quoted;
+use crate::catalog::{anchor_key, EventKind, EventName};
+use crate::wire::{ContextEntry, ResourceKey, ValueField};
+
+/// Why an update or a selection cannot be built; the message says what to fix.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct SharingError(pub String);
+
+fn quoted(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| unreachable!("strings serialise"))
+}
 
 /// `{put: [...resources], delete: ['Observation/x', ...]}` as given to `update()`: the
 /// resources as JSON text, the deletions as references.
 #[derive(Debug, Default)]
-pub(crate) struct Changes {
+pub struct Changes {
+    /// Resources to create or replace, as JSON text.
     pub put: Vec<String>,
+    /// References (`Type/id`) of resources to remove.
     pub delete: Vec<String>,
 }
 
 /// Reads an anchor given as `Type/id` (or a URL ending in it).
-pub(crate) fn parse_anchor(anchor: &str) -> Result<(ResourceKey, &'static str), SdkError> {
+pub fn parse_anchor(anchor: &str) -> Result<(ResourceKey, &'static str), SharingError> {
     let key = ResourceKey::from_url(anchor).ok_or_else(|| {
-        SdkError::Argument(format!(
+        SharingError(format!(
             "{anchor:?} is not an anchor: expected \"<ResourceType>/<id>\", e.g. \"DiagnosticReport/r1\""
         ))
     })?;
-    let rt = fhircast_core::catalog::resource_type(&key.resource_type)
-        .ok_or_else(|| SdkError::Argument(format!("{:?} is not a FHIR resource type (req 134)", key.resource_type)))?;
+    let rt = crate::catalog::resource_type(&key.resource_type)
+        .ok_or_else(|| SharingError(format!("{:?} is not a FHIR resource type (req 134)", key.resource_type)))?;
     Ok((ResourceKey::new(rt, key.id), rt))
 }
 
@@ -48,14 +59,14 @@ fn reference_entry(key: &str, target: &ResourceKey) -> ContextEntry {
 /// The name and context of `<Type>-update` for `anchor` (req 65, 116): a reference to the
 /// anchor and a transaction Bundle with one `PUT` per resource and one `DELETE` per reference.
 /// `bundle_id` should be unique (a UUID; req 120 asks for globally unique ids).
-pub(crate) fn update_event(
+pub fn update_event(
     anchor: &str,
     changes: &Changes,
     bundle_id: &str,
-) -> Result<(EventName, Vec<ContextEntry>), SdkError> {
+) -> Result<(EventName, Vec<ContextEntry>), SharingError> {
     let (anchor, rt) = parse_anchor(anchor)?;
     if changes.put.is_empty() && changes.delete.is_empty() {
-        return Err(SdkError::Argument("update(anchor, changes): nothing to change (put and delete are empty)".into()));
+        return Err(SharingError("update(anchor, changes): nothing to change (put and delete are empty)".into()));
     }
     let mut bundle =
         format!("{{\"resourceType\":\"Bundle\",\"id\":{},\"type\":\"transaction\",\"entry\":[", quoted(bundle_id));
@@ -63,7 +74,7 @@ pub(crate) fn update_event(
     for (i, resource) in changes.put.iter().enumerate() {
         let header = ContextEntry::resource_raw("put", resource).ok().and_then(|e| e.resource_header());
         let Some(key) = header.and_then(|h| Some(ResourceKey::new(h.resource_type, h.id?))) else {
-            return Err(SdkError::Argument(format!(
+            return Err(SharingError(format!(
                 "update: put[{i}] needs a resourceType and an id (req 116; give resources you create a UUID id, req 120)"
             )));
         };
@@ -79,7 +90,7 @@ pub(crate) fn update_event(
     }
     for (i, target) in changes.delete.iter().enumerate() {
         let key = ResourceKey::from_url(target).ok_or_else(|| {
-            SdkError::Argument(format!("update: delete[{i}] {target:?} is not a reference like \"Observation/o1\""))
+            SharingError(format!("update: delete[{i}] {target:?} is not a reference like \"Observation/o1\""))
         })?;
         if !targets.is_empty() {
             bundle.push(',');
@@ -89,7 +100,7 @@ pub(crate) fn update_event(
         targets.push(key);
     }
     if let Some(dup) = targets.iter().enumerate().find(|(i, k)| targets[..*i].contains(k)).map(|(_, k)| k) {
-        return Err(SdkError::Argument(format!("update: {dup} is changed twice in one update (req 116)")));
+        return Err(SharingError(format!("update: {dup} is changed twice in one update (req 116)")));
     }
     bundle.push_str("]}");
     let name = EventName::of(rt, EventKind::Update).expect("a catalogued resource type");
@@ -103,21 +114,21 @@ pub(crate) fn update_event(
 /// The name and context of `<Type>-select` for `anchor` (req 115, 121): the anchor and one
 /// `select` reference per selected resource. An empty selection clears it (§5a-16). Only the
 /// `current` anchor's resources can be selected (req 119).
-pub(crate) fn select_event(
+pub fn select_event(
     anchor: &str,
     selected: &[String],
     current: Option<&ResourceKey>,
-) -> Result<(EventName, Vec<ContextEntry>), SdkError> {
+) -> Result<(EventName, Vec<ContextEntry>), SharingError> {
     let (anchor, rt) = parse_anchor(anchor)?;
     let mut context = vec![reference_entry(anchor_key(rt), &anchor)];
     for (i, s) in selected.iter().enumerate() {
         let key = ResourceKey::from_url(s).ok_or_else(|| {
-            SdkError::Argument(format!("select: references[{i}] {s:?} is not a reference like \"Observation/o1\""))
+            SharingError(format!("select: references[{i}] {s:?} is not a reference like \"Observation/o1\""))
         })?;
         context.push(reference_entry("select", &key));
     }
     if current != Some(&anchor) {
-        return Err(SdkError::Argument(format!(
+        return Err(SharingError(format!(
             "select(): {anchor} is not the current context, and only the current anchor's resources can be selected (req 119)"
         )));
     }
@@ -126,8 +137,8 @@ pub(crate) fn select_event(
 
 #[cfg(test)]
 mod tests {
-    use fhircast_core::bundle::{Change, UpdateBundle};
-    use fhircast_core::Event;
+    use crate::bundle::{Change, UpdateBundle};
+    use crate::Event;
 
     use super::*;
 
@@ -153,7 +164,7 @@ mod tests {
         assert!(matches!(&bundle.changes[1], Change::Delete { key } if key.to_string() == "Observation/o2"));
         // With a versionId (added by the follower) it is a valid event.
         let e = Event {
-            timestamp: fhircast_core::Timestamp::EPOCH,
+            timestamp: crate::Timestamp::EPOCH,
             id: "e".into(),
             topic: "T".into(),
             name,
