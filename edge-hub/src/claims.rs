@@ -134,13 +134,29 @@ pub fn parse_jws(token: &str) -> Result<Jws, AuthError> {
 
 /// Checks the claims of a verified token and says what it allows.
 pub fn check_claims(claims: &serde_json::Value, rules: &ClaimRules, now: Timestamp) -> Result<Auth, AuthError> {
-    let now_s = now.unix_millis().div_euclid(1000);
-    let num = |k: &str| claims.get(k).and_then(serde_json::Value::as_i64);
-    let exp = num("exp").ok_or(AuthError::Expired)?;
-    if exp + LEEWAY_SECS <= now_s {
+    // NumericDate (RFC 7519 §2) may have a fraction: compared in milliseconds. A claim that is
+    // present but not a number is malformed: never ignored (fail closed).
+    let now_ms = now.unix_millis();
+    let leeway_ms = LEEWAY_SECS * 1000;
+    let date_ms = |k: &'static str| -> Result<Option<i64>, AuthError> {
+        match claims.get(k) {
+            None => Ok(None),
+            Some(v) => {
+                v.as_f64().filter(|f| f.is_finite() && f.abs() < 1e13).map(|f| Some((f * 1000.0).floor() as i64)).ok_or(
+                    AuthError::Malformed(if k == "exp" {
+                        "\"exp\" is not a number"
+                    } else {
+                        "\"nbf\" is not a number"
+                    }),
+                )
+            }
+        }
+    };
+    let exp_ms = date_ms("exp")?.ok_or(AuthError::Expired)?;
+    if exp_ms + leeway_ms <= now_ms {
         return Err(AuthError::Expired);
     }
-    if num("nbf").is_some_and(|nbf| nbf - LEEWAY_SECS > now_s) {
+    if date_ms("nbf")?.is_some_and(|nbf| nbf - leeway_ms > now_ms) {
         return Err(AuthError::NotYetValid);
     }
     if let Some(iss) = &rules.issuer {
@@ -165,12 +181,13 @@ pub fn check_claims(claims: &serde_json::Value, rules: &ClaimRules, now: Timesta
         (_, Some(serde_json::Value::String(s))) => s.clone(),
         _ => String::new(),
     };
-    let topic = claims.get("hub.topic").and_then(|v| v.as_str()).map(str::to_owned);
-    Ok(Auth {
-        scopes: Some(Scopes::parse(&scope_text)),
-        expires_at: Some(Timestamp::from_unix_millis(exp * 1000)),
-        topic,
-    })
+    // A topic binding that is not a string must not leave the token unbound (fail closed).
+    let topic = match claims.get("hub.topic") {
+        None | Some(serde_json::Value::Null) => None,
+        Some(serde_json::Value::String(t)) => Some(t.clone()),
+        Some(_) => return Err(AuthError::Malformed("the \"hub.topic\" claim is not a string")),
+    };
+    Ok(Auth { scopes: Some(Scopes::parse(&scope_text)), expires_at: Some(Timestamp::from_unix_millis(exp_ms)), topic })
 }
 
 /// base64url without padding (padding tolerated).
@@ -292,6 +309,30 @@ mod tests {
         let scp = json!({"exp": NOW + 10, "scp": ["fhircast/*.read"]});
         let a = check_claims(&scp, &ClaimRules::default(), now()).unwrap();
         assert!(a.scopes.unwrap().allows(&po, Access::Read));
+    }
+
+    /// Issue 13: NumericDates with a fraction are dates (RFC 7519 §2); claims of the wrong type
+    /// fail closed.
+    #[test]
+    fn neg9_fractional_dates_and_claims_of_the_wrong_type() {
+        let rules = ClaimRules::default();
+        let check = |c: serde_json::Value| check_claims(&c, &rules, now());
+        let a = check(json!({"exp": NOW as f64 + 300.5})).expect("a fractional exp is a valid date");
+        assert_eq!(a.expires_at, Some(Timestamp::from_unix_millis((NOW + 300) * 1000 + 500)));
+        assert_eq!(check(json!({"exp": NOW as f64 - 60.5})).unwrap_err(), AuthError::Expired);
+        assert_eq!(
+            check(json!({"exp": NOW + 300, "nbf": NOW as f64 + 120.25})).unwrap_err(),
+            AuthError::NotYetValid,
+            "a fractional nbf in the future is not ignored"
+        );
+        assert!(check(json!({"exp": NOW + 300, "nbf": NOW as f64 + 30.5})).is_ok(), "within the leeway");
+        assert!(matches!(check(json!({"exp": NOW + 300, "nbf": "soon"})).unwrap_err(), AuthError::Malformed(_)));
+        assert!(matches!(check(json!({"exp": "never"})).unwrap_err(), AuthError::Malformed(_)));
+        for bad in [json!(["T1"]), json!(7), json!({"id": "T1"}), json!(true)] {
+            let e = check(json!({"exp": NOW + 300, "hub.topic": bad})).unwrap_err();
+            assert!(e.to_string().contains("hub.topic"), "{e}");
+        }
+        assert_eq!(check(json!({"exp": NOW + 300, "hub.topic": null})).unwrap().topic, None);
     }
 }
 

@@ -122,6 +122,19 @@ test('neg9: a token not valid yet (nbf in the future, beyond the leeway) is 401'
   assert.equal((await subscribeWith(jwt({ nbf: now() + 30 }))).status, 202, 'within the 60 s leeway');
 });
 
+test('neg9 req20: NumericDates with a fraction are dates: a fractional exp is valid, a fractional nbf in the future is refused (issue 13)', async () => {
+  assert.equal((await subscribeWith(jwt({ exp: now() + 300.5 }))).status, 202, 'a fractional exp is a valid token');
+  unauthorized(await subscribeWith(jwt({ nbf: now() + 300.25 })), /the access token is not valid yet \("nbf"\)/);
+  unauthorized(await subscribeWith(jwt({ nbf: 'later' })), /"nbf" is not a number/);
+});
+
+test('neg9: a hub.topic claim that is not a string is refused, never taken as unbound (issue 13)', async () => {
+  for (const bad of [['T1'], 7, { id: 'T1' }, true]) {
+    unauthorized(await subscribeWith(jwt({ 'hub.topic': bad })), /the "hub\.topic" claim is not a string/);
+  }
+  unauthorized((await postBoth(hub.event('Patient-open', [patient('p1')]), jwt({ 'hub.topic': ['x'] })))[0], /hub\.topic/, { outcome: true });
+});
+
 test('neg9: a wrong or missing issuer is 401 naming it', async () => {
   unauthorized(await subscribeWith(jwt({ iss: 'https://evil.example' })), /the access token's issuer "https:\/\/evil\.example" is not the one this hub trusts/);
   unauthorized(await subscribeWith(jwt({ iss: undefined })), /issuer "" is not the one this hub trusts/);
