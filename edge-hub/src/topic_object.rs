@@ -416,12 +416,17 @@ impl TopicObject {
     }
 
     async fn context(&self, topic_name: &str, auth: Auth) -> Result<Response> {
-        if self.topic.borrow().is_none() && self.load(None).is_err() {
-            // A topic nobody has used has no context (req 103), and no state is created for it.
-            let _ = topic_name;
-            return json(200, r#"{"context.type":"","context":[]}"#, "application/json");
-        }
-        let answer = self.topic.borrow().as_ref().map(|t| t.current_context(&auth));
+        let answer = if self.topic.borrow().is_none() && self.load(None).is_err() {
+            // A topic nobody has used has no context (req 103), and no state is created for it;
+            // the token is checked all the same (a token bound to another topic gets 403, so it
+            // cannot tell which topics exist; issue 13).
+            match self.settings() {
+                Ok(s) => Some(Topic::new(topic_name, "", s.hub.clone()).current_context(&auth)),
+                Err(e) => return outcome(500, &e),
+            }
+        } else {
+            self.topic.borrow().as_ref().map(|t| t.current_context(&auth))
+        };
         match answer {
             Some(Ok(cc)) => json(200, &serde_json::to_string(&cc).expect("serialises"), "application/json"),
             Some(Err(e)) => outcome(e.http_status(), &e.to_string()),

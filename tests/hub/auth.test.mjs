@@ -213,6 +213,14 @@ test('neg4 neg13: a token bound to another topic (claim hub.topic) is 403 for su
   assert.equal((await hub.getContext(topic, { token: mine })).status, 200);
 });
 
+test('neg4 neg13: get current context of a topic nobody has used checks the token\'s binding too: 403 for another topic, so a bound token cannot tell which topics exist (issue 13)', async () => {
+  const unused = uid();
+  forbidden(await hub.getContext(unused, { token: jwt({ 'hub.topic': 'another-session' }) }), /bound to another topic/, { outcome: true });
+  const r = await hub.getContext(unused, { token: jwt({ 'hub.topic': unused }) });
+  assert.equal(r.status, 200, r.text);
+  assert.deepEqual(r.json, { 'context.type': '', context: [] });
+});
+
 test('req20 neg8: the lease is clamped to end no later than the token', async () => {
   const topic = uid();
   const exp = now() + 120;
