@@ -231,8 +231,7 @@ fn issue12_5_an_event_stamped_in_2200_is_refused_and_cannot_lock_the_topic() {
     let mut w = World::new();
     let ehr = w.join("EHR", EHR, Policy::Accept);
     let chart = w.join("Chart", PATIENT_ONLY, Policy::Accept);
-    let bogus = json!({"timestamp": "2200-01-01T00:00:00Z", "id": "future-1", "event": {
-        "hub.topic": "T1", "hub.event": "Patient-open", "context": [patient("p9")]}});
+    let bogus = raw_patient_open("2200-01-01T00:00:00Z", "future-1", "p9");
     let (status, message) = w.post_raw(bogus).unwrap_err();
     assert_eq!(status, 400, "{message}");
     assert!(message.contains("ahead of the hub's clock"), "{message}");
@@ -258,14 +257,11 @@ fn issue12_5_a_stored_future_context_timestamp_does_not_lock_a_restarted_topic()
     let mut state: serde_json::Value = serde_json::to_value(w.hub.state()).unwrap();
     state["context_timestamp"] = json!(fhircast_core::Timestamp::parse("2200-01-01T00:00:00Z").unwrap());
     w.hub = fhircast_core::hub::Topic::restore(serde_json::from_value(state).unwrap(), w.hub.config().clone());
-    let r = w.post_raw(json!({"timestamp": w.now.add(Duration::from_secs(120)).to_rfc3339(), "id": "later", "event": {
-        "hub.topic": "T1", "hub.event": "Patient-open", "context": [patient("p2")]}}));
+    let r = w.post_raw(raw_patient_open(w.now.add(Duration::from_secs(120)).to_rfc3339(), "later", "p2"));
     assert_eq!(r.unwrap_err().0, 400, "still too far ahead of the hub's clock");
-    let r = w.post_raw(json!({"timestamp": w.now.add(Duration::from_secs(1)).to_rfc3339(), "id": "ok", "event": {
-        "hub.topic": "T1", "hub.event": "Patient-open", "context": [patient("p2")]}}));
+    let r = w.post_raw(raw_patient_open(w.now.add(Duration::from_secs(1)).to_rfc3339(), "ok", "p2"));
     assert!(r.is_ok(), "{r:?}: a correctly stamped change is accepted at once");
-    let r = w.post_raw(json!({"timestamp": w.now.to_rfc3339(), "id": "older", "event": {
-        "hub.topic": "T1", "hub.event": "Patient-open", "context": [patient("p3")]}}));
+    let r = w.post_raw(raw_patient_open(w.now.to_rfc3339(), "older", "p3"));
     assert_eq!(r.unwrap_err().0, 409, "and ordering holds again from it (req 67)");
 }
 

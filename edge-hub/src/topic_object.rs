@@ -420,8 +420,8 @@ impl TopicObject {
             // A topic nobody has used has no context (req 103), and no state is created for it;
             // the token is checked all the same (a token bound to another topic gets 403, so it
             // cannot tell which topics exist; issue 13).
-            match self.settings() {
-                Ok(s) => Some(Topic::new(topic_name, "", s.hub.clone()).current_context(&auth)),
+            match self.unused_topic(topic_name) {
+                Ok(t) => Some(t.current_context(&auth)),
                 Err(e) => return outcome(500, &e),
             }
         } else {
@@ -434,12 +434,18 @@ impl TopicObject {
         }
     }
 
+    /// An empty topic that is never stored: reads of a topic nobody has used are answered from
+    /// it, with the token checked as for any topic.
+    fn unused_topic(&self, topic_name: &str) -> std::result::Result<Topic, String> {
+        self.settings().map(|s| Topic::new(topic_name, "", s.hub.clone()))
+    }
+
     /// The roster (`GET {hub}/{topic}/subscribers`). Read-only: an unused topic is answered
     /// from an empty topic that is never stored (the token is checked all the same).
     async fn roster(&self, topic_name: &str, auth: Auth) -> Result<Response> {
         let answer = if self.topic.borrow().is_none() && self.load(None).is_err() {
-            match self.settings() {
-                Ok(s) => Topic::new(topic_name, "", s.hub.clone()).roster(&auth),
+            match self.unused_topic(topic_name) {
+                Ok(t) => t.roster(&auth),
                 Err(e) => return outcome(500, &e),
             }
         } else {

@@ -405,16 +405,21 @@ impl Topic {
         }
         let tokens: Vec<String> =
             self.state.subscriptions.values().filter(|s| s.is_connected()).map(|s| s.endpoint.clone()).collect();
+        let mut round = ViewRound::new(self, Some(source), now);
         for token in tokens {
-            self.reconcile_view(&token, Some(source), now);
+            self.reconcile_view(&token, &mut round, now);
         }
     }
 
-    /// [`Topic::reconcile_views`] for one subscriber.
-    pub(crate) fn reconcile_view(&mut self, token: &str, source: Option<&Event>, now: Timestamp) {
-        if !self.config.derive_opens {
-            return;
+    /// [`Topic::reconcile_views`] for one subscriber (after its replay).
+    pub(crate) fn reconcile_one(&mut self, token: &str, now: Timestamp) {
+        if self.config.derive_opens {
+            let mut round = ViewRound::new(self, None, now);
+            self.reconcile_view(token, &mut round, now);
         }
+    }
+
+    fn reconcile_view(&mut self, token: &str, round: &mut ViewRound, now: Timestamp) {
         let Some(sub) = self.state.subscriptions.get_mut(token) else { return };
         if !sub.is_connected() {
             return;
@@ -426,48 +431,78 @@ impl Topic {
             return;
         }
         let sub = &self.state.subscriptions[token];
-        let current_open = self.state.current.as_ref().and_then(|k| self.state.anchor(k)).map(|a| a.open.clone());
-        let view = crate::view::view_of(&sub.events, current_open.as_ref());
+        let view = crate::view::view_of(&sub.events, round.current_open.as_ref());
         if view.as_ref().map(|v| &v.anchor) == sub.shown.as_ref() && !sub.view_refused {
             return;
         }
-        // What a refusal of the events sent here names (req 81): an open is derived from the
-        // current context's open, whatever made it necessary; a close from the change that
-        // emptied the view (or the last change, for a subscriber that just connected).
-        let cur_source = current_open.as_ref().map(|c| (Arc::<str>::from(c.id.as_str()), c.name.clone()));
-        let source = match &view {
-            Some(_) => cur_source,
-            None => source.map(|e| (Arc::<str>::from(e.id.as_str()), e.name.clone())).or_else(|| {
-                self.state.last_change.as_ref().map(|(id, name)| (Arc::<str>::from(id.as_str()), name.clone()))
-            }),
-        };
-        // Derived events are stamped with the change that made them necessary (the newest
-        // context timestamp), never earlier: a follower ignores an event older than what it
-        // applied last (req 67), e.g. the close that emptied its view before the re-open.
-        let stamp = self.state.context_timestamp.unwrap_or(now);
-        let mut sends: Vec<Event> = Vec::new();
-        match (&view, &current_open) {
+        let mut wanted: Vec<(EventName, ResourceKey)> = Vec::new();
+        match &view {
+            // Only the view's own open: an app that follows patients and studies is sent the
+            // study (its context names the patient), never the patient on the way, which would
+            // make it show, and say in sync on, what is not its view.
+            Some(v) => wanted.push((v.name.clone(), v.anchor.clone())),
+            None => {
+                let mut told = sub.told.clone();
+                if let Some(k) = &sub.shown {
+                    if !told.contains(k) {
+                        told.push(k.clone());
+                    }
+                }
+                for k in told.into_iter().rev() {
+                    match EventName::of(&k.resource_type, EventKind::Close) {
+                        Some(name) if sub.wants(&name) => wanted.push((name, k)),
+                        _ => {}
+                    }
+                }
+            }
+        }
+        for (name, anchor) in wanted {
+            let i = match round.built.iter().position(|b| b.event.name == name && b.anchor == anchor) {
+                Some(i) => i,
+                None => {
+                    let built = self.build_derived(&name, &anchor, view.as_ref(), round);
+                    round.built.push(built);
+                    round.built.len() - 1
+                }
+            };
+            let b = &round.built[i];
+            let (event, text, source) = (b.event.clone(), b.text.clone(), b.source.clone());
+            self.send_to(token, text, &event, source, now);
+            if let Some(sub) = self.state.subscriptions.get_mut(token) {
+                sub.note_direct(&event);
+            }
+        }
+    }
+
+    /// A derived event of this round, built and serialised once for every subscriber that
+    /// needs it (as a broadcast is): the view's open, or a close of what a view showed.
+    fn build_derived(
+        &mut self,
+        name: &EventName,
+        anchor: &ResourceKey,
+        view: Option<&crate::view::View>,
+        round: &ViewRound,
+    ) -> Derived {
+        let stamp = round.stamp;
+        let mut event = match (view, &round.current_open) {
             (Some(v), Some(cur)) if v.name == cur.name => {
                 let mut ev = cur.clone();
                 ev.id = self.state.mint();
                 ev.timestamp = ev.timestamp.max(stamp);
-                sends.push(ev);
+                ev
             }
             (Some(v), Some(cur)) => {
-                // Only the view's own open: an app that follows patients and studies is sent the
-                // study (its context names the patient), never the patient on the way, which
-                // would make it show, and say in sync on, what is not its view.
+                // The derived open this very event recorded goes out as recorded (so it is
+                // replayed later with the same id); any other gets a fresh id, since a
+                // subscriber may have answered the recorded one before (it would take it for a
+                // duplicate and not apply it).
                 let fresh = self.fresh_derived.contains(&v.anchor);
                 let recorded = self.state.anchor(&v.anchor).filter(|a| {
                     fresh && a.open.name == v.name && a.open.context == v.context && a.open.timestamp >= stamp
                 });
                 match recorded {
-                    // The derived open this very event recorded goes out as recorded (so it is
-                    // replayed later with the same id, as a broadcast would be); any other gets
-                    // a fresh id, since this subscriber may have answered the recorded one
-                    // before (it would take it for a duplicate and not apply it).
-                    Some(a) => sends.push(a.open.clone()),
-                    None => sends.push(Event {
+                    Some(a) => a.open.clone(),
+                    None => Event {
                         timestamp: cur.timestamp.max(stamp),
                         id: self.state.mint(),
                         topic: self.state.topic.clone(),
@@ -475,55 +510,50 @@ impl Topic {
                         version_id: None,
                         prior_version_id: None,
                         context: v.context.clone(),
-                    }),
+                    },
                 }
             }
             _ => {
-                let sub = &self.state.subscriptions[token];
-                let timestamp = stamp;
-                let mut told = sub.told.clone();
-                if let Some(k) = &sub.shown {
-                    if !told.contains(k) {
-                        told.push(k.clone());
-                    }
-                }
-                for k in told.iter().rev() {
-                    let Some(name) = EventName::of(&k.resource_type, EventKind::Close) else { continue };
-                    if !sub.wants(&name) {
-                        continue;
-                    }
-                    let context = match self.state.anchor(k) {
-                        Some(a) => a.open.context.clone(),
-                        None => vec![ContextEntry::new(
-                            name.anchor_key().unwrap_or("patient"),
-                            ValueField::Resource,
-                            &serde_json::json!({"resourceType": k.resource_type, "id": k.id}),
-                        )],
-                    };
-                    sends.push(Event {
-                        timestamp,
-                        id: String::new(),
-                        topic: self.state.topic.clone(),
-                        name,
-                        version_id: None,
-                        prior_version_id: None,
-                        context,
-                    });
-                }
-                for ev in &mut sends {
-                    ev.id = self.state.mint();
+                let context = match self.state.anchor(anchor) {
+                    Some(a) => a.open.context.clone(),
+                    None => vec![ContextEntry::new(
+                        name.anchor_key().unwrap_or("patient"),
+                        ValueField::Resource,
+                        &serde_json::json!({"resourceType": anchor.resource_type, "id": anchor.id}),
+                    )],
+                };
+                Event {
+                    timestamp: stamp,
+                    id: self.state.mint(),
+                    topic: self.state.topic.clone(),
+                    name: name.clone(),
+                    version_id: None,
+                    prior_version_id: None,
+                    context,
                 }
             }
+        };
+        if event.name.kind() == EventKind::Open {
+            event.version_id = self.state.anchor(anchor).map(|a| a.version_id.clone());
         }
-        for mut ev in sends {
-            if ev.name.kind() == EventKind::Open {
-                ev.version_id = ev.anchor().and_then(|k| self.state.anchor(&k)).map(|a| a.version_id.clone());
-            }
-            let text: Arc<str> = ev.to_json().into();
-            self.send_to(token, text, &ev, source.clone(), now);
-            if let Some(sub) = self.state.subscriptions.get_mut(token) {
-                sub.note_direct(&ev);
-            }
+        // What a refusal of it names (req 81): an open is derived from the current context's
+        // open, whatever made it necessary; a close from the change that emptied the view.
+        let source = if view.is_some() { round.current_source.clone() } else { round.change_source.clone() };
+        if let Some(s) = &source {
+            self.note_derived(&event.id, s);
+        }
+        Derived { text: event.to_json().into(), anchor: anchor.clone(), event, source }
+    }
+
+    /// Remembers that the Hub derived `id` from `source` (the last `dedup_window`): a
+    /// subscriber's SyncError about it is relayed as about the source.
+    pub(crate) fn note_derived(&mut self, id: &str, source: &(Arc<str>, EventName)) {
+        if self.state.derived_ids.iter().any(|(d, _)| d == id) {
+            return;
+        }
+        self.state.derived_ids.push_back((id.to_owned(), (source.0.to_string(), source.1.clone())));
+        while self.state.derived_ids.len() > self.config.dedup_window {
+            self.state.derived_ids.pop_front();
         }
     }
 
@@ -538,14 +568,6 @@ impl Topic {
         now: Timestamp,
     ) {
         let deadline = now.add(self.config.ack_timeout);
-        if let Some((sid, sname)) = &source {
-            if !self.state.derived_ids.iter().any(|(id, _)| *id == event.id) {
-                self.state.derived_ids.push_back((event.id.clone(), (sid.to_string(), sname.clone())));
-                while self.state.derived_ids.len() > self.config.dedup_window {
-                    self.state.derived_ids.pop_front();
-                }
-            }
-        }
         if let Some(sub) = self.state.subscriptions.get_mut(token) {
             sub.pending.push(super::state::PendingAck {
                 id: event.id.as_str().into(),
@@ -573,4 +595,43 @@ pub(super) fn carries(open: &Event, key: &ResourceKey) -> bool {
             && e.resource_header()
                 .is_some_and(|h| h.resource_type == key.resource_type && h.id.as_deref() == Some(key.id.as_str()))
     })
+}
+
+/// One round of views (after one context change, or for one subscriber after its replay): what
+/// every subscriber's view is computed from, and the derived events already built in it.
+struct ViewRound {
+    current_open: Option<Event>,
+    /// Derived events are stamped with the change that made them necessary (the newest
+    /// context timestamp), never earlier: a follower ignores an event older than what it
+    /// applied last (req 67), e.g. the close that emptied its view before the re-open.
+    stamp: Timestamp,
+    current_source: Option<(Arc<str>, EventName)>,
+    /// The change that emptied views (or the last change, for a subscriber just connected).
+    change_source: Option<(Arc<str>, EventName)>,
+    built: Vec<Derived>,
+}
+
+impl ViewRound {
+    fn new(topic: &Topic, source: Option<&Event>, now: Timestamp) -> Self {
+        let st = &topic.state;
+        let current_open = st.current.as_ref().and_then(|k| st.anchor(k)).map(|a| a.open.clone());
+        let pair = |id: &str, name: &EventName| (Arc::<str>::from(id), name.clone());
+        ViewRound {
+            current_source: current_open.as_ref().map(|c| pair(&c.id, &c.name)),
+            change_source: source
+                .map(|e| pair(&e.id, &e.name))
+                .or_else(|| st.last_change.as_ref().map(|(id, name)| pair(id, name))),
+            stamp: st.context_timestamp.unwrap_or(now),
+            current_open,
+            built: Vec::new(),
+        }
+    }
+}
+
+/// A derived event of a round, serialised once.
+struct Derived {
+    anchor: ResourceKey,
+    event: Event,
+    text: Arc<str>,
+    source: Option<(Arc<str>, EventName)>,
 }

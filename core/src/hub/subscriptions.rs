@@ -164,7 +164,7 @@ impl Topic {
     pub(crate) fn replay(&mut self, token: &str, only: Option<&[EventName]>, now: Timestamp) {
         if self.state.current.is_none() {
             // Nothing current: the view is empty. A re-subscribe may have left something shown.
-            self.reconcile_view(token, None, now);
+            self.reconcile_one(token, now);
             return;
         }
         let mut latest: BTreeMap<&str, usize> = BTreeMap::new();
@@ -209,13 +209,16 @@ impl Topic {
             sends.push((ev, source));
         }
         for (ev, source) in sends {
+            if let Some(s) = &source {
+                self.note_derived(&ev.id, s);
+            }
             let text: Arc<str> = ev.to_json().into();
             self.send_to(token, text, &ev, source, now);
             if let (Some(sub), Some(k)) = (self.state.subscriptions.get_mut(token), ev.anchor()) {
                 sub.note_open(k);
             }
         }
-        self.reconcile_view(token, None, now);
+        self.reconcile_one(token, now);
     }
 
     /// Sends a denial and closes the socket, if connected (req 46-47, 53, 56).

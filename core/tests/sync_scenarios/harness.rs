@@ -388,6 +388,12 @@ pub fn report(id: &str, patient_id: &str, study_id: &str) -> Value {
     ])
 }
 
+/// A `Patient-open` as a client outside the apps would POST it, stamped `timestamp` (RFC 3339).
+pub fn raw_patient_open(timestamp: impl std::fmt::Display, id: &str, patient_id: &str) -> Value {
+    json!({"timestamp": timestamp.to_string(), "id": id, "event": {
+        "hub.topic": "T1", "hub.event": "Patient-open", "context": [patient(patient_id)]}})
+}
+
 pub fn logout() -> Value {
     json!([{"key": "parameters", "resource": {"resourceType": "Parameters", "parameter": [{"name": "code",
         "valueCoding": {"system": "http://fhircast.hl7.org/CodeSystem/fhircast-codesystem", "code": "user-initiated"}}]}}])
