@@ -84,11 +84,19 @@ fn profile(n: usize) {
         state_event += t.elapsed().as_secs_f64();
         state_bytes = json.len();
         let t = Instant::now();
-        let meta = topic.state().meta_json();
+        let meta = topic.state().meta_row();
         meta_event += t.elapsed().as_secs_f64();
         meta_bytes = meta.len();
         let t = Instant::now();
-        subs_bytes = topic.state().subscriptions_json().len();
+        subs_bytes = topic
+            .take_writes(fhircast_core::hub::store::WriteScope::All)
+            .rows
+            .iter()
+            .map(|w| match w {
+                fhircast_core::hub::store::RowWrite::Put { json, .. } => json.len(),
+                _ => 0,
+            })
+            .sum();
         subs_once += t.elapsed().as_secs_f64();
         let t = Instant::now();
         let mut per_ack_state = 0f64;

@@ -19,6 +19,11 @@ use crate::wire::{ContextEntry, ResourceKey, ValueField};
 /// The longest `id` or `hub.topic` accepted, in bytes.
 pub const MAX_ID_LEN: usize = 256;
 
+/// A resource id over [`MAX_ID_LEN`] bytes (FHIR ids are at most 64 characters): a Hub keeps
+/// the ids of open contexts in storage rows of bounded size.
+const ID_TOO_LONG: EventError =
+    EventError::BadField { field: "a context resource's id", reason: "is longer than 256 bytes" };
+
 /// An event, as requested by a subscriber (req 77) or notified by a Hub (req 59-60).
 #[derive(Clone, Debug, PartialEq)]
 pub struct Event {
@@ -286,6 +291,9 @@ impl Event {
                     }
                     let h =
                         entry.resource_header().ok_or_else(|| EventError::NotAResource { key: entry.key.clone() })?;
+                    if h.id.as_ref().is_some_and(|id| id.len() > MAX_ID_LEN) {
+                        return Err(ID_TOO_LONG);
+                    }
                     if let Some(rt) = k.resource_type {
                         if h.resource_type != rt {
                             return Err(EventError::WrongResourceType {
@@ -304,8 +312,11 @@ impl Event {
                             found: entry.field.to_string(),
                         });
                     }
-                    let (rt, _) =
+                    let (rt, id) =
                         entry.reference_target().ok_or_else(|| EventError::BadReference { key: entry.key.clone() })?;
+                    if id.len() > MAX_ID_LEN {
+                        return Err(ID_TOO_LONG);
+                    }
                     if let Some(expected) = k.resource_type {
                         if rt != expected {
                             return Err(EventError::WrongResourceType { key: entry.key.clone(), expected, found: rt });
@@ -418,6 +429,27 @@ mod tests {
         format!(
             r#"{{"timestamp":"2025-01-01T10:00:00Z","id":"e1","event":{{"hub.topic":"T1","hub.event":"{event}","context":{ctx}}}}}"#
         )
+    }
+
+    #[test]
+    fn issue13_resource_ids_longer_than_256_bytes_are_refused() {
+        let ok = "i".repeat(MAX_ID_LEN);
+        let open = |id: &str| {
+            with_context(
+                "Patient-open",
+                &format!(r#"[{{"key":"patient","resource":{{"resourceType":"Patient","id":"{id}"}}}}]"#),
+            )
+        };
+        assert!(Event::parse(&open(&ok)).is_ok());
+        let e = Event::parse(&open(&format!("{ok}i"))).unwrap_err();
+        assert!(e.to_string().contains("is longer than 256 bytes"), "{e}");
+        let update = |id: &str| {
+            format!(
+                r#"{{"timestamp":"2025-01-01T10:00:00Z","id":"e1","event":{{"hub.topic":"T1","hub.event":"DiagnosticReport-update","context.versionId":"v1","context":[{{"key":"report","reference":{{"reference":"DiagnosticReport/{id}"}}}},{{"key":"updates","resource":{{"resourceType":"Bundle","type":"transaction"}}}}]}}}}"#
+            )
+        };
+        assert!(Event::parse(&update(&ok)).is_ok());
+        assert!(Event::parse(&update(&format!("{ok}i"))).is_err());
     }
 
     #[test]

@@ -32,7 +32,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::time::Duration;
 
-use fhircast_core::hub::{Auth, EventAccepted, EventRejected, HubConfig, Outbound, Topic, TopicState};
+use fhircast_core::hub::store::MemoryStore;
+use fhircast_core::hub::{Auth, EventAccepted, EventRejected, HubConfig, Outbound, Topic};
 use fhircast_core::subscription::SubscriptionRequest;
 use fhircast_core::syncerror::{IssueCode, SyncErrorDetails};
 use fhircast_core::time::Timestamp;
@@ -259,10 +260,15 @@ fn event_name(v: &Value) -> Option<String> {
     Some(EventName::parse(n).unwrap().to_string())
 }
 
+/// The topic as a restarted Durable Object reads it back from its rows (all of them
+/// written, as after a whole-state write).
 fn restore(topic: &Topic) -> Topic {
-    let json = serde_json::to_string(topic.state()).unwrap();
-    let state: TopicState = serde_json::from_str(&json).unwrap();
-    Topic::restore(state, topic.config().clone())
+    let mut state = topic.state().clone();
+    state.mark_all();
+    let mut whole = Topic::restore(state, topic.config().clone());
+    let back = MemoryStore::default().evict(&mut whole).unwrap();
+    assert_eq!(back.state(), topic.state(), "the stored rows restore the whole state");
+    back
 }
 
 impl Sim {

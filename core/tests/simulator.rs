@@ -58,8 +58,9 @@
 //! - Subscribers' clocks are skewed by up to ±2 s; leases are sometimes short (30-150 s:
 //!   renewed, they expire when a renewal is lost or late, and the Hub denies); the Hub uses its
 //!   default configuration (10 s ack timeout). Now and
-//!   then the Hub's Durable Object is evicted: its `TopicState` goes through JSON and
-//!   `Topic::restore` (sockets survive, as with the hibernation API).
+//!   then the Hub's Durable Object is evicted: what it changed since the last eviction is
+//!   written to a `MemoryStore` as the Durable Object's rows, the topic is read back from the
+//!   rows and must equal the live one (sockets survive, as with the hibernation API).
 //!
 //! Each seed draws 2-5 nodes (the first always accepts everything), their policies, skews and
 //! leases, a break rate and an HTTP loss rate; 15 % of the seeds are "clean" (only accepting
@@ -213,7 +214,8 @@ use std::time::Duration;
 use fhircast_core::follower::{
     Decision, Follower, FollowerConfig, OutOfSyncReason, Output, SyncErrorNotice, SyncStatus,
 };
-use fhircast_core::hub::{Auth, HubConfig, Outbound, Topic, TopicState};
+use fhircast_core::hub::store::MemoryStore;
+use fhircast_core::hub::{Auth, HubConfig, Outbound, Topic};
 use fhircast_core::subscriber::{Subscriber, SubscriberConfig, SubscriberPolicy};
 use fhircast_core::subscription::SubscriptionRequest;
 use fhircast_core::wire::{ContextEntry, CurrentContext};
@@ -828,6 +830,8 @@ struct Sim {
     seq: u64,
     queue: BinaryHeap<Scheduled>,
     hub: Topic,
+    /// The hub's stored rows, written at each eviction and restart.
+    store: MemoryStore,
     hub_config: HubConfig,
     nodes: Vec<Node>,
     sockets: Vec<Socket>,

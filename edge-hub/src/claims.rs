@@ -46,8 +46,12 @@ pub enum AuthError {
     /// `aud` does not name this hub.
     #[error("the access token's audience does not include this hub (neg 9)")]
     Audience,
-    /// The JWKS or keys could not be fetched or read.
-    #[error("the hub cannot read its verification keys: {0}")]
+    /// The hub requires topic-bound tokens (`REQUIRE_TOPIC_BINDING`) and this one names none.
+    #[error("this hub accepts only access tokens bound to a topic (a \"hub.topic\" claim); ask the EHR for a token for this session (neg 9)")]
+    Unbound,
+    /// The JWKS or keys could not be fetched or read. The detail is for the log only: the
+    /// caller is told the hub cannot verify tokens now.
+    #[error("the hub cannot read its verification keys right now; try again later")]
     Keys(String),
 }
 

@@ -5,7 +5,12 @@
 
 use std::time::Duration;
 
+use fhircast_core::hub::store::ROW_LIMIT_BYTES;
 use fhircast_core::hub::HubConfig;
+
+/// The largest body and content the settings allow: under the platform's 2 MB row limit
+/// ([`ROW_LIMIT_BYTES`]) with room for a row's key and the fields the hub adds.
+pub const MAX_STORED_VALUE: usize = 1_900_000;
 
 use crate::claims::ClaimRules;
 use crate::cors::AllowedOrigins;
@@ -46,6 +51,14 @@ pub struct Settings {
     /// `MAX_MESSAGE_BYTES`: WebSocket messages from subscribers beyond it are ignored
     /// (default 64 KiB; acks are tiny).
     pub max_message_bytes: usize,
+    /// `REQUIRE_TOPIC_BINDING`: refuse tokens without a `hub.topic` claim (401), for EHR
+    /// deployments whose tokens are minted per session (default off: a SMART token without
+    /// the claim may use any topic it can name).
+    pub require_topic_binding: bool,
+    /// `STORAGE_ROW_LIMIT_BYTES`: the largest row written to the Durable Object's SQLite
+    /// storage (default and maximum 2,000,000, the platform's limit). Lower only to test the
+    /// failure path: the size limits above keep every row under 2 MB by construction.
+    pub storage_row_limit: usize,
     /// The core's settings: `ACK_TIMEOUT_SECONDS`, `CONNECT_TIMEOUT_SECONDS`,
     /// `DEFAULT_LEASE_SECONDS`, `MAX_LEASE_SECONDS`, `MAX_SUBSCRIPTIONS_PER_TOPIC`,
     /// `MAX_BUNDLE_ENTRIES`, `DERIVE_OPEN_EVENTS`, `NON_CURRENT_UPDATES`, `HEARTBEAT_SECONDS`.
@@ -127,6 +140,9 @@ impl Settings {
             });
         }
         let heartbeat = num("HEARTBEAT_SECONDS", 0, 0, 3600)?;
+        // An open event is stored as received (plus its version): the body limit bounds its
+        // row, under the platform's 2 MB with room for the key and the version.
+        let max_body_bytes = num("MAX_BODY_BYTES", 1 << 20, 1024, MAX_STORED_VALUE as u64)? as usize;
         let defaults = HubConfig::default();
         let hub = HubConfig {
             ack_timeout: Duration::from_secs(num("ACK_TIMEOUT_SECONDS", 10, 1, 300)?),
@@ -142,14 +158,21 @@ impl Settings {
             dedup_window: num("DEDUP_WINDOW", 1024, 1, 100_000)? as usize,
             heartbeat: (heartbeat > 0).then(|| Duration::from_secs(heartbeat)),
             max_clock_ahead: Duration::from_secs(num("MAX_CLOCK_AHEAD_SECONDS", 60, 1, 86_400)?),
+            max_event_bytes: max_body_bytes,
+            max_content_bytes: num("MAX_CONTENT_BYTES", 1 << 20, 1024, MAX_STORED_VALUE as u64)? as usize,
+            max_topic_bytes: num("MAX_TOPIC_BYTES", 16 << 20, 64 << 10, 64 << 20)? as usize,
+            max_pending_acks: num("MAX_PENDING_ACKS", 256, 1, 512)? as usize,
             ..defaults
         };
         Ok(Settings {
             base_path: base_path.trim_end_matches('/').to_owned(),
             auth,
             origins: AllowedOrigins::parse(&text("ALLOWED_ORIGINS").unwrap_or_else(|| "*".into())),
-            max_body_bytes: num("MAX_BODY_BYTES", 1 << 20, 1024, 32 << 20)? as usize,
+            max_body_bytes,
             max_message_bytes: num("MAX_MESSAGE_BYTES", 64 << 10, 256, 1 << 20)? as usize,
+            require_topic_binding: flag("REQUIRE_TOPIC_BINDING", false)?,
+            storage_row_limit: num("STORAGE_ROW_LIMIT_BYTES", ROW_LIMIT_BYTES as u64, 1000, ROW_LIMIT_BYTES as u64)?
+                as usize,
             hub,
         })
     }
@@ -171,6 +194,8 @@ mod tests {
         assert_eq!(s.base_path, "/api/hub");
         assert_eq!(s.auth, AuthMode::Open);
         assert_eq!(s.hub, HubConfig::default());
+        assert!(!s.require_topic_binding);
+        assert_eq!(s.storage_row_limit, ROW_LIMIT_BYTES);
         assert_eq!(s.origins, AllowedOrigins::Any);
     }
 
@@ -194,5 +219,20 @@ mod tests {
         assert_eq!(e.name, "ACK_TIMEOUT_SECONDS");
         assert!(settings(&[("AUTH_MODE", "open"), ("DERIVE_OPEN_EVENTS", "maybe")]).is_err());
         assert!(settings(&[("AUTH_MODE", "open"), ("HUB_BASE_PATH", "api")]).is_err());
+    }
+
+    #[test]
+    fn issue13_size_settings_cannot_exceed_the_platforms_row_limit() {
+        let max = MAX_STORED_VALUE.to_string();
+        let s = settings(&[("AUTH_MODE", "open"), ("MAX_BODY_BYTES", &max), ("MAX_CONTENT_BYTES", &max)]).unwrap();
+        assert_eq!(s.hub.max_event_bytes, MAX_STORED_VALUE, "the core refuses opens over the body limit");
+        let over = (MAX_STORED_VALUE + 1).to_string();
+        for var in ["MAX_BODY_BYTES", "MAX_CONTENT_BYTES"] {
+            assert_eq!(settings(&[("AUTH_MODE", "open"), (var, &over)]).unwrap_err().name, var);
+        }
+        assert!(settings(&[("AUTH_MODE", "open"), ("STORAGE_ROW_LIMIT_BYTES", "2000001")]).is_err());
+        assert!(settings(&[("AUTH_MODE", "open"), ("MAX_PENDING_ACKS", "513")]).is_err());
+        let s = settings(&[("AUTH_MODE", "open"), ("REQUIRE_TOPIC_BINDING", "true")]).unwrap();
+        assert!(s.require_topic_binding);
     }
 }

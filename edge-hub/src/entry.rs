@@ -10,27 +10,21 @@ use worker::*;
 
 use crate::claims::{bearer, check_claims, parse_jws, AuthError};
 use crate::config::{AuthMode, Settings};
+use crate::contract::{auth_header, InternalRoute, HDR_AUTH, HDR_REQUEST_ID, HDR_TOPIC, HDR_WS_BASE};
 use crate::cors;
 use crate::respond::{outcome, text};
 use crate::route::{body_kind, looks_like_subscription, post_error_body, route, BodyKind, ErrorBody, Route};
-use crate::topic_object::{HDR_AUTH, HDR_TOPIC, HDR_WS_BASE};
 
 /// A wrangler var or secret.
 pub(crate) fn lookup(env: &Env, name: &str) -> Option<String> {
     env.var(name).ok().map(|v| v.to_string()).or_else(|| env.secret(name).ok().map(|s| s.to_string()))
 }
 
-/// Percent-encodes a path segment.
-pub(crate) fn encode_segment(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' => (b as char).to_string(),
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-fn auth_failure(e: &AuthError, as_outcome: bool) -> Result<Response> {
+fn auth_failure(e: &AuthError, as_outcome: bool, rid: &str) -> Result<Response> {
+    if let AuthError::Keys(detail) = e {
+        // The identity provider's answer is for the operator's log, not for the caller.
+        console_error!("[{rid}] verification keys: {detail}");
+    }
     let mut r =
         if as_outcome { outcome(e.http_status(), &e.to_string())? } else { text(e.http_status(), &e.to_string())? };
     if e.http_status() == 401 {
@@ -46,48 +40,72 @@ async fn authorize(req: &Request, settings: &Settings) -> std::result::Result<Au
             let header = req.headers().get("Authorization").ok().flatten();
             let jws = parse_jws(bearer(header.as_deref())?)?;
             crate::webcrypto::verify(&jws, jwt).await?;
-            check_claims(&jws.claims, &jwt.rules, Timestamp::from_unix_millis(Date::now().as_millis() as i64))
+            let auth =
+                check_claims(&jws.claims, &jwt.rules, Timestamp::from_unix_millis(Date::now().as_millis() as i64))?;
+            if settings.require_topic_binding && auth.topic.is_none() {
+                return Err(AuthError::Unbound);
+            }
+            Ok(auth)
         }
     }
 }
 
-/// Reads a body, refusing more than `max` bytes (413, neg 18). A refusal is (status, message),
+/// Reads a body, refusing more than `max` bytes (413, neg 18): a declared length over it is
+/// refused before reading, and a body without one (chunked) is read chunk by chunk and
+/// refused as soon as it passes `max`, never held whole. A refusal is (status, message),
 /// written by the caller as plain text or an OperationOutcome ([`post_error_body`]).
 async fn body(req: &mut Request, max: usize) -> std::result::Result<String, (u16, String)> {
+    use futures_core::Stream;
     let too_large = || (413, format!("the body is larger than the hub's limit of {max} bytes (neg 18)"));
     let declared = req.headers().get("Content-Length").ok().flatten().and_then(|l| l.parse::<usize>().ok());
     if declared.is_some_and(|l| l > max) {
         return Err(too_large());
     }
-    let bytes = match req.bytes().await {
-        Ok(b) => b,
-        Err(e) => return Err((400, format!("cannot read the body: {e}"))),
+    let unreadable = || (400, "the body could not be read (the connection ended early?)".to_owned());
+    let mut bytes = Vec::with_capacity(declared.unwrap_or(0));
+    let mut stream = match req.stream() {
+        Ok(s) => s,
+        // No body at all.
+        Err(_) => return Ok(String::new()),
     };
-    if bytes.len() > max {
-        return Err(too_large());
+    loop {
+        let chunk = std::future::poll_fn(|cx| std::pin::Pin::new(&mut stream).poll_next(cx)).await;
+        match chunk {
+            None => break,
+            Some(Ok(c)) => {
+                if bytes.len() + c.len() > max {
+                    return Err(too_large());
+                }
+                bytes.extend_from_slice(&c);
+            }
+            Some(Err(_)) => return Err(unreadable()),
+        }
     }
     String::from_utf8(bytes).map_err(|_| (400, "the body is not UTF-8 (req 1)".to_owned()))
 }
 
+/// A request to the topic's object, built from scratch ([`crate::contract`]).
 async fn to_topic(
     env: &Env,
     topic: &str,
-    path: &str,
+    route: InternalRoute,
     body: Option<String>,
     auth: &Auth,
     ws_base: &str,
+    rid: &str,
 ) -> Result<Response> {
     let stub = env.durable_object("TOPIC")?.id_from_name(topic)?.get_stub()?;
     let headers = Headers::new();
     headers.set(HDR_TOPIC, topic)?;
-    headers.set(HDR_AUTH, &serde_json::to_string(auth).map_err(|e| Error::RustError(e.to_string()))?)?;
+    headers.set(HDR_AUTH, &auth_header(auth))?;
     headers.set(HDR_WS_BASE, ws_base)?;
+    headers.set(HDR_REQUEST_ID, rid)?;
     let mut init = RequestInit::new();
     init.with_method(if body.is_some() { Method::Post } else { Method::Get }).with_headers(headers);
     if let Some(b) = body {
         init.with_body(Some(b.into()));
     }
-    stub.fetch_with_request(Request::new_with_init(&format!("https://topic{path}"), &init)?).await
+    stub.fetch_with_request(Request::new_with_init(&format!("https://topic{}", route.path()), &init)?).await
 }
 
 /// A subscription request (form or JSON): validated here, so the object gets a canonical form.
@@ -97,12 +115,13 @@ async fn subscribe(
     settings: &Settings,
     sub: SubscriptionRequest,
     ws_base: &str,
+    rid: &str,
 ) -> Result<Response> {
     let auth = match authorize(req, settings).await {
         Ok(a) => a,
-        Err(e) => return auth_failure(&e, false),
+        Err(e) => return auth_failure(&e, false, rid),
     };
-    to_topic(env, &sub.topic.clone(), "/internal/subscription", Some(sub.to_form()), &auth, ws_base).await
+    to_topic(env, &sub.topic.clone(), InternalRoute::Subscription, Some(sub.to_form()), &auth, ws_base, rid).await
 }
 
 async fn event(
@@ -111,6 +130,7 @@ async fn event(
     settings: &Settings,
     text_body: String,
     path_topic: Option<&str>,
+    rid: &str,
 ) -> Result<Response> {
     let event = match Event::parse_envelope(&text_body) {
         Ok(e) => e,
@@ -130,14 +150,14 @@ async fn event(
     }
     let auth = match authorize(req, settings).await {
         Ok(a) => a,
-        Err(e) => return auth_failure(&e, true),
+        Err(e) => return auth_failure(&e, true, rid),
     };
     // Routed by the path's topic when there is one: the core refuses a body naming another.
     let topic = path_topic.unwrap_or(&event.topic).to_owned();
-    to_topic(env, &topic, "/internal/event", Some(text_body), &auth, "").await
+    to_topic(env, &topic, InternalRoute::Event, Some(text_body), &auth, "", rid).await
 }
 
-async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<Response> {
+async fn handle(mut req: Request, env: &Env, settings: &Settings, rid: &str) -> Result<Response> {
     let url = req.url()?;
     let ws_scheme = if url.scheme() == "https" { "wss" } else { "ws" };
     let ws_base = format!(
@@ -160,24 +180,30 @@ async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<Resp
             if !upgrade.eq_ignore_ascii_case("websocket") {
                 return text(426, "this is a WebSocket endpoint: connect with a WebSocket client (req 2)");
             }
+            // Built from scratch: none of the client's headers reaches the object.
             let stub = env.durable_object("TOPIC")?.id_from_name(&topic)?.get_stub()?;
+            let headers = Headers::new();
+            headers.set("Upgrade", "websocket")?;
+            headers.set(HDR_TOPIC, &topic)?;
+            headers.set(HDR_REQUEST_ID, rid)?;
             let mut init = RequestInit::new();
-            init.with_method(Method::Get).with_headers(req.headers().clone());
-            stub.fetch_with_request(Request::new_with_init(&format!("https://topic/internal/ws/{}", encode_segment(&token)), &init)?).await
+            init.with_method(Method::Get).with_headers(headers);
+            let path = InternalRoute::WebSocket { token }.path();
+            stub.fetch_with_request(Request::new_with_init(&format!("https://topic{path}"), &init)?).await
         }
         Route::GetContext { topic } => {
             let auth = match authorize(&req, settings).await {
                 Ok(a) => a,
-                Err(e) => return auth_failure(&e, true),
+                Err(e) => return auth_failure(&e, true, rid),
             };
-            to_topic(env, &topic, "/internal/context", None, &auth, "").await
+            to_topic(env, &topic, InternalRoute::Context, None, &auth, "", rid).await
         }
         Route::Roster { topic } => {
             let auth = match authorize(&req, settings).await {
                 Ok(a) => a,
-                Err(e) => return auth_failure(&e, true),
+                Err(e) => return auth_failure(&e, true, rid),
             };
-            to_topic(env, &topic, "/internal/roster", None, &auth, "").await
+            to_topic(env, &topic, InternalRoute::Roster, None, &auth, "", rid).await
         }
         Route::PostHub | Route::PostTopic { .. } => {
             let ct = req.headers().get("Content-Type")?;
@@ -198,15 +224,15 @@ async fn handle(mut req: Request, env: &Env, settings: &Settings) -> Result<Resp
             };
             match kind {
                 BodyKind::Form if path_topic.is_none() => match SubscriptionRequest::from_form(&text_body) {
-                    Ok(sub) => subscribe(&req, env, settings, sub, &ws_base).await,
+                    Ok(sub) => subscribe(&req, env, settings, sub, &ws_base, rid).await,
                     Err(e) => text(e.http_status(), &e.to_string()),
                 },
                 // Lenient: subscription parameters sent as JSON (a JSON object with hub.mode).
                 BodyKind::Json if path_topic.is_none() && looks_like_subscription(&text_body) => match SubscriptionRequest::from_json(&text_body) {
-                    Ok(sub) => subscribe(&req, env, settings, sub, &ws_base).await,
+                    Ok(sub) => subscribe(&req, env, settings, sub, &ws_base, rid).await,
                     Err(e) => text(e.http_status(), &e.to_string()),
                 },
-                BodyKind::Json => event(&req, env, settings, text_body, path_topic.as_deref()).await,
+                BodyKind::Json => event(&req, env, settings, text_body, path_topic.as_deref(), rid).await,
                 _ if path_topic.is_some() => refuse(
                     415,
                     &format!("events are JSON: send Content-Type application/json or application/fhir+json, not {:?} (req 4, neg 1); subscriptions go to POST {}", ct.as_deref().unwrap_or("none"), settings.base_path),
@@ -246,11 +272,14 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     let allowed = settings.origins.allow(origin.as_deref());
     let is_ws = req.headers().get("Upgrade")?.is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
     let preflight = req.method() == Method::Options;
-    let mut resp = match handle(req, &env, &settings).await {
+    // Every request gets an id: the log lines about it carry it, and so does any answer about
+    // an internal failure, whose details stay in the log.
+    let rid = crate::webcrypto::random_hex(8);
+    let mut resp = match handle(req, &env, &settings, &rid).await {
         Ok(r) => r,
         Err(e) => {
-            console_error!("internal error: {e}");
-            text(500, "internal error")?
+            console_error!("[{rid}] internal error: {e}");
+            text(500, &format!("internal error; request id {rid}"))?
         }
     };
     if is_ws && resp.status_code() == 101 {
@@ -260,6 +289,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     // headers" would turn every answer to an allowed Origin into a 500): add to a copy.
     let copy = resp.headers().clone();
     resp = resp.with_headers(copy);
+    resp.headers_mut().set("X-Request-Id", &rid)?;
     if let (Some(o), false) = (allowed, is_ws) {
         let headers = if preflight { cors::preflight_headers(&o) } else { cors::response_headers(&o) };
         for (k, v) in headers {

@@ -9,6 +9,7 @@
 
 pub mod claims;
 pub mod config;
+pub mod contract;
 pub mod cors;
 pub mod outcome;
 pub mod route;
@@ -17,6 +18,8 @@ pub mod route;
 mod entry;
 #[cfg(target_arch = "wasm32")]
 mod respond;
+#[cfg(target_arch = "wasm32")]
+mod store;
 #[cfg(target_arch = "wasm32")]
 mod topic_object;
 #[cfg(target_arch = "wasm32")]

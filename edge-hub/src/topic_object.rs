@@ -1,16 +1,19 @@
 //! The Durable Object of one topic: a thin shell over [`fhircast_core::hub::Topic`].
 //!
-//! It only moves bytes. Inputs (internal requests from the Worker, WebSocket messages and
-//! closes, the alarm) go to the core with the current time; the core's outbound messages go to
-//! the sockets; its state goes to SQLite in two parts (ARCHITECTURE.md: storage):
+//! It only moves bytes. Inputs (internal requests from the Worker, read with
+//! [`crate::contract`]; WebSocket messages and closes; the alarm) go to the core with the
+//! current time; what the core changed goes to SQLite ([`crate::store`]) and only then do its
+//! outbound messages go to the sockets (ARCHITECTURE.md: storage):
 //!
-//! - the meta part (context, versions, ids) is written before any answer leaves whenever it
-//!   changed: an accepted event is stored before its 2xx (a Durable Object's output gate holds
-//!   responses and messages until the write is durable);
-//! - the subscriptions part (with every pending ack) is written at once when subscriptions
+//! - the context rows (meta, open events, content, recent ids) are written before any answer
+//!   leaves whenever they changed: an accepted event is stored before its 2xx (a Durable
+//!   Object's output gate holds responses and messages until the write is durable);
+//! - subscription rows (with their pending acks) are written at once when subscriptions
 //!   change (subscribe, connect, close, timeouts), but only within [`SUBSCRIPTIONS_FLUSH_MS`]
-//!   when just pending acks changed (a notification sent, an answer received): writing every
-//!   subscription after every ack made a fan-out to N subscribers cost N writes of O(N) bytes.
+//!   when just pending acks changed (a notification sent, an answer received).
+//!
+//! A write that fails fails the input: nothing is sent, the request is answered 503, and the
+//! topic is dropped from memory so the next input reads back what storage holds.
 //!
 //! The one alarm is set to the earlier of `poll_timeout()` and that flush, and deleted when
 //! there is neither (an idle topic costs nothing and can hibernate).
@@ -23,7 +26,8 @@ use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use fhircast_core::hub::{Auth, Outbound, Topic, TopicState};
+use fhircast_core::hub::store::{StoreError, WriteScope};
+use fhircast_core::hub::{Auth, Outbound, Topic};
 use fhircast_core::subscription::SubscriptionRequest;
 use fhircast_core::wire::SubscribeResponse;
 use fhircast_core::{Event, Timestamp};
@@ -32,13 +36,9 @@ use wasm_bindgen::{JsCast, JsValue};
 use worker::*;
 
 use crate::config::Settings;
+use crate::contract::{read_auth, InternalRoute, HDR_AUTH, HDR_REQUEST_ID, HDR_TOPIC, HDR_WS_BASE};
 use crate::respond::{json, outcome, text};
-
-/// The Worker → object headers: the verified authorization, the topic, and the public
-/// WebSocket base URL endpoints are built from.
-pub(crate) const HDR_AUTH: &str = "x-fhircast-auth";
-pub(crate) const HDR_TOPIC: &str = "x-fhircast-topic";
-pub(crate) const HDR_WS_BASE: &str = "x-fhircast-ws-base";
+use crate::store::TopicStore;
 
 /// How long pending-ack changes may stay unwritten (module docs; ARCHITECTURE.md: storage).
 const SUBSCRIPTIONS_FLUSH_MS: i64 = 1_000;
@@ -60,8 +60,8 @@ enum Store {
     Nothing,
     /// Only pending acks (an answer that settled a notification): written within the flush.
     Acks,
-    /// The meta part (an accepted event, a minted SyncError): written now; the pending acks it
-    /// added within the flush.
+    /// The context rows (an accepted event, a minted SyncError): written now; the pending
+    /// acks it added within the flush.
     Meta,
     /// The subscriptions themselves (subscribe, connect, close, timeouts): everything, now.
     All,
@@ -72,6 +72,7 @@ enum Store {
 pub struct TopicObject {
     state: State,
     settings: std::result::Result<Settings, String>,
+    store: std::result::Result<TopicStore, String>,
     topic: RefCell<Option<Topic>>,
     /// The alarm last set (ms), to avoid rewriting it.
     alarm_at: RefCell<Option<i64>>,
@@ -83,80 +84,55 @@ pub struct TopicObject {
     sockets: RefCell<Option<HashMap<String, WebSocket>>>,
     /// Loading changed the state (sockets found gone) and that is not written yet.
     loaded_unsaved: RefCell<bool>,
-    /// Which recent request ids are stored (table `recent_ids`).
-    recent_written: RefCell<RecentWritten>,
 }
 
-/// The stored rows of recent request ids (req 139), against the core's list.
-#[derive(Clone, Debug, PartialEq, Eq)]
-enum RecentWritten {
-    /// The stored list ends with this id (`None`: empty): an accepted event adds one row.
-    Newest(Option<String>),
-    /// None of them is stored (a topic read from an earlier version's single row).
-    Rewrite,
+/// Why an input could not be handled: the hub's problem, never the caller's. Its text goes
+/// to the log only; the caller is told what happened and the request id.
+enum Failure {
+    /// The settings are invalid (the Worker reports them too).
+    Config(String),
+    /// Storage refused a read or a write.
+    Store(StoreError),
 }
 
-fn now() -> Timestamp {
-    Timestamp::from_unix_millis(Date::now().as_millis() as i64)
+impl Failure {
+    /// Logs the details with the request id; returns what the caller may be told.
+    fn answer(&self, request_id: &str) -> (u16, String) {
+        match self {
+            Failure::Config(e) => console_error!("[{request_id}] settings: {e}"),
+            Failure::Store(e) => console_error!("[{request_id}] {e}"),
+        }
+        match self {
+            Failure::Config(_) => (500, format!("the hub is misconfigured; its operator can find the details in its log under request id {request_id}")),
+            Failure::Store(_) => (503, format!("the hub could not store this request, so it did not apply it and sent nothing; retry it (an event with the same id). Request id {request_id}")),
+        }
+    }
 }
 
 impl TopicObject {
-    fn settings(&self) -> std::result::Result<&Settings, String> {
-        self.settings.as_ref().map_err(Clone::clone)
+    fn settings(&self) -> std::result::Result<&Settings, Failure> {
+        self.settings.as_ref().map_err(|e| Failure::Config(e.clone()))
+    }
+
+    fn store(&self) -> std::result::Result<&TopicStore, Failure> {
+        self.store.as_ref().map_err(|e| Failure::Store(StoreError::Storage(e.clone())))
     }
 
     /// Loads the topic from SQLite on first use after construction (a new object, a wake-up
-    /// from hibernation, or a restart). After a restart, subscriptions whose socket is gone
-    /// are treated as abnormally closed, and the next input writes everything.
-    fn load(&self, name: Option<&str>) -> std::result::Result<(), String> {
+    /// from hibernation, a restart, or a failed write). Subscriptions whose socket is gone are
+    /// treated as abnormally closed, and the next input writes that. `Ok(false)`: nothing is
+    /// stored and no name was given to create the topic with.
+    fn load(&self, name: Option<&str>) -> std::result::Result<bool, Failure> {
         if self.topic.borrow().is_some() {
-            return Ok(());
+            return Ok(true);
         }
         let config = self.settings()?.hub.clone();
-        let sql = self.state.storage().sql();
-        #[derive(serde::Deserialize)]
-        struct Part {
-            part: String,
-            json: String,
-        }
-        let parts: Vec<Part> = sql
-            .exec("SELECT part, json FROM topic_parts", None)
-            .and_then(|c| c.to_array())
-            .map_err(|e| format!("reading the topic's state: {e}"))?;
-        let part = |name: &str| parts.iter().find(|p| p.part == name).map(|p| p.json.as_str());
-        let stored = match (part("meta"), part("subscriptions")) {
-            // Every subscription change writes both parts at once: no subscriptions part
-            // means this topic never had a subscription.
-            (Some(meta), subs) => {
-                #[derive(serde::Deserialize)]
-                struct Recent {
-                    id: String,
-                    fingerprint: String,
-                }
-                let recent: Vec<Recent> = sql
-                    .exec("SELECT id, fingerprint FROM recent_ids ORDER BY seq", None)
-                    .and_then(|c| c.to_array())
-                    .map_err(|e| format!("reading the topic's recent ids: {e}"))?;
-                let recent = recent.into_iter().map(|r| (r.id, r.fingerprint));
-                Some(TopicState::from_parts(meta, subs.unwrap_or("{}"), recent))
-            }
-            // A topic stored by an earlier version: the whole state in one row, rewritten in
-            // parts by the next input.
-            _ => self.legacy_state()?.map(|json| {
-                *self.loaded_unsaved.borrow_mut() = true;
-                *self.recent_written.borrow_mut() = RecentWritten::Rewrite;
-                serde_json::from_str(&json)
-            }),
-        };
-        let mut topic = match stored {
-            Some(state) => {
-                let state = state.map_err(|e| format!("the stored state is unreadable: {e}"))?;
-                Topic::restore(state, config)
-            }
-            None => {
-                let Some(name) = name else { return Err("this topic has no state".into()) };
-                Topic::new(name, &crate::webcrypto::random_hex(8), config)
-            }
+        let mut topic = match self.store()?.load().map_err(Failure::Store)? {
+            Some(state) => Topic::restore(state, config),
+            None => match name {
+                Some(name) => Topic::new(name, &crate::webcrypto::random_hex(8), config),
+                None => return Ok(false),
+            },
         };
         let live: Vec<String> = self.state.get_websockets().iter().flat_map(|ws| self.state.get_tags(ws)).collect();
         let gone: Vec<String> =
@@ -165,63 +141,37 @@ impl TopicObject {
         if !gone.is_empty() {
             *self.loaded_unsaved.borrow_mut() = true;
         }
-        if *self.recent_written.borrow() != RecentWritten::Rewrite {
-            let newest = topic.state().recent_ids().next_back().map(|(id, _)| id.to_owned());
-            *self.recent_written.borrow_mut() = RecentWritten::Newest(newest);
-        }
         for token in gone {
             topic.handle_close(&token, 1006, t);
         }
         *self.topic.borrow_mut() = Some(topic);
-        Ok(())
+        Ok(true)
     }
 
-    /// The whole state as an earlier version stored it (table `topic_state`), if any.
-    fn legacy_state(&self) -> std::result::Result<Option<String>, String> {
-        #[derive(serde::Deserialize)]
-        struct Row {
-            json: String,
-        }
-        let sql = self.state.storage().sql();
-        let tables: Vec<serde_json::Value> = sql
-            .exec("SELECT name FROM sqlite_master WHERE type = 'table' AND name = 'topic_state'", None)
-            .and_then(|c| c.to_array())
-            .map_err(|e| format!("reading the schema: {e}"))?;
-        if tables.is_empty() {
-            return Ok(None);
-        }
-        let rows: Vec<Row> = sql
-            .exec("SELECT json FROM topic_state WHERE id = 1", None)
-            .and_then(|c| c.to_array())
-            .map_err(|e| format!("reading the topic's state: {e}"))?;
-        Ok(rows.into_iter().next().map(|r| r.json))
-    }
-
-    /// Sends what the core produced, writes what `store` says, and returns the alarm wanted:
-    /// `None` to keep the one set (an answer only removes deadlines, so the alarm set is never
-    /// late; firing early is harmless), else the earlier of the core's deadline and the flush.
-    fn flush(&self, store: Store) -> Option<Option<i64>> {
+    /// Writes what `store` says, then sends what the core produced, and returns the alarm
+    /// wanted: `None` to keep the one set (an answer only removes deadlines, so the alarm set
+    /// is never late; firing early is harmless), else the earlier of the core's deadline and
+    /// the flush. A failed write sends nothing and drops the topic from memory: its marks of
+    /// what to write are gone, so only a reload from storage is consistent.
+    fn flush(&self, store: Store) -> std::result::Result<Option<Option<i64>>, Failure> {
         let mut guard = self.topic.borrow_mut();
-        let topic = guard.as_mut()?;
-        self.send_outbound(topic);
-        // Storage is reached only when something is written (not for an answer).
-        let write = |part: &str, json: String| {
-            if let Err(e) = self.state.storage().sql().exec(
-                "INSERT INTO topic_parts (part, json) VALUES (?, ?) ON CONFLICT(part) DO UPDATE SET json = excluded.json",
-                Some(vec![part.into(), json.into()]),
-            ) {
-                console_error!("writing the topic's {part}: {e}");
-            }
+        let Some(topic) = guard.as_mut() else { return Ok(None) };
+        let scope = match store {
+            Store::Meta => Some(WriteScope::Context),
+            Store::All => Some(WriteScope::All),
+            Store::Acks | Store::Nothing => None,
         };
-        if matches!(store, Store::Meta | Store::All) {
-            write("meta", topic.state().meta_json());
-            self.write_recent_ids(topic);
-        }
-        match store {
-            Store::All => {
-                write("subscriptions", topic.state().subscriptions_json());
+        if let Some(scope) = scope {
+            let writes = topic.take_writes(scope);
+            if let Err(e) = self.store()?.write(writes) {
+                *guard = None;
                 *self.flush_by.borrow_mut() = None;
+                return Err(Failure::Store(e));
             }
+        }
+        self.send_outbound(topic);
+        match store {
+            Store::All => *self.flush_by.borrow_mut() = None,
             Store::Acks | Store::Meta => {
                 let mut by = self.flush_by.borrow_mut();
                 if by.is_none() {
@@ -234,18 +184,18 @@ impl TopicObject {
         let deadline = match store {
             Store::Nothing | Store::Acks => {
                 let set = *self.alarm_at.borrow();
-                return match (set, flush_by) {
+                return Ok(match (set, flush_by) {
                     (Some(a), Some(f)) if f < a => Some(Some(f)),
                     (None, Some(f)) => Some(Some(f)),
                     _ => None,
-                };
+                });
             }
             Store::Meta | Store::All => topic.poll_timeout().map(|t| t.unix_millis()),
         };
-        Some(match (deadline, flush_by) {
+        Ok(Some(match (deadline, flush_by) {
             (Some(d), Some(f)) => Some(d.min(f)),
             (d, f) => d.or(f),
-        })
+        }))
     }
 
     /// Puts the core's outbound messages on the sockets. A fan-out's text is one `Arc<str>`:
@@ -279,39 +229,6 @@ impl TopicObject {
         }
     }
 
-    /// Stores the request id an accepted event added (one row; rows beyond the dedup window
-    /// are dropped), or all of them after a load from the single-row format.
-    fn write_recent_ids(&self, topic: &Topic) {
-        let sql = self.state.storage().sql();
-        let mut written = self.recent_written.borrow_mut();
-        let state = topic.state();
-        let insert = |id: &str, fingerprint: &str| {
-            sql.exec(
-                "INSERT INTO recent_ids (id, fingerprint) VALUES (?, ?)",
-                Some(vec![id.into(), fingerprint.into()]),
-            )
-        };
-        let result = match &*written {
-            RecentWritten::Rewrite => sql
-                .exec("DELETE FROM recent_ids", None)
-                .and_then(|_| state.recent_ids().try_for_each(|(id, f)| insert(id, f).map(|_| ()))),
-            RecentWritten::Newest(last) => match state.recent_ids().next_back() {
-                Some((id, f)) if last.as_deref() != Some(id) => insert(id, f).and_then(|_| {
-                    sql.exec(
-                        "DELETE FROM recent_ids WHERE seq <= (SELECT MAX(seq) FROM recent_ids) - ?",
-                        Some(vec![(topic.config().dedup_window as i64).into()]),
-                    )
-                    .map(|_| ())
-                }),
-                _ => Ok(()),
-            },
-        };
-        match result {
-            Ok(()) => *written = RecentWritten::Newest(state.recent_ids().next_back().map(|(id, _)| id.to_owned())),
-            Err(e) => console_error!("writing the topic's recent ids: {e}"),
-        }
-    }
-
     /// Forgets a socket that closed.
     fn forget_socket(&self, token: &str) {
         if let Some(map) = self.sockets.borrow_mut().as_mut() {
@@ -333,32 +250,34 @@ impl TopicObject {
         Ok(())
     }
 
-    /// Runs `f` on the loaded topic, then sends, stores what `f` says changed, and
-    /// reschedules.
+    /// Runs `f` on the loaded topic, then stores what `f` says changed, sends, and
+    /// reschedules. `Ok(None)`: no topic is stored and `name` is `None`.
     async fn with_topic<T>(
         &self,
         name: Option<&str>,
         f: impl FnOnce(&mut Topic, Timestamp) -> (T, Store),
-    ) -> std::result::Result<T, String> {
-        self.load(name)?;
+    ) -> std::result::Result<Option<T>, Failure> {
+        if !self.load(name)? {
+            return Ok(None);
+        }
         let (out, store) = {
             let mut guard = self.topic.borrow_mut();
             f(guard.as_mut().expect("loaded"), now())
         };
         let store = if self.loaded_unsaved.replace(false) { Store::All } else { store };
-        if let Some(next) = self.flush(store) {
+        if let Some(next) = self.flush(store)? {
             if let Err(e) = self.schedule(next).await {
                 console_error!("setting the alarm: {e}");
             }
         }
-        Ok(out)
+        Ok(Some(out))
     }
 
     fn token_of(&self, ws: &WebSocket) -> Option<String> {
         ws.deserialize_attachment::<String>().ok().flatten().or_else(|| self.state.get_tags(ws).into_iter().next())
     }
 
-    async fn subscription(&self, mut req: Request, topic_name: &str, auth: Auth) -> Result<Response> {
+    async fn subscription(&self, mut req: Request, topic_name: &str, auth: Auth, rid: &str) -> Result<Response> {
         let body = req.text().await?;
         let sub = match SubscriptionRequest::from_form(&body) {
             Ok(s) => s,
@@ -374,17 +293,21 @@ impl TopicObject {
             })
             .await;
         match result {
-            Err(e) => text(500, &e),
-            Ok(Err(e)) => text(e.http_status(), &e.to_string()),
-            Ok(Ok(acc)) => {
-                let endpoint = format!("{ws_base}/{}/{}", crate::entry::encode_segment(topic_name), acc.endpoint);
+            Err(f) => {
+                let (status, message) = f.answer(rid);
+                text(status, &message)
+            }
+            Ok(None) => unreachable_topic(rid),
+            Ok(Some(Err(e))) => text(e.http_status(), &e.to_string()),
+            Ok(Some(Ok(acc))) => {
+                let endpoint = format!("{ws_base}/{}/{}", crate::contract::encode_segment(topic_name), acc.endpoint);
                 let body = serde_json::to_string(&SubscribeResponse { endpoint }).expect("serialises");
                 json(202, &body, "application/json")
             }
         }
     }
 
-    async fn event(&self, mut req: Request, topic_name: &str, auth: Auth) -> Result<Response> {
+    async fn event(&self, mut req: Request, topic_name: &str, auth: Auth, rid: &str) -> Result<Response> {
         let body = req.text().await?;
         let event = match Event::parse_envelope(&body) {
             Ok(e) => e,
@@ -393,16 +316,20 @@ impl TopicObject {
         let result = self
             .with_topic(Some(topic_name), |t, now| {
                 // A refused event changes nothing (the core's contract); an accepted one is
-                // stored before its 2xx leaves.
+                // stored before its 2xx leaves, and sent only once stored.
                 let r = t.handle_event(event, &auth, now);
                 let store = if r.is_ok() { Store::Meta } else { Store::Nothing };
                 (r, store)
             })
             .await;
         match result {
-            Err(e) => outcome(500, &e),
-            Ok(Err(e)) => outcome(e.http_status(), &e.to_string()),
-            Ok(Ok(acc)) => {
+            Err(f) => {
+                let (status, message) = f.answer(rid);
+                outcome(status, &message)
+            }
+            Ok(None) => unreachable_topic(rid),
+            Ok(Some(Err(e))) => outcome(e.http_status(), &e.to_string()),
+            Ok(Some(Ok(acc))) => {
                 let mut body = serde_json::json!({ "id": acc.id });
                 if let Some(v) = acc.version_id {
                     body["context.versionId"] = v.into();
@@ -415,57 +342,54 @@ impl TopicObject {
         }
     }
 
-    async fn context(&self, topic_name: &str, auth: Auth) -> Result<Response> {
-        let answer = if self.topic.borrow().is_none() && self.load(None).is_err() {
-            // A topic nobody has used has no context (req 103), and no state is created for it;
-            // the token is checked all the same (a token bound to another topic gets 403, so it
-            // cannot tell which topics exist; issue 13).
-            match self.unused_topic(topic_name) {
-                Ok(t) => Some(t.current_context(&auth)),
-                Err(e) => return outcome(500, &e),
+    /// Runs a read on the topic, or on an empty topic that is never stored when nobody has
+    /// used this one (a topic nobody used has no context, req 103): the token is checked all
+    /// the same, so a token bound to another topic gets 403 and cannot tell which topics
+    /// exist (issue 13).
+    fn read<T>(&self, topic_name: &str, f: impl FnOnce(&Topic) -> T) -> std::result::Result<T, Failure> {
+        if self.load(None)? {
+            let guard = self.topic.borrow();
+            return Ok(f(guard.as_ref().expect("loaded")));
+        }
+        let unused = Topic::new(topic_name, "", self.settings()?.hub.clone());
+        Ok(f(&unused))
+    }
+
+    async fn context(&self, topic_name: &str, auth: Auth, rid: &str) -> Result<Response> {
+        match self.read(topic_name, |t| t.current_context(&auth)) {
+            Ok(Ok(cc)) => json(200, &serde_json::to_string(&cc).expect("serialises"), "application/json"),
+            Ok(Err(e)) => outcome(e.http_status(), &e.to_string()),
+            Err(f) => {
+                let (status, message) = f.answer(rid);
+                outcome(status, &message)
             }
-        } else {
-            self.topic.borrow().as_ref().map(|t| t.current_context(&auth))
+        }
+    }
+
+    /// The roster (`GET {hub}/{topic}/subscribers`). Read-only.
+    async fn roster(&self, topic_name: &str, auth: Auth, rid: &str) -> Result<Response> {
+        match self.read(topic_name, |t| t.roster(&auth)) {
+            Ok(Ok(r)) => json(200, &serde_json::to_string(&r).expect("serialises"), "application/json"),
+            Ok(Err(e)) => outcome(e.http_status(), &e.to_string()),
+            Err(f) => {
+                let (status, message) = f.answer(rid);
+                outcome(status, &message)
+            }
+        }
+    }
+
+    async fn websocket(&self, token: &str, rid: &str) -> Result<Response> {
+        let known = match self.read("", |t| (t.has_endpoint(token), t.connected_endpoints().any(|e| e == token))) {
+            Ok(k) => k,
+            Err(f) => {
+                let (status, message) = f.answer(rid);
+                return text(status, &message);
+            }
         };
-        match answer {
-            Some(Ok(cc)) => json(200, &serde_json::to_string(&cc).expect("serialises"), "application/json"),
-            Some(Err(e)) => outcome(e.http_status(), &e.to_string()),
-            None => outcome(500, "topic not loaded"),
-        }
-    }
-
-    /// An empty topic that is never stored: reads of a topic nobody has used are answered from
-    /// it, with the token checked as for any topic.
-    fn unused_topic(&self, topic_name: &str) -> std::result::Result<Topic, String> {
-        self.settings().map(|s| Topic::new(topic_name, "", s.hub.clone()))
-    }
-
-    /// The roster (`GET {hub}/{topic}/subscribers`). Read-only: an unused topic is answered
-    /// from an empty topic that is never stored (the token is checked all the same).
-    async fn roster(&self, topic_name: &str, auth: Auth) -> Result<Response> {
-        let answer = if self.topic.borrow().is_none() && self.load(None).is_err() {
-            match self.unused_topic(topic_name) {
-                Ok(t) => t.roster(&auth),
-                Err(e) => return outcome(500, &e),
-            }
-        } else {
-            match self.topic.borrow().as_ref() {
-                Some(t) => t.roster(&auth),
-                None => return outcome(500, "topic not loaded"),
-            }
-        };
-        match answer {
-            Ok(r) => json(200, &serde_json::to_string(&r).expect("serialises"), "application/json"),
-            Err(e) => outcome(e.http_status(), &e.to_string()),
-        }
-    }
-
-    async fn websocket(&self, token: &str) -> Result<Response> {
-        if self.load(None).is_err() || !self.topic.borrow().as_ref().is_some_and(|t| t.has_endpoint(token)) {
-            return text(404, &fhircast_core::hub::ConnectError::UnknownEndpoint.to_string());
-        }
-        if self.topic.borrow().as_ref().is_some_and(|t| t.connected_endpoints().any(|e| e == token)) {
-            return text(403, &fhircast_core::hub::ConnectError::AlreadyConnected.to_string());
+        match known {
+            (false, _) => return text(404, &fhircast_core::hub::ConnectError::UnknownEndpoint.to_string()),
+            (true, true) => return text(403, &fhircast_core::hub::ConnectError::AlreadyConnected.to_string()),
+            (true, false) => {}
         }
         let pair = WebSocketPair::new()?;
         self.state.accept_websocket_with_tags(&pair.server, &[token]);
@@ -476,15 +400,37 @@ impl TopicObject {
         let token = token.to_owned();
         let result = self.with_topic(None, |t, now| (t.handle_connect(&token, now), Store::All)).await;
         match result {
-            Ok(Ok(())) => Response::from_websocket(pair.client),
-            Ok(Err(e)) => {
+            Ok(Some(Ok(()))) => Response::from_websocket(pair.client),
+            Ok(Some(Err(e))) => {
                 self.forget_socket(&token);
                 let _ = pair.server.close(Some(1008), Some(e.to_string()));
                 text(e.http_status(), &e.to_string())
             }
-            Err(e) => text(500, &e),
+            Ok(None) => {
+                self.forget_socket(&token);
+                let _ = pair.server.close(Some(1011), Some("the topic is gone"));
+                unreachable_topic(rid)
+            }
+            Err(f) => {
+                self.forget_socket(&token);
+                let (status, message) = f.answer(rid);
+                let _ = pair.server.close(Some(1011), Some("the hub could not store the connection"));
+                text(status, &message)
+            }
         }
     }
+}
+
+/// A topic that was there a moment ago is not (it was stored and is now unreadable, or
+/// storage was emptied underneath): logged, answered 500 with the request id.
+fn unreachable_topic(rid: &str) -> Result<Response> {
+    console_error!("[{rid}] the topic's state vanished between reads");
+    text(500, &format!("the hub lost this topic's state; request id {rid}"))
+}
+
+/// The current time, as the core takes it.
+fn now() -> Timestamp {
+    Timestamp::from_unix_millis(Date::now().as_millis() as i64)
 }
 
 impl DurableObject for TopicObject {
@@ -492,51 +438,56 @@ impl DurableObject for TopicObject {
         if let Ok(pair) = WebSocketRequestResponsePair::new("ping", "pong") {
             state.set_websocket_auto_response(&pair);
         }
-        for ddl in [
-            "CREATE TABLE IF NOT EXISTS topic_parts (part TEXT PRIMARY KEY, json TEXT NOT NULL)",
-            "CREATE TABLE IF NOT EXISTS recent_ids (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, fingerprint TEXT NOT NULL)",
-        ] {
-            if let Err(e) = state.storage().sql().exec(ddl, None) {
-                console_error!("creating the state tables: {e}");
-            }
-        }
         let settings = Settings::from_lookup(|k| crate::entry::lookup(&env, k)).map_err(|e| e.to_string());
+        let row_limit =
+            settings.as_ref().map(|s| s.storage_row_limit).unwrap_or(fhircast_core::hub::store::ROW_LIMIT_BYTES);
+        let store = TopicStore::open(&state, row_limit).map_err(|e| {
+            console_error!("opening the topic's storage: {e}");
+            e.to_string()
+        });
         TopicObject {
             state,
             settings,
+            store,
             topic: RefCell::new(None),
             alarm_at: RefCell::new(None),
             flush_by: RefCell::new(None),
             sockets: RefCell::new(None),
             loaded_unsaved: RefCell::new(false),
-            recent_written: RefCell::new(RecentWritten::Newest(None)),
         }
     }
 
     async fn fetch(&self, req: Request) -> Result<Response> {
-        let topic_name = req.headers().get(HDR_TOPIC)?.unwrap_or_default();
-        let auth: Auth = match req.headers().get(HDR_AUTH)? {
-            Some(a) => serde_json::from_str(&a).map_err(|e| Error::RustError(e.to_string()))?,
-            None => Auth::open(),
+        let rid = req.headers().get(HDR_REQUEST_ID)?.unwrap_or_else(|| crate::webcrypto::random_hex(8));
+        let Some(route) = InternalRoute::parse(&req.path()) else {
+            console_error!("[{rid}] {}", crate::contract::ContractError::UnknownRoute(req.path()));
+            return text(500, &format!("internal error; request id {rid}"));
         };
-        let path = req.path();
-        match path.as_str() {
-            "/internal/subscription" => self.subscription(req, &topic_name, auth).await,
-            "/internal/event" => self.event(req, &topic_name, auth).await,
-            "/internal/context" => self.context(&topic_name, auth).await,
-            "/internal/roster" => self.roster(&topic_name, auth).await,
-            p => match p.strip_prefix("/internal/ws/") {
-                Some(token) => self.websocket(token).await,
-                None => text(404, "unknown internal route"),
-            },
+        let auth = match read_auth(&route, req.headers().get(HDR_AUTH)?.as_deref()) {
+            Ok(a) => a,
+            Err(e) => {
+                console_error!("[{rid}] {e}");
+                return text(500, &format!("internal error; request id {rid}"));
+            }
+        };
+        let topic_name = req.headers().get(HDR_TOPIC)?.unwrap_or_default();
+        match (route, auth) {
+            (InternalRoute::Subscription, Some(auth)) => self.subscription(req, &topic_name, auth, &rid).await,
+            (InternalRoute::Event, Some(auth)) => self.event(req, &topic_name, auth, &rid).await,
+            (InternalRoute::Context, Some(auth)) => self.context(&topic_name, auth, &rid).await,
+            (InternalRoute::Roster, Some(auth)) => self.roster(&topic_name, auth, &rid).await,
+            (InternalRoute::WebSocket { token }, _) => self.websocket(&token, &rid).await,
+            (_, None) => text(500, &format!("internal error; request id {rid}")),
         }
     }
 
     async fn alarm(&self) -> Result<Response> {
         *self.alarm_at.borrow_mut() = None;
-        // Also the flush of pending-ack changes: the alarm writes everything.
-        if let Err(e) = self.with_topic(None, |t, now| (t.handle_timeout(now), Store::All)).await {
-            console_error!("alarm: {e}");
+        // Also the flush of pending-ack changes: the alarm writes everything. A failed write
+        // fails the alarm, which the runtime retries.
+        if let Err(f) = self.with_topic(None, |t, now| (t.handle_timeout(now), Store::All)).await {
+            f.answer("alarm");
+            return Err(Error::RustError("the alarm's write failed".into()));
         }
         Response::ok("")
     }
@@ -544,11 +495,11 @@ impl DurableObject for TopicObject {
     async fn websocket_message(&self, ws: WebSocket, message: WebSocketIncomingMessage) -> Result<()> {
         let Some(token) = self.token_of(&ws) else { return Ok(()) };
         let WebSocketIncomingMessage::String(text) = message else { return Ok(()) };
-        let max = self.settings().map(|s| s.max_message_bytes).unwrap_or(64 << 10);
+        let max = self.settings.as_ref().map(|s| s.max_message_bytes).unwrap_or(64 << 10);
         if text.len() > max {
             return Ok(()); // neg 24: ignored, never fatal
         }
-        let _ = self
+        let r = self
             .with_topic(None, |t, now| {
                 let minted = t.state().minted();
                 let r = t.handle_message(&token, &text, now);
@@ -562,6 +513,9 @@ impl DurableObject for TopicObject {
                 (r, store)
             })
             .await;
+        if let Err(f) = r {
+            f.answer("websocket message");
+        }
         Ok(())
     }
 
@@ -573,14 +527,18 @@ impl DurableObject for TopicObject {
         let _ = ws.close(Some(crate::route::close_reply_code(code)), Some("closed"));
         let Some(token) = self.token_of(&ws) else { return Ok(()) };
         self.forget_socket(&token);
-        let _ = self.with_topic(None, |t, now| (t.handle_close(&token, code, now), Store::All)).await;
+        if let Err(f) = self.with_topic(None, |t, now| (t.handle_close(&token, code, now), Store::All)).await {
+            f.answer("websocket close");
+        }
         Ok(())
     }
 
     async fn websocket_error(&self, ws: WebSocket, _error: Error) -> Result<()> {
         let Some(token) = self.token_of(&ws) else { return Ok(()) };
         self.forget_socket(&token);
-        let _ = self.with_topic(None, |t, now| (t.handle_close(&token, 1006, now), Store::All)).await;
+        if let Err(f) = self.with_topic(None, |t, now| (t.handle_close(&token, 1006, now), Store::All)).await {
+            f.answer("websocket error");
+        }
         Ok(())
     }
 }

@@ -57,19 +57,36 @@ fn js_err(e: JsValue) -> AuthError {
 thread_local! {
     /// (url, fetched at ms, JWKS) per isolate.
     static JWKS_CACHE: RefCell<Option<(String, f64, serde_json::Value)>> = const { RefCell::new(None) };
+    /// When an unknown kid last made the hub fetch the JWKS again (ms).
+    static JWKS_REFRESHED: std::cell::Cell<f64> = const { std::cell::Cell::new(f64::NEG_INFINITY) };
 }
 
-async fn jwks(settings: &JwtSettings) -> Result<serde_json::Value, AuthError> {
+/// How long a fetched JWKS is used before it is fetched again.
+const JWKS_MAX_AGE_MS: f64 = 300_000.0;
+/// A token whose `kid` the cached JWKS lacks makes the hub fetch the JWKS again at once (the
+/// identity provider rotated its keys), but at most once in this long: tokens with made-up
+/// `kid`s cannot make the hub hammer the identity provider.
+const JWKS_REFETCH_AFTER_MS: f64 = 30_000.0;
+
+/// The JWKS and whether it was fetched just now. `refresh`: fetch now, unless an unknown kid
+/// already did so within [`JWKS_REFETCH_AFTER_MS`].
+async fn jwks(settings: &JwtSettings, refresh: bool) -> Result<(serde_json::Value, bool), AuthError> {
     if let Some(inline) = &settings.jwks_inline {
         return serde_json::from_str(inline)
+            .map(|v| (v, true))
             .map_err(|e| AuthError::Keys(format!("JWT_PUBLIC_KEYS is not a JWKS: {e}")));
     }
-    let Some(url) = &settings.jwks_url else { return Ok(serde_json::json!({"keys": []})) };
+    let Some(url) = &settings.jwks_url else { return Ok((serde_json::json!({"keys": []}), true)) };
     let now = js_sys::Date::now();
+    let refresh = refresh && now - JWKS_REFRESHED.with(|r| r.get()) >= JWKS_REFETCH_AFTER_MS;
+    if refresh {
+        JWKS_REFRESHED.with(|r| r.set(now));
+    }
+    let max_age = if refresh { 0.0 } else { JWKS_MAX_AGE_MS };
     let cached = JWKS_CACHE
-        .with(|c| c.borrow().as_ref().filter(|(u, at, _)| u == url && now - at < 300_000.0).map(|(_, _, v)| v.clone()));
+        .with(|c| c.borrow().as_ref().filter(|(u, at, _)| u == url && now - at < max_age).map(|(_, _, v)| v.clone()));
     if let Some(v) = cached {
-        return Ok(v);
+        return Ok((v, false));
     }
     let mut resp = worker::Fetch::Url(url.parse().map_err(|e| AuthError::Keys(format!("JWT_JWKS_URL: {e}")))?)
         .send()
@@ -80,7 +97,7 @@ async fn jwks(settings: &JwtSettings) -> Result<serde_json::Value, AuthError> {
     }
     let v: serde_json::Value = resp.json().await.map_err(|e| AuthError::Keys(format!("the JWKS is not JSON: {e}")))?;
     JWKS_CACHE.with(|c| *c.borrow_mut() = Some((url.clone(), now, v.clone())));
-    Ok(v)
+    Ok((v, true))
 }
 
 async fn verify_with(
@@ -113,7 +130,13 @@ pub async fn verify(jws: &Jws, settings: &JwtSettings) -> Result<(), AuthError> 
             Err(AuthError::BadSignature)
         }
         "RS256" | "ES256" => {
-            let keys = select_keys(&jwks(settings).await?, &jws.alg, jws.kid.as_deref());
+            let (doc, fresh) = jwks(settings, false).await?;
+            let mut keys = select_keys(&doc, &jws.alg, jws.kid.as_deref());
+            if keys.is_empty() && !fresh {
+                // An unknown kid: the identity provider may have rotated its keys.
+                let (doc, _) = jwks(settings, true).await?;
+                keys = select_keys(&doc, &jws.alg, jws.kid.as_deref());
+            }
             if keys.is_empty() {
                 return Err(AuthError::UnknownKey(jws.kid.clone()));
             }

@@ -5,21 +5,27 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { createServer } from 'node:http';
+import { setTimeout as sleep } from 'node:timers/promises';
+import WebSocket from 'ws';
 import { startHub, Subscriber, patient, uid } from './harness.mjs';
 import { ISSUER, AUDIENCE, SECRET, rsa, ec, otherRsa, otherEc, JWKS, now, b64, jwt } from './tokens.mjs';
 
 let hub;
 let jwksHub;
 let brokenJwksHub;
+let boundHub;
+let rotationHub;
 let jwksServer;
 let jwksHits = 0;
+/** What the identity provider serves at /jwks.json (a test rotates keys by changing it). */
+let served = JWKS;
 
 before(async () => {
   jwksServer = createServer((req, res) => {
     if (req.url === '/jwks.json') {
       jwksHits++;
       res.writeHead(200, { 'content-type': 'application/json' });
-      res.end(JSON.stringify(JWKS));
+      res.end(JSON.stringify(served));
     } else {
       res.writeHead(500, { 'content-type': 'text/plain' });
       res.end('identity provider down');
@@ -32,10 +38,13 @@ before(async () => {
     startHub({ bindings: { ...common, JWT_PUBLIC_KEYS: JSON.stringify(JWKS), JWT_HS256_SECRET: SECRET } }),
     startHub({ bindings: { ...common, JWT_JWKS_URL: `${jwksBase}/jwks.json` } }),
     startHub({ bindings: { ...common, JWT_JWKS_URL: `${jwksBase}/broken` } }),
-  ]);
+    startHub({ bindings: { ...common, JWT_PUBLIC_KEYS: JSON.stringify(JWKS), REQUIRE_TOPIC_BINDING: 'true' } }),
+    // Its own workerd process, so its JWKS cache and refetch budget are its own.
+    startHub({ bindings: { ...common, JWT_JWKS_URL: `${jwksBase}/jwks.json` } }),
+  ]).then(([a, b, c, d, e]) => ((boundHub = d), (rotationHub = e), [a, b, c]));
 });
 after(async () => {
-  await Promise.all([hub, jwksHub, brokenJwksHub].map((h) => h?.stop()));
+  await Promise.all([hub, jwksHub, brokenJwksHub, boundHub, rotationHub].map((h) => h?.stop()));
   jwksServer?.close();
 });
 
@@ -319,11 +328,31 @@ test('neg9 JWT_JWKS_URL: keys fetched over HTTP from the identity provider verif
   unauthorized(await jwksHub.subscribe({ events: 'Patient-open', token: jwt({}, { alg: 'HS256' }) }), /no key is configured/);
 });
 
-test('neg9: when the JWKS cannot be fetched the hub says so with 503 (its problem, not the token\'s)', async () => {
+test('neg9 issue13: when the JWKS cannot be fetched the hub says so with 503 (its problem, not the token\'s), without the identity provider\'s answer', async () => {
   const r = await brokenJwksHub.subscribe({ events: 'Patient-open', token: jwt() });
   assert.equal(r.status, 503, r.text);
-  assert.match(r.text, /the hub cannot read its verification keys: the JWKS URL answered 500/);
+  assert.match(r.text, /the hub cannot read its verification keys right now; try again later/);
+  assert.doesNotMatch(r.text, /500|identity provider down|JWKS URL|127\.0\.0\.1/, 'internal details stay in the log');
+  assert.match(r.headers.get('x-request-id') ?? '', /^[0-9a-f]{16}$/, 'the answer carries the request id the log names');
   assert.equal(r.headers.get('www-authenticate'), null);
+});
+
+test('issue13: a token signed with a key the identity provider just rotated in is accepted (the JWKS is fetched again for an unknown kid, at most every 30 s)', async () => {
+  assert.equal((await rotationHub.subscribe({ events: 'Patient-open', token: jwt() })).status, 202);
+  const rotated = { ...otherRsa.publicKey.export({ format: 'jwk' }), kid: 'rsa-2', use: 'sig', alg: 'RS256' };
+  served = { keys: [...JWKS.keys, rotated] };
+  try {
+    const before = jwksHits;
+    const r = await rotationHub.subscribe({ events: 'Patient-open', token: jwt({}, { kid: 'rsa-2', key: otherRsa.privateKey }) });
+    assert.equal(r.status, 202, `the new key verifies at once: ${r.text}`);
+    assert.equal(jwksHits, before + 1, 'one fetch for the unknown kid');
+    for (let i = 0; i < 3; i++) {
+      unauthorized(await rotationHub.subscribe({ events: 'Patient-open', token: jwt({}, { kid: `made-up-${i}` }) }), /no key is configured/);
+    }
+    assert.equal(jwksHits, before + 1, 'made-up kids do not make the hub fetch again within 30 s');
+  } finally {
+    served = JWKS;
+  }
 });
 
 test('roster: GET {topic}/subscribers needs a token for this topic that may read SyncError', async () => {
@@ -336,4 +365,55 @@ test('roster: GET {topic}/subscribers needs a token for this topic that may read
   const ok = await hub.request(path, bearer(jwt({ scope: 'fhircast/SyncError.read', 'hub.topic': topic })));
   assert.equal(ok.status, 200, ok.text);
   assert.deepEqual(ok.json, { 'hub.topic': topic, subscribers: [] });
+});
+
+test('issue13 REQUIRE_TOPIC_BINDING: a token without a hub.topic claim is refused (401) on every route; a token bound to the topic is accepted', async () => {
+  const topic = uid('topic');
+  const unbound = jwt();
+  unauthorized(await boundHub.subscribe({ topic, events: 'Patient-open', token: unbound }), /only access tokens bound to a topic/);
+  unauthorized(await boundHub.post(boundHub.event('Patient-open', [patient('p1')], { topic }), { token: unbound }), /bound to a topic/, { outcome: true });
+  unauthorized(await boundHub.getContext(topic, { token: unbound }), /bound to a topic/, { outcome: true });
+  const bound = jwt({ 'hub.topic': topic });
+  assert.equal((await boundHub.subscribe({ topic, events: 'Patient-open', token: bound })).status, 202);
+  assert.equal((await boundHub.post(boundHub.event('Patient-open', [patient('p1')], { topic }), { token: bound })).status, 202);
+  // The default (off): the same unbound token may use any topic it can name.
+  assert.equal((await hub.subscribe({ topic, events: 'Patient-open', token: unbound })).status, 202);
+});
+
+test('req20 issue13: the lease ends when the token does, even when the WebSocket connects late', async () => {
+  const topic = uid('topic');
+  const t0 = Date.now();
+  const r = await hub.subscribe({ topic, events: 'Patient-open', lease: 3600, token: jwt({ exp: now() + 6 }) });
+  assert.equal(r.status, 202, r.text);
+  await sleep(3000);
+  const s = await Subscriber.connect(r.json['hub.channel.endpoint']);
+  const confirmation = await s.next();
+  assert.ok(confirmation['hub.lease_seconds'] <= 4, `the confirmation grants what is left of the token: ${JSON.stringify(confirmation)}`);
+  const denial = await s.next((m) => m['hub.mode'] === 'denied', 10_000);
+  const at = (Date.now() - t0) / 1000;
+  // Counted from the connect, the 6 s lease would end 9 s after subscribing.
+  assert.ok(at < 8.5, `denied ${at.toFixed(1)} s after subscribing, when the token expired (~6-7 s)`);
+  assert.match(denial['hub.reason'] ?? '', /lease expired/);
+});
+
+test('issue13: headers a client sends that look like the hub\'s internal ones change nothing', async () => {
+  const topic = uid('topic');
+  const readOnly = jwt({ scope: 'fhircast/Patient-open.read', 'hub.topic': topic });
+  const spoof = { 'x-fhircast-auth': '{}', 'x-fhircast-topic': 'another', 'x-fhircast-request-id': 'x' };
+  const r = await hub.request('', {
+    method: 'POST',
+    headers: { 'content-type': 'application/fhir+json', authorization: `Bearer ${readOnly}`, ...spoof },
+    body: JSON.stringify(hub.event('Patient-open', [patient('p1')], { topic })),
+  });
+  forbidden(r, /fhircast\/Patient-open\.write/, { outcome: true });
+  // The WebSocket upgrade: the object gets none of the client's headers (built from scratch).
+  const sub = await hub.subscribe({ topic, events: 'Patient-open', token: readOnly });
+  const ws = new WebSocket(sub.json['hub.channel.endpoint'], { headers: spoof });
+  const first = await new Promise((resolve, reject) => {
+    ws.once('message', (d) => resolve(JSON.parse(d.toString())));
+    ws.once('error', reject);
+  });
+  assert.equal(first['hub.mode'], 'subscribe');
+  assert.equal(first['hub.topic'], topic);
+  ws.close();
 });

@@ -109,6 +109,26 @@ test('neg26 req11 req12: the configuration document is always 200 application/js
   assert.equal(head.headers['content-type'], 'application/json');
 });
 
+test('neg18 issue13: a chunked body is refused as soon as it passes MAX_BODY_BYTES, not read whole first', async () => {
+  const { port } = new URL(hub.origin);
+  const { request } = await import('node:http');
+  const answer = new Promise((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method: 'POST', path: `/api/hub/${uid()}`, headers: { 'content-type': 'application/fhir+json' } }, (res) => {
+      let text = '';
+      res.setEncoding('utf8');
+      res.on('data', (c) => (text += c));
+      res.on('end', () => (req.destroy(), resolve({ status: res.statusCode, text })));
+    });
+    req.on('error', reject);
+    // More than the limit, and then the body never ends: a hub that reads it whole before
+    // checking its size never answers.
+    req.write('x'.repeat(MAX_BODY + 1000));
+  });
+  const r = await Promise.race([answer, new Promise((resolve) => setTimeout(() => resolve({ status: 'no answer within 5 s' }), 5000))]);
+  assert.equal(r.status, 413, r.text);
+  assert.match(r.text, /larger than the hub's limit/);
+});
+
 test('neg18: a body over MAX_BODY_BYTES is 413, with and without Content-Length', async () => {
   const topic = uid();
   const big = JSON.stringify(hub.event('Patient-open', [patient('p1', { text: { div: 'x'.repeat(MAX_BODY) } })], { topic }));

@@ -21,6 +21,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use arbitrary::{Result, Unstructured};
+use fhircast_core::hub::store::{MemoryStore, ROW_LIMIT_BYTES};
 use fhircast_core::hub::{Auth, HubConfig, Outbound, Topic, TopicState};
 use fhircast_core::scope::Scopes;
 use fhircast_core::subscription::SubscriptionRequest;
@@ -54,6 +55,8 @@ const ADVANCES_MS: [u64; 8] = [0, 100, 5_000, 9_999, 10_001, 61_000, 3_600_000, 
 
 struct Driver {
     topic: Topic,
+    /// The topic's stored rows, written at each eviction.
+    store: MemoryStore,
     now: Timestamp,
     next: u32,
     /// Tokens ever issued, so inputs can name them.
@@ -91,6 +94,7 @@ impl Driver {
         let config = HubConfig { max_subscriptions: 8, max_open_contexts: 4, dedup_window: 8, ..HubConfig::default() };
         Driver {
             topic: Topic::new(T, "fz", config),
+            store: MemoryStore::default(),
             now: Timestamp::from_unix_millis(1_767_261_600_000),
             next: 0,
             tokens: Vec::new(),
@@ -277,10 +281,14 @@ impl Driver {
                 }
             }
             _ => {
-                // Eviction: the Durable Object rebuilds the topic from its stored JSON.
-                let json = serde_json::to_string(self.topic.state()).expect("state serialises");
-                let state: TopicState = serde_json::from_str(&json).expect("state deserialises");
-                self.topic = Topic::restore(state, self.topic.config().clone());
+                // Eviction: the Durable Object writes what changed to its rows and rebuilds the
+                // topic from them; a change that was not marked for writing is lost here.
+                let back = self.store.evict(&mut self.topic).expect("every row within the limits");
+                assert_eq!(back.state(), self.topic.state(), "the stored rows restore the whole state");
+                for (table, bytes) in self.store.sizes() {
+                    assert!(bytes <= ROW_LIMIT_BYTES, "a {table:?} row of {bytes} bytes");
+                }
+                self.topic = back;
             }
         }
         self.check_outputs(&before_subs);

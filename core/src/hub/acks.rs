@@ -71,14 +71,71 @@ impl Topic {
             .filter(|s| s.pending.iter().any(|p| p.deadline <= now))
             .map(|s| s.endpoint.clone())
             .collect();
-        let silent: Vec<_> =
-            silent.iter().map(|token| self.state.subscriptions.remove(token).expect("listed above")).collect();
         let secs = self.config.ack_timeout.as_secs_f64();
-        for sub in &silent {
-            if let Some(p) = sub.pending.iter().find(|p| p.deadline <= now && p.event.kind() != EventKind::SyncError) {
-                let diagnostics = format!("{} did not answer {} within {secs} s", sub.display_name(), describe(p));
+        self.drop_unanswering(
+            &silent,
+            |sub, p| format!("{} did not answer {} within {secs} s", sub.display_name(), describe(p)),
+            |p| p.deadline <= now,
+            &format!("unresponsive: no answer within {secs} s"),
+            now,
+        );
+        if let Some(due) = self.state.next_heartbeat.filter(|t| *t <= now) {
+            let _ = due;
+            self.heartbeat(now);
+        }
+    }
+
+    /// Drops subscribers that owe more answers than `max_pending_acks`: they do not keep up
+    /// (a subscription's stored row is bounded by it). Treated as unresponsive: the others get
+    /// a SyncError naming it, it gets a denial (req 87).
+    pub(crate) fn drop_lagging(&mut self, now: Timestamp) {
+        let max = self.config.max_pending_acks;
+        let lagging: Vec<String> =
+            self.state.subscriptions.values().filter(|s| s.pending.len() > max).map(|s| s.endpoint.clone()).collect();
+        if lagging.is_empty() {
+            return;
+        }
+        self.drop_unanswering(
+            &lagging,
+            |sub, p| {
+                format!(
+                    "{} did not keep up: {} notifications unanswered (at most {max}), the oldest {}",
+                    sub.display_name(),
+                    sub.pending.len(),
+                    describe(p)
+                )
+            },
+            |_| true,
+            &format!("unresponsive: more than {max} notifications unanswered"),
+            now,
+        );
+    }
+
+    /// Unsubscribes `tokens` for not answering, then tells the others: a SyncError about the
+    /// first unanswered notification `owed` selects (else about the context: it stopped
+    /// following), and a denial to each.
+    fn drop_unanswering(
+        &mut self,
+        tokens: &[String],
+        diagnostics: impl Fn(&super::state::Subscription, &super::state::PendingAck) -> String,
+        owed: impl Fn(&super::state::PendingAck) -> bool,
+        reason: &str,
+        now: Timestamp,
+    ) {
+        let gone: Vec<_> = tokens.iter().filter_map(|token| self.state.subscriptions.remove(token)).collect();
+        let secs = self.config.ack_timeout.as_secs_f64();
+        for sub in &gone {
+            if let Some(p) = sub.pending.iter().find(|p| owed(p) && p.event.kind() != EventKind::SyncError) {
                 let (id, event) = p.about();
-                self.send_sync_error(id, event, &sub.display_name(), diagnostics, false, Some(&sub.endpoint), now);
+                self.send_sync_error(
+                    id,
+                    event,
+                    &sub.display_name(),
+                    diagnostics(sub, p),
+                    false,
+                    Some(&sub.endpoint),
+                    now,
+                );
             } else if let Some((id, event)) = self.about_now() {
                 // Only SyncErrors went unanswered: no event was refused, but the subscriber is
                 // dropped and stops following; the others are told so, about the context.
@@ -89,12 +146,8 @@ impl Topic {
                 self.send_sync_error(&id, &event, &sub.display_name(), diagnostics, false, Some(&sub.endpoint), now);
             }
         }
-        for sub in &silent {
-            self.deny(sub, &format!("unresponsive: no answer within {secs} s"));
-        }
-        if let Some(due) = self.state.next_heartbeat.filter(|t| *t <= now) {
-            let _ = due;
-            self.heartbeat(now);
+        for sub in &gone {
+            self.deny(sub, reason);
         }
     }
 

@@ -180,6 +180,35 @@ pub enum EventRejected {
     /// A SyncError whose OperationOutcome cannot be read.
     #[error("the SyncError's OperationOutcome cannot be read: {0} (req 92)")]
     BadSyncError(String),
+    /// The open event, as the Hub would store it, is over the Hub's size limit for one event.
+    #[error("this {event} is {bytes} bytes as stored, over this hub's limit of {max} bytes for one event (MAX_BODY_BYTES); share large resources by reference")]
+    EventTooLarge {
+        /// The event.
+        event: String,
+        /// Its size as stored.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The content shared on an anchor would grow over the Hub's limit.
+    #[error("the content shared on {anchor} would be {bytes} bytes after this update, over this hub's limit of {max} bytes per open context (MAX_CONTENT_BYTES); remove entries or share resources by reference")]
+    ContentTooLarge {
+        /// The anchor.
+        anchor: ResourceKey,
+        /// The content's size after the update.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The topic's open contexts would hold more than the Hub's limit, even after closing
+    /// every open context that is not in use.
+    #[error("this topic's open contexts would hold {bytes} bytes, over its limit of {max} bytes (MAX_TOPIC_BYTES), even without the open contexts not in use; close contexts or share less")]
+    TopicFull {
+        /// The size the topic would have.
+        bytes: usize,
+        /// The limit.
+        max: usize,
+    },
 }
 
 impl EventRejected {
@@ -197,6 +226,9 @@ impl EventRejected {
             | EventRejected::NotCurrent { .. }
             | EventRejected::VersionMismatch { .. } => 409,
             EventRejected::Bundle(b) => b.http_status(),
+            EventRejected::EventTooLarge { .. }
+            | EventRejected::ContentTooLarge { .. }
+            | EventRejected::TopicFull { .. } => 413,
         }
     }
 }

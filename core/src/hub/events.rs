@@ -105,6 +105,8 @@ impl Topic {
             }
         };
         self.state.recent_ids.push_back((id.clone(), fingerprint));
+        self.state.marks.recent_appended += 1;
+        self.drop_lagging(now);
         while self.state.recent_ids.len() > self.config.dedup_window {
             self.state.recent_ids.pop_front();
         }
@@ -145,23 +147,40 @@ impl Topic {
     /// `*-open` (req 108, 122-123): the anchor becomes (or stays) open and becomes current.
     /// A new anchor gets a fresh `context.versionId`; re-opening an open anchor keeps its
     /// version and content (req 125) and only makes it current again.
+    ///
+    /// Size limits are checked before anything changes: the open event as stored is at most
+    /// `max_event_bytes`, and the topic's open contexts must fit `max_topic_bytes` once the
+    /// ones not in use are evicted (see [`Topic::evict_old_anchors`]).
     fn open(&mut self, mut event: Event, now: Timestamp) -> Result<String, EventRejected> {
         self.check_stale(&event, now)?;
         let key = event.anchor().expect("validated opens have an anchor");
         event.version_id = None;
         event.prior_version_id = None;
+        let bytes = super::store::open_row(&event).len();
+        if bytes > self.config.max_event_bytes {
+            return Err(EventRejected::EventTooLarge {
+                event: event.name.to_string(),
+                bytes,
+                max: self.config.max_event_bytes,
+            });
+        }
+        // What cannot be evicted once this open is current: the anchors it carries (itself
+        // included). The derived opens it records are each at most its own size.
+        let implied = if self.config.derive_opens { implied_opens(&event).len() } else { 0 };
+        let kept: usize = self.state.anchors.iter().filter(|a| carries(&event, &a.key)).map(|a| a.stored_bytes()).sum();
+        let needed = kept + bytes * (1 + implied);
+        if needed > self.config.max_topic_bytes {
+            return Err(EventRejected::TopicFull { bytes: needed, max: self.config.max_topic_bytes });
+        }
         if self.config.derive_opens {
             self.derive_opens(&event, &key, now);
         }
         let version = match self.state.anchor_index(&key) {
             Some(i) => {
-                let mut a = self.state.anchors.remove(i);
-                a.open = event.clone();
-                a.derived_from = None;
-                a.source_event = None;
-                let v = a.version_id.clone();
-                self.state.anchors.push(a);
-                v
+                self.state.anchors.set_open(i, event.clone(), bytes);
+                self.state.anchors.set_not_derived(i);
+                self.state.anchors.move_to_end(i);
+                self.state.anchors.last().expect("just moved").version_id.clone()
             }
             None => {
                 let v = self.state.mint();
@@ -172,6 +191,8 @@ impl Topic {
                     content: Content::default(),
                     derived_from: None,
                     source_event: None,
+                    open_bytes: bytes,
+                    content_bytes: EMPTY_CONTENT_BYTES,
                 };
                 self.state.anchors.push(a);
                 v
@@ -187,14 +208,19 @@ impl Topic {
         Ok(version)
     }
 
-    /// Keeps at most `max_open_contexts` anchors: the least recently opened non-current ones
-    /// go first, silently (no subscriber's view is made of them: views come from the current
-    /// context). Never the current anchor nor one the current context carries (a patient a
-    /// current report implies: replay and get-current-context read it); with an evicted
-    /// anchor go the anchors derived from it that the current context does not carry, so
-    /// none is left pointing at a source that is gone.
+    /// Keeps at most `max_open_contexts` anchors holding at most `max_topic_bytes`: the least
+    /// recently opened non-current ones go first, silently (no subscriber's view is made of
+    /// them: views come from the current context). Never the current anchor nor one the
+    /// current context carries (a patient a current report implies: replay and
+    /// get-current-context read it); with an evicted anchor go the anchors derived from it
+    /// that the current context does not carry, so none is left pointing at a source that is
+    /// gone. Callers check beforehand that what cannot be evicted fits.
     fn evict_old_anchors(&mut self) {
-        while self.state.anchors.len() > self.config.max_open_contexts.max(1) {
+        let over = |t: &Self| {
+            t.state.anchors.len() > t.config.max_open_contexts.max(1)
+                || t.state.anchors.iter().map(OpenAnchor::stored_bytes).sum::<usize>() > t.config.max_topic_bytes
+        };
+        while over(self) {
             let current = self.state.current.clone();
             let current_open = current.as_ref().and_then(|k| self.state.anchor(k)).map(|a| a.open.clone());
             let in_use = |a: &OpenAnchor| {
@@ -239,13 +265,11 @@ impl Topic {
                 context,
             };
             match self.state.anchor_index(&key) {
-                Some(i) => {
-                    let a = self.state.anchors.remove(i);
-                    self.state.anchors.push(a);
-                }
+                Some(i) => self.state.anchors.move_to_end(i),
                 None => {
                     let v = self.state.mint();
                     self.fresh_derived.push(key.clone());
+                    let open_bytes = super::store::open_row(&derived).len();
                     self.state.anchors.push(OpenAnchor {
                         key,
                         open: derived,
@@ -253,6 +277,8 @@ impl Topic {
                         content: Content::default(),
                         derived_from: Some(source_key.clone()),
                         source_event: Some((source.id.clone(), source.name.clone())),
+                        open_bytes,
+                        content_bytes: EMPTY_CONTENT_BYTES,
                     });
                 }
             }
@@ -312,7 +338,7 @@ impl Topic {
                 .map(|a| a.derived_from.clone().unwrap_or_else(|| a.key.clone()));
             if let Some(carrier) = carrier {
                 let i = self.state.anchor_index(&key).expect("listed above");
-                self.state.anchors[i].derived_from = Some(carrier);
+                self.state.anchors.set_derived_from(i, Some(carrier));
                 continue;
             }
             let i = self.state.anchor_index(&key).expect("listed above");
@@ -339,14 +365,66 @@ impl Topic {
         }
         let raw = event.entries("updates").next().expect("validated updates carry a bundle").value.get();
         let bundle = UpdateBundle::parse(raw, self.config.max_bundle_entries)?;
+        // The content after the update, measured before anything changes (req 111: all or
+        // nothing).
+        let mut content = self.state.anchors[i].content.clone();
+        content.apply(&bundle);
+        let bytes = super::store::content_row(&content).len();
+        if bytes > self.config.max_content_bytes {
+            return Err(EventRejected::ContentTooLarge { anchor: key, bytes, max: self.config.max_content_bytes });
+        }
+        let total: usize = self.state.anchors.iter().map(OpenAnchor::stored_bytes).sum::<usize>()
+            - self.state.anchors[i].content_bytes
+            + bytes;
+        if total > self.config.max_topic_bytes {
+            // Evictable: what the current context does not carry, and not this anchor.
+            let current_open = self.state.current.as_ref().and_then(|k| self.state.anchor(k)).map(|a| &a.open);
+            let kept: usize = self
+                .state
+                .anchors
+                .iter()
+                .enumerate()
+                .filter(|(j, a)| {
+                    *j == i
+                        || Some(&a.key) == self.state.current.as_ref()
+                        || current_open.is_some_and(|o| carries(o, &a.key))
+                })
+                .map(|(j, a)| if j == i { a.open_bytes + bytes } else { a.stored_bytes() })
+                .sum();
+            if kept > self.config.max_topic_bytes {
+                return Err(EventRejected::TopicFull { bytes: kept, max: self.config.max_topic_bytes });
+            }
+        }
         let version = self.state.mint();
-        let a = &mut self.state.anchors[i];
-        a.content.apply(&bundle);
-        let prior = std::mem::replace(&mut a.version_id, version.clone());
+        let prior = self.state.anchors.set_content(i, content, bytes, version.clone());
         event.version_id = Some(version.clone());
         event.prior_version_id = Some(prior);
+        if total > self.config.max_topic_bytes {
+            self.evict_except(&key);
+        }
         self.broadcast(&event, None, now);
         Ok(version)
+    }
+
+    /// Evicts anchors not in use, least recently opened first, until the topic fits
+    /// `max_topic_bytes`, sparing `keep` (an anchor whose content just grew).
+    fn evict_except(&mut self, keep: &ResourceKey) {
+        while self.state.anchors.iter().map(OpenAnchor::stored_bytes).sum::<usize>() > self.config.max_topic_bytes {
+            let current = self.state.current.clone();
+            let current_open = current.as_ref().and_then(|k| self.state.anchor(k)).map(|a| a.open.clone());
+            let in_use = |a: &OpenAnchor| {
+                &a.key == keep
+                    || Some(&a.key) == current.as_ref()
+                    || current_open.as_ref().is_some_and(|o| carries(o, &a.key))
+            };
+            match self.state.anchors.iter().position(|a| !in_use(a)) {
+                Some(i) => {
+                    let gone = self.state.anchors.remove(i).key;
+                    self.state.anchors.retain(|a| a.derived_from.as_ref() != Some(&gone) || in_use(a));
+                }
+                None => break,
+            }
+        }
     }
 
     /// `*-select` (req 115, 119, 121; neg 20): only on the current anchor; forwarded as is.
@@ -370,9 +448,9 @@ impl Topic {
         let id: Arc<str> = event.id.as_str().into();
         let deadline = now.add(self.config.ack_timeout);
         let (subs, out) = (&mut self.state.subscriptions, &mut self.outbound);
-        for sub in subs.values_mut() {
+        subs.update_where(|sub| {
             if !sub.is_connected() || !sub.wants(&event.name) || skip_subscribers_of.is_some_and(|s| sub.wants(s)) {
-                continue;
+                return false;
             }
             out.push_back(Outbound::Send { to: sub.endpoint.clone(), text: text.clone() });
             sub.pending.push(super::state::PendingAck {
@@ -382,7 +460,8 @@ impl Topic {
                 source: None,
             });
             sub.note_direct(event);
-        }
+            true
+        });
     }
 
     /// After a context change (`source`), sends every connected subscriber whose view
@@ -552,7 +631,7 @@ impl Topic {
             return;
         }
         self.state.derived_ids.push_back((id.to_owned(), (source.0.to_string(), source.1.clone())));
-        while self.state.derived_ids.len() > self.config.dedup_window {
+        while self.state.derived_ids.len() > self.config.dedup_window.min(super::store::DERIVED_IDS_KEPT) {
             self.state.derived_ids.pop_front();
         }
     }
@@ -579,6 +658,9 @@ impl Topic {
         }
     }
 }
+
+/// The size of the content row of an anchor with no content (`{}`).
+const EMPTY_CONTENT_BYTES: usize = 2;
 
 /// What identifies a request for duplicate detection (req 139): same id, event, time and
 /// anchor is a retry; same id with anything else is a different event.

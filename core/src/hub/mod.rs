@@ -24,7 +24,9 @@ mod error;
 mod events;
 mod roster;
 mod state;
+pub mod store;
 mod subscriptions;
+mod tracked;
 
 use std::collections::VecDeque;
 use std::sync::Arc;
@@ -63,6 +65,18 @@ pub struct HubConfig {
     pub non_current_updates: bool,
     /// Send a legacy `heartbeat` event at this period (STU2 clients; req 133). `None` in STU3.
     pub heartbeat: Option<Duration>,
+    /// The largest open event, as stored (a shell sets it to its request body limit; it must
+    /// stay under [`store::ROW_LIMIT_BYTES`]).
+    pub max_event_bytes: usize,
+    /// The largest content shared on one open context, as stored (req 107-113).
+    pub max_content_bytes: usize,
+    /// The most a topic's open contexts (open events and content) may hold, as stored: the
+    /// least recently opened ones not in use are evicted to stay under it; an event that
+    /// cannot fit even so is refused (413). It bounds the topic's memory too.
+    pub max_topic_bytes: usize,
+    /// The most notifications a subscriber may leave unanswered; one more and it is treated as
+    /// unresponsive (a SyncError names it, it is unsubscribed).
+    pub max_pending_acks: usize,
     /// How far ahead of the Hub's clock a context change may be stamped. Beyond it the event
     /// is refused (400): accepted, a wrong clock would make every app ignore every later,
     /// correctly stamped change (req 67) and lock the topic (decision, ARCHITECTURE.md).
@@ -84,6 +98,10 @@ impl Default for HubConfig {
             non_current_updates: true,
             max_clock_ahead: Duration::from_secs(60),
             heartbeat: None,
+            max_event_bytes: 1 << 20,
+            max_content_bytes: 1 << 20,
+            max_topic_bytes: 16 << 20,
+            max_pending_acks: 256,
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The persisted state of a topic. Everything here survives eviction and restarts; the
 //! outbound queue does not (it is drained before the shell persists).
 
-use std::collections::{BTreeMap, VecDeque};
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
@@ -12,6 +12,8 @@ use crate::event::Event;
 use crate::time::Timestamp;
 use crate::wire::ResourceKey;
 
+use super::tracked::{Anchors, Subscriptions};
+
 /// Everything a topic must remember (serialisable: the Durable Object stores it).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct TopicState {
@@ -20,10 +22,11 @@ pub struct TopicState {
     pub(crate) id_prefix: String,
     /// Counter behind minted ids and versions: strictly increasing.
     pub(crate) next_seq: u64,
-    /// Subscriptions by endpoint token.
-    pub(crate) subscriptions: BTreeMap<String, Subscription>,
-    /// Open contexts, least recently opened first (req 122-125).
-    pub(crate) anchors: Vec<OpenAnchor>,
+    /// Subscriptions by endpoint token (one stored row each).
+    pub(crate) subscriptions: Subscriptions,
+    /// Open contexts, least recently opened first (req 122-125); each one's open event and
+    /// content are stored rows of their own.
+    pub(crate) anchors: Anchors,
     /// The current context: the most recent open, unless closed since (req 122, 124).
     pub(crate) current: Option<ResourceKey>,
     /// Timestamp of the last event that changed the current context (req 67).
@@ -40,6 +43,25 @@ pub struct TopicState {
     pub(crate) recent_ids: VecDeque<(String, String)>,
     /// When the next legacy heartbeat is due, if enabled and anyone is connected.
     pub(crate) next_heartbeat: Option<Timestamp>,
+    /// What changed in the recent ids since the last write (not stored).
+    #[serde(skip)]
+    pub(crate) marks: WriteMarks,
+}
+
+/// Changes to the stored rows of recent request ids since the last write. Never part of the
+/// state's equality: a restored state has none.
+#[derive(Clone, Debug, Default)]
+pub(crate) struct WriteMarks {
+    /// Request ids appended (the newest ones).
+    pub(crate) recent_appended: usize,
+    /// None of the recent ids is stored as rows (a state read from an older format).
+    pub(crate) recent_rewrite: bool,
+}
+
+impl PartialEq for WriteMarks {
+    fn eq(&self, _: &Self) -> bool {
+        true
+    }
 }
 
 impl TopicState {
@@ -48,40 +70,16 @@ impl TopicState {
             topic: topic.to_owned(),
             id_prefix: id_prefix.to_owned(),
             next_seq: 1,
-            subscriptions: BTreeMap::new(),
-            anchors: Vec::new(),
+            subscriptions: Subscriptions::default(),
+            anchors: Anchors::default(),
             current: None,
             context_timestamp: None,
             last_change: None,
             derived_ids: VecDeque::new(),
             recent_ids: VecDeque::new(),
             next_heartbeat: None,
+            marks: WriteMarks::default(),
         }
-    }
-
-    /// The subscriptions alone, as JSON: the part of the state that every notification and
-    /// every answer changes (pending acks). A shell may store it apart from
-    /// [`TopicState::meta_json`] and write it less often (ARCHITECTURE.md: storage).
-    pub fn subscriptions_json(&self) -> String {
-        serde_json::to_string(&self.subscriptions).expect("subscriptions serialise")
-    }
-
-    /// Everything but the subscriptions and the recent request ids, as JSON: what an accepted
-    /// event changes (context, versions, minted ids). Independent of the number of subscribers
-    /// and of events seen.
-    pub fn meta_json(&self) -> String {
-        serde_json::to_string(&MetaRef {
-            topic: &self.topic,
-            id_prefix: &self.id_prefix,
-            next_seq: self.next_seq,
-            anchors: &self.anchors,
-            current: &self.current,
-            context_timestamp: &self.context_timestamp,
-            last_change: &self.last_change,
-            derived_ids: &self.derived_ids,
-            next_heartbeat: &self.next_heartbeat,
-        })
-        .expect("state serialises")
     }
 
     /// The request ids remembered for duplicate detection (req 139), oldest first, each with
@@ -91,15 +89,16 @@ impl TopicState {
         self.recent_ids.iter().map(|(id, f)| (id.as_str(), f.as_str()))
     }
 
-    /// Rebuilds the state from [`TopicState::meta_json`], [`TopicState::subscriptions_json`]
-    /// and [`TopicState::recent_ids`] (oldest first).
-    pub fn from_parts(
+    /// Reads the state as the version before row storage wrote it (a meta part with whole
+    /// anchors, a subscriptions part, the recent ids as rows), every row marked to be written
+    /// in today's layout.
+    pub fn from_legacy_parts(
         meta: &str,
         subscriptions: &str,
         recent_ids: impl IntoIterator<Item = (String, String)>,
     ) -> Result<TopicState, serde_json::Error> {
-        let m: Meta = serde_json::from_str(meta)?;
-        Ok(TopicState {
+        let m: LegacyMeta = serde_json::from_str(meta)?;
+        let mut s = TopicState {
             topic: m.topic,
             id_prefix: m.id_prefix,
             next_seq: m.next_seq,
@@ -111,7 +110,17 @@ impl TopicState {
             derived_ids: m.derived_ids,
             recent_ids: recent_ids.into_iter().collect(),
             next_heartbeat: m.next_heartbeat,
-        })
+            marks: WriteMarks::default(),
+        };
+        s.mark_all();
+        Ok(s)
+    }
+
+    /// Marks every row to be written (a state read from an older format, or from JSON).
+    pub fn mark_all(&mut self) {
+        self.subscriptions.mark_all();
+        self.anchors.mark_all();
+        self.marks.recent_rewrite = true;
     }
 
     /// How many ids this topic has minted: a shell compares it before and after an input to
@@ -162,29 +171,13 @@ impl TopicState {
     }
 }
 
-/// [`TopicState`] without its subscriptions and recent ids, borrowed for writing.
-#[derive(Serialize)]
-struct MetaRef<'a> {
-    topic: &'a str,
-    id_prefix: &'a str,
-    next_seq: u64,
-    anchors: &'a [OpenAnchor],
-    current: &'a Option<ResourceKey>,
-    context_timestamp: &'a Option<Timestamp>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    last_change: &'a Option<(String, EventName)>,
-    #[serde(skip_serializing_if = "VecDeque::is_empty")]
-    derived_ids: &'a VecDeque<(String, (String, EventName))>,
-    next_heartbeat: &'a Option<Timestamp>,
-}
-
-/// [`TopicState`] without its subscriptions and recent ids, read back.
+/// The meta part as the version before row storage wrote it (whole anchors).
 #[derive(Deserialize)]
-struct Meta {
+struct LegacyMeta {
     topic: String,
     id_prefix: String,
     next_seq: u64,
-    anchors: Vec<OpenAnchor>,
+    anchors: Anchors,
     current: Option<ResourceKey>,
     context_timestamp: Option<Timestamp>,
     #[serde(default)]
@@ -204,6 +197,10 @@ pub(crate) struct Subscription {
     pub(crate) events: Vec<EventName>,
     pub(crate) name: Option<String>,
     pub(crate) lease_seconds: u64,
+    /// When the access token it subscribed with expires, if it does: the lease, counted from
+    /// the connect, ends no later (req 20).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) token_expires: Option<Timestamp>,
     pub(crate) phase: Phase,
     /// Notifications sent and not yet answered, oldest first.
     pub(crate) pending: Vec<PendingAck>,
@@ -246,6 +243,16 @@ pub(crate) enum Phase {
 impl Subscription {
     pub(crate) fn is_connected(&self) -> bool {
         matches!(self.phase, Phase::Connected { .. })
+    }
+
+    /// When a lease starting `now` ends: `lease_seconds` later, and no later than the token
+    /// it was asked with (req 20), which may expire before a late connect's lease would.
+    pub(crate) fn lease_end(&self, now: Timestamp) -> Timestamp {
+        let end = now.add(std::time::Duration::from_secs(self.lease_seconds));
+        match self.token_expires {
+            Some(exp) if exp < end => exp,
+            _ => end,
+        }
     }
 
     pub(crate) fn deadline(&self) -> Timestamp {
@@ -348,4 +355,18 @@ pub(crate) struct OpenAnchor {
     /// open, live or replayed, name that event (its sender resends it, req 81).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub(crate) source_event: Option<(String, EventName)>,
+    /// The size of the stored open row ([`super::store::open_row`]): what the topic's byte
+    /// limit counts.
+    #[serde(skip)]
+    pub(crate) open_bytes: usize,
+    /// The size of the stored content row ([`super::store::content_row`]).
+    #[serde(skip)]
+    pub(crate) content_bytes: usize,
+}
+
+impl OpenAnchor {
+    /// What this anchor holds in storage, in bytes.
+    pub(crate) fn stored_bytes(&self) -> usize {
+        self.open_bytes + self.content_bytes
+    }
 }

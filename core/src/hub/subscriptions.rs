@@ -77,12 +77,13 @@ impl Topic {
             let added: Vec<EventName> = granted.iter().filter(|e| !sub.events.contains(e)).cloned().collect();
             sub.events = granted;
             sub.lease_seconds = lease;
+            sub.token_expires = auth.expires_at;
             if req.subscriber_name.is_some() {
                 sub.name = req.subscriber_name.clone();
             }
             if sub.is_connected() {
-                sub.phase = Phase::Connected { lease_until: now.add(std::time::Duration::from_secs(lease)) };
-                self.confirm(&token);
+                sub.phase = Phase::Connected { lease_until: sub.lease_end(now) };
+                self.confirm(&token, now);
                 self.replay(&token, Some(&added), now);
             }
             return Ok(SubscriptionAccepted { endpoint: token });
@@ -98,6 +99,7 @@ impl Topic {
             events: granted,
             name: req.subscriber_name.clone(),
             lease_seconds: lease,
+            token_expires: auth.expires_at,
             phase: Phase::Issued { connect_by: now.add(self.config.connect_timeout) },
             pending: Vec::new(),
             last_answer: None,
@@ -126,8 +128,8 @@ impl Topic {
         if sub.is_connected() {
             return Err(super::ConnectError::AlreadyConnected);
         }
-        sub.phase = Phase::Connected { lease_until: now.add(std::time::Duration::from_secs(sub.lease_seconds)) };
-        self.confirm(token);
+        sub.phase = Phase::Connected { lease_until: sub.lease_end(now) };
+        self.confirm(token, now);
         self.replay(token, None, now);
         if let (Some(period), None) = (self.config.heartbeat, self.state.next_heartbeat) {
             self.state.next_heartbeat = Some(now.add(period));
@@ -135,13 +137,19 @@ impl Topic {
         Ok(())
     }
 
-    fn confirm(&mut self, token: &str) {
+    /// The confirmation (req 43): the lease it grants is what is left of it from `now` (a
+    /// lease bounded by the token, req 20, has less left when the socket connects late).
+    fn confirm(&mut self, token: &str, now: Timestamp) {
         let sub = &self.state.subscriptions[token];
+        let left = match sub.phase {
+            Phase::Connected { lease_until } => lease_until.since(now).as_secs().max(1),
+            Phase::Issued { .. } => sub.lease_seconds,
+        };
         let c = Confirmation {
             mode: "subscribe".into(),
             topic: self.state.topic.clone(),
             events: sub.events_csv(),
-            lease_seconds: sub.lease_seconds,
+            lease_seconds: left.min(sub.lease_seconds),
         };
         let text = serde_json::to_string(&c).expect("confirmations serialise");
         self.push(Outbound::Send { to: token.to_owned(), text: text.into() });

@@ -790,14 +790,16 @@ fn state_round_trips_through_json_and_the_restored_topic_behaves_the_same() {
     let json = serde_json::to_string(h.topic.state()).unwrap();
     let restored = Topic::restore(serde_json::from_str(&json).unwrap(), HubConfig::default());
     assert_eq!(restored.state(), h.topic.state());
-    // The same state stored in parts (what the Durable Object does) reads back equal.
-    let (meta, subs) = (h.topic.state().meta_json(), h.topic.state().subscriptions_json());
-    assert!(!meta.contains(&a), "the meta part holds no subscription");
+    // The same state stored in rows (what the Durable Object does) reads back equal.
+    let mut store = crate::hub::store::MemoryStore::default();
+    let w = h.topic.take_writes(crate::hub::store::WriteScope::All);
+    store.apply(&w, crate::hub::store::ROW_LIMIT_BYTES).unwrap();
+    let meta = h.topic.state().meta_row();
+    assert!(!meta.contains(&a), "the meta row holds no subscription");
     assert!(!meta.contains("\"u1\""), "nor the recent request ids");
-    let recent: Vec<(String, String)> =
-        h.topic.state().recent_ids().map(|(i, f)| (i.to_owned(), f.to_owned())).collect();
-    assert_eq!(recent.len(), 3);
-    assert_eq!(&TopicState::from_parts(&meta, &subs, recent).unwrap(), h.topic.state());
+    assert!(!meta.contains("\"o1\""), "nor content");
+    assert_eq!(store.recent.len(), 3);
+    assert_eq!(&store.load().unwrap().unwrap(), h.topic.state());
     assert_eq!(restored.poll_timeout(), h.topic.poll_timeout());
     assert_eq!(restored.current_context(&Auth::open()), h.topic.current_context(&Auth::open()));
     // Pending acks and their deadlines survived: A never answered, so 10 s on it is dropped.

@@ -156,6 +156,7 @@ impl Sim {
             seq: 0,
             queue: BinaryHeap::new(),
             hub: Topic::new("T1", "h", hub_config.clone()),
+            store: MemoryStore::default(),
             hub_config,
             nodes,
             sockets: Vec::new(),
@@ -476,11 +477,12 @@ impl Sim {
             // The Durable Object is evicted and rebuilt from its persisted state; its
             // WebSockets survive (hibernation). The outbound queue is always drained by now.
             assert!(self.hub.poll_outbound().is_none(), "the shell drains before persisting");
-            let json = serde_json::to_string(self.hub.state()).expect("state serialises");
-            let state: TopicState = serde_json::from_str(&json).expect("state deserialises");
-            self.hub = Topic::restore(state, self.hub_config.clone());
+            let restored = self.store.evict(&mut self.hub).expect("every row within the limits");
+            assert_eq!(restored.state(), self.hub.state(), "the stored rows restore the whole state");
+            self.hub = restored;
             self.stats.evictions += 1;
-            log!(self, "hub: evicted and restored from its persisted state ({} bytes)", json.len());
+            let bytes: usize = self.store.sizes().map(|(_, n)| n).sum();
+            log!(self, "hub: evicted and restored from its stored rows ({bytes} bytes)");
             return Ok(());
         }
         if self.has(Features::RESTARTS) && self.rng.chance(0.015) {
@@ -512,9 +514,9 @@ impl Sim {
     /// as edge-hub does on load.
     fn restart(&mut self) -> Res {
         assert!(self.hub.poll_outbound().is_none(), "the shell drains before persisting");
-        let json = serde_json::to_string(self.hub.state()).expect("state serialises");
-        let state: TopicState = serde_json::from_str(&json).expect("state deserialises");
-        self.hub = Topic::restore(state, self.hub_config.clone());
+        let restored = self.store.evict(&mut self.hub).expect("every row within the limits");
+        assert_eq!(restored.state(), self.hub.state(), "the stored rows restore the whole state");
+        self.hub = restored;
         self.stats.restarts += 1;
         log!(self, "hub: RESTARTS; every socket is lost");
         for sock in 0..self.sockets.len() {

@@ -1,0 +1,192 @@
+//! A topic's SQLite storage: the tables, reading a topic back (today's rows, or the two
+//! earlier layouts, migrated on the next write), and writing what the core marked
+//! ([`fhircast_core::hub::store::Writes`]) in one transaction.
+//!
+//! Every write is all or nothing: rows are checked against the row limit first (a write that
+//! cannot be stored whole is not started), then applied inside `transactionSync`, which rolls
+//! back if any statement fails. The caller decides what a failure means (the object answers
+//! 503, sends nothing, and reloads the topic from what is stored).
+
+use fhircast_core::hub::store::{RowWrite, StoreError, Table, Writes};
+use fhircast_core::hub::TopicState;
+use std::collections::BTreeMap;
+use wasm_bindgen::prelude::*;
+use wasm_bindgen::JsCast;
+use worker::{SqlStorage, SqlStorageValue, State};
+
+#[wasm_bindgen]
+extern "C" {
+    /// `ctx.storage`, for the one method workers-rs does not bind.
+    type JsStorage;
+    /// `storage.transactionSync(fn)`: runs `fn` in a transaction, rolled back if it throws.
+    #[wasm_bindgen(method, js_name = transactionSync, catch)]
+    fn transaction_sync(this: &JsStorage, f: &js_sys::Function) -> Result<JsValue, JsValue>;
+}
+
+const SCHEMA: [&str; 5] = [
+    "CREATE TABLE IF NOT EXISTS topic_meta (key TEXT PRIMARY KEY, json TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS anchor_opens (key TEXT PRIMARY KEY, json TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS anchor_contents (key TEXT PRIMARY KEY, json TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS subscriptions (key TEXT PRIMARY KEY, json TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS recent_ids (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, fingerprint TEXT NOT NULL)",
+];
+
+/// The tables of earlier layouts, emptied by the first write after a migration.
+const LEGACY_TABLES: [&str; 2] = ["topic_parts", "topic_state"];
+
+/// One topic's storage.
+pub(crate) struct TopicStore {
+    sql: SqlStorage,
+    js: JsStorage,
+    /// The largest row written (key and value): the platform's 2 MB, or less where a test
+    /// configures it (`STORAGE_ROW_LIMIT_BYTES`).
+    row_limit: usize,
+    /// The stored state came from an earlier layout: the next write also empties its tables.
+    migrating: std::cell::Cell<bool>,
+}
+
+fn storage_error(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Storage(e.to_string())
+}
+
+#[derive(serde::Deserialize)]
+struct KeyJson {
+    key: String,
+    json: String,
+}
+
+impl TopicStore {
+    /// Opens the topic's storage and creates the tables if needed.
+    pub(crate) fn open(state: &State, row_limit: usize) -> Result<TopicStore, StoreError> {
+        let sql = state.storage().sql();
+        for ddl in SCHEMA {
+            sql.exec(ddl, None).map_err(storage_error)?;
+        }
+        let js = js_sys::Reflect::get(state.as_raw(), &JsValue::from_str("storage"))
+            .map_err(|_| storage_error("ctx.storage is not available"))?
+            .unchecked_into::<JsStorage>();
+        Ok(TopicStore { sql, js, row_limit, migrating: std::cell::Cell::new(false) })
+    }
+
+    fn rows(&self, query: &str) -> Result<Vec<KeyJson>, StoreError> {
+        self.sql.exec(query, None).and_then(|c| c.to_array()).map_err(storage_error)
+    }
+
+    fn table_exists(&self, name: &str) -> Result<bool, StoreError> {
+        let found: Vec<serde_json::Value> = self
+            .sql
+            .exec("SELECT name FROM sqlite_master WHERE type = 'table' AND name = ?", Some(vec![name.into()]))
+            .and_then(|c| c.to_array())
+            .map_err(storage_error)?;
+        Ok(!found.is_empty())
+    }
+
+    fn recent_ids(&self) -> Result<Vec<(String, String)>, StoreError> {
+        #[derive(serde::Deserialize)]
+        struct Recent {
+            id: String,
+            fingerprint: String,
+        }
+        let rows: Vec<Recent> = self
+            .sql
+            .exec("SELECT id, fingerprint FROM recent_ids ORDER BY seq", None)
+            .and_then(|c| c.to_array())
+            .map_err(storage_error)?;
+        Ok(rows.into_iter().map(|r| (r.id, r.fingerprint)).collect())
+    }
+
+    /// The stored topic, if any. A topic stored in an earlier layout comes back with every
+    /// row marked, so the next write rewrites it in today's layout.
+    pub(crate) fn load(&self) -> Result<Option<TopicState>, StoreError> {
+        let meta = self.rows("SELECT key, json FROM topic_meta")?;
+        if let Some(meta) = meta.into_iter().find(|r| r.key == "meta") {
+            let map = |rows: Vec<KeyJson>| rows.into_iter().map(|r| (r.key, r.json)).collect::<BTreeMap<_, _>>();
+            let opens = map(self.rows("SELECT key, json FROM anchor_opens")?);
+            let contents = map(self.rows("SELECT key, json FROM anchor_contents")?);
+            let subs = self.rows("SELECT key, json FROM subscriptions")?.into_iter().map(|r| (r.key, r.json));
+            return TopicState::from_rows(&meta.json, &opens, &contents, subs, self.recent_ids()?).map(Some);
+        }
+        let unreadable =
+            |what: &str, e: serde_json::Error| StoreError::Unreadable { what: what.into(), reason: e.to_string() };
+        // The layout before rows: a meta part with whole anchors, a subscriptions part.
+        if self.table_exists("topic_parts")? {
+            let parts = self.rows("SELECT part AS key, json FROM topic_parts")?;
+            let part = |name: &str| parts.iter().find(|p| p.key == name).map(|p| p.json.as_str());
+            if let Some(meta) = part("meta") {
+                let state =
+                    TopicState::from_legacy_parts(meta, part("subscriptions").unwrap_or("{}"), self.recent_ids()?)
+                        .map_err(|e| unreadable("topic_parts", e))?;
+                self.migrating.set(true);
+                return Ok(Some(state));
+            }
+        }
+        // The first layout: the whole state in one row.
+        if self.table_exists("topic_state")? {
+            let rows = self.rows("SELECT 'state' AS key, json FROM topic_state WHERE id = 1")?;
+            if let Some(row) = rows.into_iter().next() {
+                let mut state: TopicState =
+                    serde_json::from_str(&row.json).map_err(|e| unreadable("topic_state", e))?;
+                state.mark_all();
+                self.migrating.set(true);
+                return Ok(Some(state));
+            }
+        }
+        Ok(None)
+    }
+
+    /// Writes `w` whole or not at all.
+    pub(crate) fn write(&self, w: Writes) -> Result<(), StoreError> {
+        w.check(self.row_limit)?;
+        let sql = self.sql.clone();
+        let migrating = self.migrating.get();
+        let run = Closure::once(move || -> Result<JsValue, JsValue> {
+            let js = |e: worker::Error| JsValue::from_str(&e.to_string());
+            for r in &w.rows {
+                match r {
+                    RowWrite::Put { table, key, json } => {
+                        let q = format!(
+                            "INSERT INTO {} (key, json) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET json = excluded.json",
+                            table_name(*table)
+                        );
+                        sql.exec(&q, Some(vec![key.as_str().into(), json.as_str().into()])).map_err(js)?;
+                    }
+                    RowWrite::Delete { table, key } => {
+                        let q = format!("DELETE FROM {} WHERE key = ?", table_name(*table));
+                        sql.exec(&q, Some(vec![key.as_str().into()])).map_err(js)?;
+                    }
+                }
+            }
+            if w.recent.rewrite {
+                sql.exec("DELETE FROM recent_ids", None).map_err(js)?;
+            }
+            for (id, fingerprint) in &w.recent.append {
+                sql.exec(
+                    "INSERT INTO recent_ids (id, fingerprint) VALUES (?, ?)",
+                    Some(vec![id.as_str().into(), fingerprint.as_str().into()]),
+                )
+                .map_err(js)?;
+            }
+            if !w.recent.append.is_empty() {
+                let keep = SqlStorageValue::Integer(w.recent.keep as i64);
+                sql.exec("DELETE FROM recent_ids WHERE seq <= (SELECT MAX(seq) FROM recent_ids) - ?", Some(vec![keep]))
+                    .map_err(js)?;
+            }
+            if migrating {
+                for t in LEGACY_TABLES {
+                    sql.exec(&format!("DROP TABLE IF EXISTS {t}"), None).map_err(js)?;
+                }
+            }
+            Ok(JsValue::UNDEFINED)
+        });
+        self.js
+            .transaction_sync(run.as_ref().unchecked_ref())
+            .map_err(|e| storage_error(e.as_string().unwrap_or_else(|| format!("{e:?}"))))?;
+        self.migrating.set(false);
+        Ok(())
+    }
+}
+
+/// The SQL table of a core table (fixed names: never from input).
+fn table_name(t: Table) -> &'static str {
+    t.name()
+}
