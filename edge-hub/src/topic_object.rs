@@ -18,40 +18,26 @@
 //! The one alarm is set to the earlier of `poll_timeout()` and that flush, and deleted when
 //! there is neither (an idle topic costs nothing and can hibernate).
 //!
-//! Sockets use the Hibernation API: each is accepted with its endpoint token as tag and as
-//! attachment, so the object can be evicted between messages; `ping` is answered `pong` by the
-//! runtime without waking it.
+//! Sockets use the Hibernation API ([`crate::sockets`]); `ping` is answered `pong` by the
+//! runtime without waking the object.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
-use std::sync::Arc;
 
 use fhircast_core::hub::store::{StoreError, WriteScope};
-use fhircast_core::hub::{Auth, Outbound, Topic};
+use fhircast_core::hub::{Auth, Topic};
 use fhircast_core::subscription::SubscriptionRequest;
 use fhircast_core::wire::SubscribeResponse;
 use fhircast_core::{Event, Timestamp};
-use wasm_bindgen::prelude::wasm_bindgen;
-use wasm_bindgen::{JsCast, JsValue};
 use worker::*;
 
 use crate::config::Settings;
 use crate::contract::{read_auth, InternalRoute, HDR_AUTH, HDR_REQUEST_ID, HDR_TOPIC, HDR_WS_BASE};
 use crate::respond::{json, outcome, text};
+use crate::sockets::Sockets;
 use crate::store::TopicStore;
 
 /// How long pending-ack changes may stay unwritten (module docs; ARCHITECTURE.md: storage).
 const SUBSCRIPTIONS_FLUSH_MS: i64 = 1_000;
-
-#[wasm_bindgen]
-extern "C" {
-    /// A WebSocket seen only for `send`.
-    type Sendable;
-    /// `WebSocket.send` with a JS string made once per fan-out: `send_with_str` would convert
-    /// the same Rust text to a new JS string for every recipient.
-    #[wasm_bindgen(method, js_name = send, catch)]
-    fn send_js(this: &Sendable, data: &JsValue) -> std::result::Result<(), JsValue>;
-}
 
 /// What an input changed, and so what is written and when.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -78,10 +64,8 @@ pub struct TopicObject {
     alarm_at: RefCell<Option<i64>>,
     /// When the unwritten subscriptions part must be written by (ms), if it is unwritten.
     flush_by: RefCell<Option<i64>>,
-    /// Sockets by endpoint token, built on the first fan-out after the object starts (or
-    /// wakes) and kept up to date as sockets come and go: a fan-out is then one lookup per
-    /// recipient, not a walk over every socket's attachment.
-    sockets: RefCell<Option<HashMap<String, WebSocket>>>,
+    /// The topic's WebSockets ([`crate::sockets`]).
+    sockets: Sockets,
     /// Loading changed the state (sockets found gone) and that is not written yet.
     loaded_unsaved: RefCell<bool>,
 }
@@ -134,7 +118,7 @@ impl TopicObject {
                 None => return Ok(false),
             },
         };
-        let live: Vec<String> = self.state.get_websockets().iter().flat_map(|ws| self.state.get_tags(ws)).collect();
+        let live = Sockets::live_tokens(&self.state);
         let gone: Vec<String> =
             topic.connected_endpoints().filter(|t| !live.iter().any(|l| l == t)).map(str::to_owned).collect();
         let t = now();
@@ -169,7 +153,7 @@ impl TopicObject {
                 return Err(Failure::Store(e));
             }
         }
-        self.send_outbound(topic);
+        self.sockets.send_outbound(&self.state, topic);
         match store {
             Store::All => *self.flush_by.borrow_mut() = None,
             Store::Acks | Store::Meta => {
@@ -196,44 +180,6 @@ impl TopicObject {
             (Some(d), Some(f)) => Some(d.min(f)),
             (d, f) => d.or(f),
         }))
-    }
-
-    /// Puts the core's outbound messages on the sockets. A fan-out's text is one `Arc<str>`:
-    /// it becomes one JS string, sent to every recipient.
-    fn send_outbound(&self, topic: &mut Topic) {
-        let mut cache = self.sockets.borrow_mut();
-        let mut last: Option<(Arc<str>, JsValue)> = None;
-        while let Some(o) = topic.poll_outbound() {
-            let by_token = cache.get_or_insert_with(|| {
-                self.state.get_websockets().into_iter().filter_map(|ws| Some((self.token_of(&ws)?, ws))).collect()
-            });
-            match o {
-                Outbound::Send { to, text } => {
-                    let Some(ws) = by_token.get(&to) else { continue };
-                    let js = match &last {
-                        Some((t, js)) if Arc::ptr_eq(t, &text) => js.clone(),
-                        _ => {
-                            let js = JsValue::from_str(&text);
-                            last = Some((text, js.clone()));
-                            js
-                        }
-                    };
-                    let _ = AsRef::<web_sys::WebSocket>::as_ref(ws).unchecked_ref::<Sendable>().send_js(&js);
-                }
-                Outbound::Close { to, code, reason } => {
-                    if let Some(ws) = by_token.remove(&to) {
-                        let _ = ws.close(Some(code), Some(reason.as_str()));
-                    }
-                }
-            }
-        }
-    }
-
-    /// Forgets a socket that closed.
-    fn forget_socket(&self, token: &str) {
-        if let Some(map) = self.sockets.borrow_mut().as_mut() {
-            map.remove(token);
-        }
     }
 
     /// Sets the one alarm to the core's next deadline, or deletes it.
@@ -271,10 +217,6 @@ impl TopicObject {
             }
         }
         Ok(Some(out))
-    }
-
-    fn token_of(&self, ws: &WebSocket) -> Option<String> {
-        ws.deserialize_attachment::<String>().ok().flatten().or_else(|| self.state.get_tags(ws).into_iter().next())
     }
 
     async fn subscription(&self, mut req: Request, topic_name: &str, auth: Auth, rid: &str) -> Result<Response> {
@@ -391,28 +333,23 @@ impl TopicObject {
             (true, true) => return text(403, &fhircast_core::hub::ConnectError::AlreadyConnected.to_string()),
             (true, false) => {}
         }
-        let pair = WebSocketPair::new()?;
-        self.state.accept_websocket_with_tags(&pair.server, &[token]);
-        pair.server.serialize_attachment(token)?;
-        if let Some(map) = self.sockets.borrow_mut().as_mut() {
-            map.insert(token.to_owned(), pair.server.clone());
-        }
+        let pair = self.sockets.accept(&self.state, token)?;
         let token = token.to_owned();
         let result = self.with_topic(None, |t, now| (t.handle_connect(&token, now), Store::All)).await;
         match result {
             Ok(Some(Ok(()))) => Response::from_websocket(pair.client),
             Ok(Some(Err(e))) => {
-                self.forget_socket(&token);
+                self.sockets.forget(&token);
                 let _ = pair.server.close(Some(1008), Some(e.to_string()));
                 text(e.http_status(), &e.to_string())
             }
             Ok(None) => {
-                self.forget_socket(&token);
+                self.sockets.forget(&token);
                 let _ = pair.server.close(Some(1011), Some("the topic is gone"));
                 unreachable_topic(rid)
             }
             Err(f) => {
-                self.forget_socket(&token);
+                self.sockets.forget(&token);
                 let (status, message) = f.answer(rid);
                 let _ = pair.server.close(Some(1011), Some("the hub could not store the connection"));
                 text(status, &message)
@@ -452,7 +389,7 @@ impl DurableObject for TopicObject {
             topic: RefCell::new(None),
             alarm_at: RefCell::new(None),
             flush_by: RefCell::new(None),
-            sockets: RefCell::new(None),
+            sockets: Sockets::default(),
             loaded_unsaved: RefCell::new(false),
         }
     }
@@ -493,7 +430,7 @@ impl DurableObject for TopicObject {
     }
 
     async fn websocket_message(&self, ws: WebSocket, message: WebSocketIncomingMessage) -> Result<()> {
-        let Some(token) = self.token_of(&ws) else { return Ok(()) };
+        let Some(token) = Sockets::token_of(&self.state, &ws) else { return Ok(()) };
         let WebSocketIncomingMessage::String(text) = message else { return Ok(()) };
         let max = self.settings.as_ref().map(|s| s.max_message_bytes).unwrap_or(64 << 10);
         if text.len() > max {
@@ -525,8 +462,8 @@ impl DurableObject for TopicObject {
         // subscriber's Close frame itself, else the client waits and sees 1006 (RFC 6455
         // §5.5.1). Fails harmlessly where the runtime already replied.
         let _ = ws.close(Some(crate::route::close_reply_code(code)), Some("closed"));
-        let Some(token) = self.token_of(&ws) else { return Ok(()) };
-        self.forget_socket(&token);
+        let Some(token) = Sockets::token_of(&self.state, &ws) else { return Ok(()) };
+        self.sockets.forget(&token);
         if let Err(f) = self.with_topic(None, |t, now| (t.handle_close(&token, code, now), Store::All)).await {
             f.answer("websocket close");
         }
@@ -534,8 +471,8 @@ impl DurableObject for TopicObject {
     }
 
     async fn websocket_error(&self, ws: WebSocket, _error: Error) -> Result<()> {
-        let Some(token) = self.token_of(&ws) else { return Ok(()) };
-        self.forget_socket(&token);
+        let Some(token) = Sockets::token_of(&self.state, &ws) else { return Ok(()) };
+        self.sockets.forget(&token);
         if let Err(f) = self.with_topic(None, |t, now| (t.handle_close(&token, 1006, now), Store::All)).await {
             f.answer("websocket error");
         }

@@ -32,10 +32,26 @@ export function launchUrl(appPath, topic, hubUrl = HUB_URL) {
   return `${appPath}?${q}`;
 }
 
-/** What an app was launched with, shaped like a SMART token response. */
+/**
+ * What an app was launched with, shaped like a SMART token response.
+ *
+ * An `access_token` in the URL is passed on only with a hub on this page's own origin: the URL
+ * also names the hub, so a crafted link could otherwise make the app send its token to any
+ * host. (A real SMART app gets hub.url, hub.topic and the token from the EHR's token endpoint,
+ * not from its URL.)
+ */
 export function launchParameters() {
   const q = new URLSearchParams(location.search);
-  const tokenResponse = { 'hub.url': q.get('hub.url') ?? HUB_URL, 'hub.topic': q.get('hub.topic') };
-  if (q.get('access_token')) tokenResponse.access_token = q.get('access_token');
+  const hubUrl = q.get('hub.url') ?? HUB_URL;
+  const tokenResponse = { 'hub.url': hubUrl, 'hub.topic': q.get('hub.topic') };
+  const token = q.get('access_token');
+  if (token) {
+    let sameOrigin = false;
+    try {
+      sameOrigin = new URL(hubUrl, location.href).origin === location.origin;
+    } catch {}
+    if (sameOrigin) tokenResponse.access_token = token;
+    else console.warn(`launch: the access_token in this page's URL is not sent to ${hubUrl}, a hub on another origin than this page's`);
+  }
   return tokenResponse;
 }

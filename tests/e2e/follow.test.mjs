@@ -46,6 +46,22 @@ test('the landing page links the EHR and the apps to one fresh session; the SDK 
   assert.equal((await fetch(`${env.origin}/api/hub/.well-known/fhircast-configuration`)).status, 200);
 });
 
+test('issue13: a launch URL that names a hub on another origin does not get the access_token in it', async () => {
+  const page = await env.open('/');
+  const launch = (query) =>
+    page.evaluate(async (q) => {
+      history.replaceState(null, '', `/?${q}`);
+      const { launchParameters } = await import('/lib/launch.js');
+      return launchParameters();
+    }, query);
+  const crafted = await launch('hub.url=https%3A%2F%2Fattacker.example%2Fapi%2Fhub&hub.topic=t1&access_token=secret');
+  assert.equal(crafted['hub.url'], 'https://attacker.example/api/hub');
+  assert.equal(crafted.access_token, undefined, 'the token is not handed to another host');
+  const own = await launch(`hub.url=${encodeURIComponent(`${env.origin}/api/hub`)}&hub.topic=t1&access_token=secret`);
+  assert.equal(own.access_token, 'secret', 'the hub served with the page gets it');
+  await page.close();
+});
+
 test('opening a patient in the EHR: the embedded app and the viewer show that patient within 1 s', async () => {
   await env.fresh();
   const ehr = await env.ehr();
