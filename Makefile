@@ -31,7 +31,7 @@ NODE_TEST := timeout -k 10 900 $(NODE_BIN)/node --test --test-reporter=tap --tes
 # make test's e2e run writes its screenshots here; `make screenshots` refreshes docs/screenshots.
 TEST_SCREENSHOTS := target/screenshots
 
-.PHONY: help setup build hub-build sdk-build sdk-test sdk-coverage site e2e screenshots dev test fmt lint clean bench bench-doc soak fuzz simulate
+.PHONY: help setup build hub-build sdk-build sdk-test sdk-coverage site e2e screenshots dev dev-wrangler test fmt lint clean bench bench-doc soak fuzz simulate
 
 help:
 	@echo "make dev    install what is missing, build, run the hub and the examples (http://$(DEV_HOST):$(DEV_PORT)/)"
@@ -77,21 +77,18 @@ screenshots: site hub-build
 sdk-coverage:
 	$(NODE_BIN)/node scripts/sdk-coverage.mjs --check
 
-# The hub in workerd (wrangler dev) on http://$(DEV_HOST):$(DEV_PORT)/api/hub and the examples
-# at http://$(DEV_HOST):$(DEV_PORT)/, state kept in target/dev-state across restarts.
-# Authorization is off (AUTH_MODE=open): local use only.
-dev: setup site
-	@echo ""
-	@echo "  Examples:     http://$(DEV_HOST):$(DEV_PORT)/"
-	@echo "  FHIRcast hub: http://$(DEV_HOST):$(DEV_PORT)/api/hub"
-	@echo "  well-known:   http://$(DEV_HOST):$(DEV_PORT)/api/hub/.well-known/fhircast-configuration"
-	@echo "  state:        target/dev-state (delete it to start afresh)"
-	@echo ""
-	@echo "  !! AUTH_MODE=open: no access tokens are checked. For local development only. !!"
-	@echo "  !! Deployments set AUTH_MODE=jwt (README: Deploying).                         !!"
-	@echo ""
+# The hub in workerd (Miniflare, as the tests and the bench run it) on
+# http://$(DEV_HOST):$(DEV_PORT)/api/hub and the examples at http://$(DEV_HOST):$(DEV_PORT)/,
+# state kept in target/dev-state across restarts. Authorization is off (AUTH_MODE=open): local
+# use only. Not `wrangler dev`: the same build costs 2-4x the CPU per event there
+# (scripts/dev.mjs, BENCHMARKS.md "make dev").
+dev: setup site hub-build
+	DEV_HOST=$(DEV_HOST) DEV_PORT=$(DEV_PORT) $(NODE_BIN)/node scripts/dev.mjs
+
+# The same under `wrangler dev` (rebuilds the Worker when its sources change; slower per event).
+dev-wrangler: setup site
 	cd edge-hub && PATH="$(NODE_BIN):$$PATH" $(WORKER_BUILD_ENV) wrangler dev --ip $(DEV_HOST) --port $(DEV_PORT) \
-		--show-interactive-dev-session=false --persist-to ../target/dev-state --var AUTH_MODE:open
+		--show-interactive-dev-session=false --persist-to ../target/dev-state/wrangler --var AUTH_MODE:open
 
 # fmt, clippy, the lock check (tests/lock: npm ci accepts package-lock.json on linux, darwin and
 # win32), the native tests (--no-fail-fast: every suite runs and is counted), then the

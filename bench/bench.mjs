@@ -5,7 +5,7 @@ import { mkdirSync, writeFileSync, readFileSync, existsSync } from 'node:fs';
 import { cpus, totalmem, loadavg, release } from 'node:os';
 import { join } from 'node:path';
 import { ROOT } from '../tests/hub/harness.mjs';
-import { startHubServer, startFloorServer, startNodeWsServer } from './servers.mjs';
+import { startHubServer, startFloorServer, startNodeWsServer, startMakeDevServer, startWranglerDevServer } from './servers.mjs';
 import { targetFor } from './loadgen.mjs';
 import { fanout, throughput, syncError } from './scenarios.mjs';
 import { sdkSize, sdkInBrowser } from './sdk.mjs';
@@ -56,6 +56,20 @@ try {
       row[k] = await fanout(targetFor(servers[k]), servers[k], f.n, f);
     }
     result.fanout.push(row);
+  }
+  // The same hub as a developer first meets it: `make dev` (Miniflare with the examples as
+  // assets, scripts/dev.mjs) and `make dev-wrangler` (wrangler dev), one after the other.
+  for (const [k, start] of [['make-dev', startMakeDevServer], ['wrangler-dev', startWranglerDevServer]]) {
+    log(`starting ${k}`);
+    const server = await start();
+    try {
+      for (const f of FANOUT) {
+        log(`fan-out ${f.n} subscriber(s): ${k}`);
+        result.fanout.find((r) => r.subscribers === f.n)[k] = await fanout(targetFor(server), server, f.n, f);
+      }
+    } finally {
+      await server.stop();
+    }
   }
   for (const t of TPUT) {
     const row = { name: t.name };

@@ -23,6 +23,19 @@ export function renderTables(r) {
     const lost = `${h.lost}${h.refused ? ` (+${h.refused} refused)` : ''}${h.closedByServer ? ` (${h.closedByServer} closed)` : ''}`;
     out.push(`| ${row.subscribers} | ${f(a.latency.p50)} / ${f(a.latency.p99)} | ${f(n.latency.p50)} / ${f(n.latency.p99)} | ${f(h.latency.p50)} / ${f(h.latency.p99)} | ${ratio(h.latency.p50, a.latency.p50)} / ${ratio(h.latency.p99, a.latency.p99)} | ${h.latency.n} | ${lost} | ${f(h.serverCpuMsPerEvent, 3)} (${f(a.serverCpuMsPerEvent, 3)}) | ${h.memPerSubscriberBytes === undefined ? '–' : kb(h.memPerSubscriberBytes)} (${a.memPerSubscriberBytes === undefined ? '–' : kb(a.memPerSubscriberBytes)}) |`);
   }
+  if (r.fanout.some((row) => row['make-dev'])) {
+    out.push('');
+    out.push('**The hub as a developer runs it**: the same fan-out against the same build served by `make dev` (Miniflare, the examples as assets: `scripts/dev.mjs`) and by `make dev-wrangler` (`wrangler dev`; CPU is both of its workerd processes, proxy and Worker). Ratios are over the hub row above.');
+    out.push('');
+    out.push('| subscribers | make dev p50 / p99 | ÷ hub p50 | CPU ms / event | wrangler dev p50 / p99 | ÷ hub p50 | CPU ms / event |');
+    out.push('|---:|---:|---:|---:|---:|---:|---:|');
+    for (const row of r.fanout) {
+      const { hub: h, ['make-dev']: d, ['wrangler-dev']: w } = row;
+      if (!d && !w) continue;
+      const cell = (x) => (x ? [`${f(x.latency.p50)} / ${f(x.latency.p99)}${x.lost ? ` (${x.lost} lost)` : ''}`, ratio(x.latency.p50, h.latency.p50), f(x.serverCpuMsPerEvent, 3)] : ['–', '–', '–']);
+      out.push(`| ${row.subscribers} | ${[...cell(d), ...cell(w)].join(' | ')} |`);
+    }
+  }
   out.push('');
   out.push('**Sustained throughput**: POSTs kept in flight for a fixed time; events/s accepted (2xx) and fully delivered (every subscriber had it and sent its ack). CPU is the server process (workerd or node) per delivered event, and in cores; the generator is this benchmark\'s own process. *hub-tmpfs* is the same hub with its SQLite files in memory (/dev/shm): the difference to *hub* is the cost of committing each event to disk before its 2xx.');
   out.push('');

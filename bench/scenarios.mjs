@@ -2,7 +2,7 @@
 // (loadgen.targetFor) and the server (for its workerd pid), and returns plain figures (ms).
 import { randomUUID } from 'node:crypto';
 import { Tracker, stats, eventBody } from './loadgen.mjs';
-import { procUsage } from './servers.mjs';
+import { serverUsage } from './servers.mjs';
 
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 let roomSeq = 0;
@@ -16,16 +16,16 @@ const room = (what) => `bench-${what}-${process.pid}-${++roomSeq}`;
 export async function fanout(target, server, n, { events, seconds, lossTimeoutMs = 15000 }) {
   const tracker = new Tracker();
   const topic = room(`fanout${n}`);
-  const rssBefore = procUsage(server.pid).rss;
+  const rssBefore = serverUsage(server).rss;
   const subs = await target.join(topic, n, { onEvent: (m) => tracker.received(m.id) });
   await sleep(200);
-  const rssAfter = procUsage(server.pid).rss;
+  const rssAfter = serverUsage(server).rss;
   const timestamp = new Date().toISOString();
   const lat = [];
   let lost = 0;
   let refused = 0;
   const end = performance.now() + seconds * 1000;
-  const cpu0 = procUsage(server.pid).cpuMs;
+  const cpu0 = serverUsage(server).cpuMs;
   // Warm-up: a few events not counted.
   for (let i = 0; i < events + 3 && performance.now() < end; i++) {
     const id = randomUUID();
@@ -48,7 +48,7 @@ export async function fanout(target, server, n, { events, seconds, lossTimeoutMs
   }
   // Answers still arriving after the last event are part of its cost.
   await sleep(Math.min(2000, 50 + n));
-  const cpu = procUsage(server.pid).cpuMs - cpu0;
+  const cpu = serverUsage(server).cpuMs - cpu0;
   const closedByServer = subs.filter((s) => s.closedByServer).length;
   for (const s of subs) s.close();
   await sleep(100);
@@ -81,7 +81,7 @@ export async function throughput(target, server, { topics, perTopic, concurrency
   let delivered = 0;
   let lastDelivery = 0;
   const lat = [];
-  const cpu0 = procUsage(server.pid).cpuMs;
+  const cpu0 = serverUsage(server).cpuMs;
   const gen0 = process.cpuUsage();
   const t0 = performance.now();
   const end = t0 + seconds * 1000;
@@ -116,7 +116,7 @@ export async function throughput(target, server, { topics, perTopic, concurrency
   const sentBy = performance.now();
   await Promise.race([Promise.allSettled([...inflight]), sleep(10000)]);
   const elapsed = (Math.max(lastDelivery, sentBy) - t0) / 1000;
-  const cpu = procUsage(server.pid).cpuMs - cpu0;
+  const cpu = serverUsage(server).cpuMs - cpu0;
   const gen = process.cpuUsage(gen0);
   const genMs = (gen.user + gen.system) / 1000;
   const closedByServer = all.filter((s) => s.closedByServer).length;

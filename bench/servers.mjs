@@ -131,3 +131,99 @@ export async function startNodeWsServer() {
   });
   return { kind: 'node-ws', pid: child.pid, origin, stop: async () => child.kill('SIGTERM') };
 }
+
+/** The workerd processes that are descendants of `pid` (a server started in a child process). */
+function workerdDescendants(pid) {
+  const children = new Map();
+  for (const d of readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const parent = Number(fields[1]);
+      if (!children.has(parent)) children.set(parent, []);
+      children.get(parent).push({ pid: Number(d), comm });
+    } catch {}
+  }
+  const out = [];
+  const walk = (p) => {
+    for (const c of children.get(p) ?? []) {
+      if (c.comm.startsWith('workerd')) out.push(c.pid);
+      walk(c.pid);
+    }
+  };
+  walk(pid);
+  return out;
+}
+
+/** Spawns a dev server and waits until `base` answers; its CPU is every workerd under it. */
+async function startChildServer(kind, cmd, args, { cwd, env, base, cleanup }) {
+  const child = spawn(cmd, args, { cwd, env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout.on('data', (d) => (out += d));
+  child.stderr.on('data', (d) => (out += d));
+  for (let i = 0; ; i++) {
+    try {
+      if ((await fetch(`${base}/.well-known/fhircast-configuration`)).ok) break;
+    } catch {}
+    if (i > 240 || child.exitCode !== null) throw new Error(`${kind} did not start:\n${out.slice(-2000)}`);
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  const pids = workerdDescendants(child.pid);
+  return {
+    kind: 'hub',
+    label: kind,
+    base,
+    pid: pids[pids.length - 1],
+    pids,
+    stop: async () => {
+      await new Promise((resolve) => (child.once('exit', resolve), child.kill('SIGINT')));
+      cleanup?.();
+    },
+  };
+}
+
+/** The hub as `make dev` serves it (scripts/dev.mjs: Miniflare, with the examples as assets). */
+export async function startMakeDevServer() {
+  const { freePort, ROOT } = await import('../tests/hub/harness.mjs');
+  const port = await freePort();
+  const state = mkdtempSync(join(tmpdir(), 'fhircast-dev-'));
+  return startChildServer('make dev', process.execPath, [join(ROOT, 'scripts', 'dev.mjs')], {
+    env: { DEV_PORT: String(port), DEV_STATE: state },
+    base: `http://127.0.0.1:${port}/api/hub`,
+    cleanup: () => rmSync(state, { recursive: true, force: true }),
+  });
+}
+
+/**
+ * The same build under `wrangler dev` (`make dev-wrangler`), from a copy of wrangler.toml in
+ * target/bench without its [build] step (the Worker is already built).
+ */
+export async function startWranglerDevServer() {
+  const { freePort, ROOT } = await import('../tests/hub/harness.mjs');
+  const { writeFileSync, mkdirSync } = await import('node:fs');
+  const port = await freePort();
+  const dir = join(ROOT, 'target', 'bench');
+  mkdirSync(dir, { recursive: true });
+  const toml = readFileSync(join(ROOT, 'edge-hub', 'wrangler.toml'), 'utf8')
+    .replace(/\[build\][\s\S]*?\n\n/, '')
+    .replace('main = "build/worker/shim.mjs"', 'main = "../../edge-hub/build/worker/shim.mjs"')
+    .replace('directory = "../target/site"', 'directory = "../site"');
+  const config = join(dir, 'wrangler-dev.toml');
+  writeFileSync(config, toml);
+  const state = mkdtempSync(join(tmpdir(), 'fhircast-wrangler-dev-'));
+  const nodeBin = join(ROOT, 'node_modules', '.bin');
+  return startChildServer('wrangler dev', join(nodeBin, 'wrangler'), ['dev', '-c', config, '--ip', '127.0.0.1', '--port', String(port), '--show-interactive-dev-session=false', '--persist-to', state, '--var', 'AUTH_MODE:open'], {
+    cwd: dir,
+    env: { PATH: `${nodeBin}:${process.env.PATH}` },
+    base: `http://127.0.0.1:${port}/api/hub`,
+    cleanup: () => rmSync(state, { recursive: true, force: true }),
+  });
+}
+
+/** CPU time and memory of a server: all its workerd processes (wrangler dev runs two). */
+export function serverUsage(server) {
+  const pids = server.pids ?? [server.pid];
+  return pids.map(procUsage).reduce((a, b) => ({ cpuMs: a.cpuMs + b.cpuMs, rss: a.rss + b.rss }), { cpuMs: 0, rss: 0 });
+}

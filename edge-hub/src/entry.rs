@@ -62,7 +62,15 @@ async fn body(req: &mut Request, max: usize) -> std::result::Result<String, (u16
         return Err(too_large());
     }
     let unreadable = || (400, "the body could not be read (the connection ended early?)".to_owned());
-    let mut bytes = Vec::with_capacity(declared.unwrap_or(0));
+    if declared.is_some() {
+        // A declared length is what the runtime reads (and no more): one call, no stream.
+        let bytes = req.bytes().await.map_err(|_| unreadable())?;
+        if bytes.len() > max {
+            return Err(too_large());
+        }
+        return String::from_utf8(bytes).map_err(|_| (400, "the body is not UTF-8 (req 1)".to_owned()));
+    }
+    let mut bytes = Vec::new();
     let mut stream = match req.stream() {
         Ok(s) => s,
         // No body at all.
