@@ -21,6 +21,18 @@ extern "C" {
     /// `storage.transactionSync(fn)`: runs `fn` in a transaction, rolled back if it throws.
     #[wasm_bindgen(method, js_name = transactionSync, catch)]
     fn transaction_sync(this: &JsStorage, f: &js_sys::Function) -> Result<JsValue, JsValue>;
+    /// `storage.setAlarm(ms)`.
+    #[wasm_bindgen(method, js_name = setAlarm, catch)]
+    fn set_alarm_js(this: &JsStorage, at_ms: f64) -> Result<js_sys::Promise, JsValue>;
+    /// `storage.deleteAlarm()`.
+    #[wasm_bindgen(method, js_name = deleteAlarm, catch)]
+    fn delete_alarm_js(this: &JsStorage) -> Result<js_sys::Promise, JsValue>;
+}
+
+thread_local! {
+    /// Logs a rejected alarm change (one closure for every call).
+    static LOG_ALARM_ERROR: Closure<dyn FnMut(JsValue)> =
+        Closure::new(|e: JsValue| worker::console_error!("setting the alarm: {e:?}"));
 }
 
 const SCHEMA: [&str; 5] = [
@@ -182,6 +194,24 @@ impl TopicStore {
             .transaction_sync(run.as_ref().unchecked_ref())
             .map_err(|e| storage_error(e.as_string().unwrap_or_else(|| format!("{e:?}"))))?;
         self.migrating.set(false);
+        Ok(())
+    }
+}
+
+impl TopicStore {
+    /// Sets the one alarm to `next` (ms since the epoch), or deletes it, without waiting: the
+    /// runtime orders it with the object's other storage operations (and its output gate holds
+    /// what the object sends until they are durable), so no input has to become asynchronous
+    /// for it. A refusal is logged.
+    pub(crate) fn set_alarm(&self, next: Option<i64>) -> Result<(), StoreError> {
+        let promise = match next {
+            Some(ms) => self.js.set_alarm_js(ms as f64),
+            None => self.js.delete_alarm_js(),
+        }
+        .map_err(|e| storage_error(format!("{e:?}")))?;
+        LOG_ALARM_ERROR.with(|log| {
+            let _ = promise.catch(log);
+        });
         Ok(())
     }
 }

@@ -35,6 +35,8 @@ use crate::contract::{read_auth, InternalRoute, HDR_AUTH, HDR_REQUEST_ID, HDR_TO
 use crate::respond::{json, outcome, text};
 use crate::sockets::Sockets;
 use crate::store::TopicStore;
+use wasm_bindgen::prelude::wasm_bindgen;
+use wasm_bindgen::JsValue;
 
 /// How long pending-ack changes may stay unwritten (module docs; ARCHITECTURE.md: storage).
 const SUBSCRIPTIONS_FLUSH_MS: i64 = 1_000;
@@ -53,8 +55,9 @@ enum Store {
     All,
 }
 
-/// One topic of the Hub.
-#[durable_object]
+/// One topic of the Hub. `alarm` makes workers-rs export the constructor, `fetch` and `alarm`;
+/// the WebSocket events are exported below, synchronously.
+#[durable_object(alarm)]
 pub struct TopicObject {
     state: State,
     settings: std::result::Result<Settings, String>,
@@ -183,22 +186,18 @@ impl TopicObject {
     }
 
     /// Sets the one alarm to the core's next deadline, or deletes it.
-    async fn schedule(&self, next: Option<i64>) -> Result<()> {
+    fn schedule(&self, next: Option<i64>) -> std::result::Result<(), Failure> {
         if *self.alarm_at.borrow() == next {
             return Ok(());
         }
-        let storage = self.state.storage();
-        match next {
-            Some(ms) => storage.set_alarm(ScheduledTime::new(js_sys::Date::new(&(ms as f64).into()))).await?,
-            None => storage.delete_alarm().await?,
-        }
+        self.store()?.set_alarm(next).map_err(Failure::Store)?;
         *self.alarm_at.borrow_mut() = next;
         Ok(())
     }
 
     /// Runs `f` on the loaded topic, then stores what `f` says changed, sends, and
     /// reschedules. `Ok(None)`: no topic is stored and `name` is `None`.
-    async fn with_topic<T>(
+    fn with_topic<T>(
         &self,
         name: Option<&str>,
         f: impl FnOnce(&mut Topic, Timestamp) -> (T, Store),
@@ -212,8 +211,8 @@ impl TopicObject {
         };
         let store = if self.loaded_unsaved.replace(false) { Store::All } else { store };
         if let Some(next) = self.flush(store)? {
-            if let Err(e) = self.schedule(next).await {
-                console_error!("setting the alarm: {e}");
+            if let Err(f) = self.schedule(next) {
+                f.answer("alarm");
             }
         }
         Ok(Some(out))
@@ -227,13 +226,11 @@ impl TopicObject {
         };
         let ws_base = req.headers().get(HDR_WS_BASE)?.unwrap_or_default();
         let token = crate::webcrypto::random_hex(24);
-        let result = self
-            .with_topic(Some(topic_name), |t, now| {
-                let r = t.handle_subscription(&sub, &auth, &token, now);
-                let store = if r.is_ok() { Store::All } else { Store::Nothing };
-                (r, store)
-            })
-            .await;
+        let result = self.with_topic(Some(topic_name), |t, now| {
+            let r = t.handle_subscription(&sub, &auth, &token, now);
+            let store = if r.is_ok() { Store::All } else { Store::Nothing };
+            (r, store)
+        });
         match result {
             Err(f) => {
                 let (status, message) = f.answer(rid);
@@ -255,15 +252,13 @@ impl TopicObject {
             Ok(e) => e,
             Err(e) => return outcome(400, &e.to_string()),
         };
-        let result = self
-            .with_topic(Some(topic_name), |t, now| {
-                // A refused event changes nothing (the core's contract); an accepted one is
-                // stored before its 2xx leaves, and sent only once stored.
-                let r = t.handle_event(event, &auth, now);
-                let store = if r.is_ok() { Store::Meta } else { Store::Nothing };
-                (r, store)
-            })
-            .await;
+        let result = self.with_topic(Some(topic_name), |t, now| {
+            // A refused event changes nothing (the core's contract); an accepted one is
+            // stored before its 2xx leaves, and sent only once stored.
+            let r = t.handle_event(event, &auth, now);
+            let store = if r.is_ok() { Store::Meta } else { Store::Nothing };
+            (r, store)
+        });
         match result {
             Err(f) => {
                 let (status, message) = f.answer(rid);
@@ -335,7 +330,7 @@ impl TopicObject {
         }
         let pair = self.sockets.accept(&self.state, token)?;
         let token = token.to_owned();
-        let result = self.with_topic(None, |t, now| (t.handle_connect(&token, now), Store::All)).await;
+        let result = self.with_topic(None, |t, now| (t.handle_connect(&token, now), Store::All));
         match result {
             Ok(Some(Ok(()))) => Response::from_websocket(pair.client),
             Ok(Some(Err(e))) => {
@@ -422,60 +417,80 @@ impl DurableObject for TopicObject {
         *self.alarm_at.borrow_mut() = None;
         // Also the flush of pending-ack changes: the alarm writes everything. A failed write
         // fails the alarm, which the runtime retries.
-        if let Err(f) = self.with_topic(None, |t, now| (t.handle_timeout(now), Store::All)).await {
+        if let Err(f) = self.with_topic(None, |t, now| (t.handle_timeout(now), Store::All)) {
             f.answer("alarm");
             return Err(Error::RustError("the alarm's write failed".into()));
         }
         Response::ok("")
     }
+}
 
-    async fn websocket_message(&self, ws: WebSocket, message: WebSocketIncomingMessage) -> Result<()> {
-        let Some(token) = Sockets::token_of(&self.state, &ws) else { return Ok(()) };
-        let WebSocketIncomingMessage::String(text) = message else { return Ok(()) };
+/// The WebSocket events, as synchronous exports of the Durable Object class (`webSocketMessage`,
+/// `webSocketClose`, `webSocketError`), not through workers-rs's `DurableObject` trait: there
+/// every input is an async call (a Promise, a task on wasm-bindgen's executor, a microtask),
+/// which a subscriber's answer — N of them per event — never needs: the core, the SQLite
+/// writes and the sends are synchronous, and the alarm is set without waiting
+/// (ARCHITECTURE.md: the per-event path; issue 14).
+#[wasm_bindgen]
+impl TopicObject {
+    /// A message from a subscriber: its answer to a notification (anything else is ignored,
+    /// neg 24; binary frames too).
+    #[wasm_bindgen(js_name = webSocketMessage)]
+    pub fn web_socket_message(&self, ws: worker::worker_sys::web_sys::WebSocket, message: JsValue) {
+        let ws: WebSocket = ws.into();
+        let Some(text) = message.as_string() else { return };
+        let Some(token) = Sockets::token_of(&self.state, &ws) else { return };
         let max = self.settings.as_ref().map(|s| s.max_message_bytes).unwrap_or(64 << 10);
         if text.len() > max {
-            return Ok(()); // neg 24: ignored, never fatal
+            return; // neg 24: ignored, never fatal
         }
-        let r = self
-            .with_topic(None, |t, now| {
-                let minted = t.state().minted();
-                let r = t.handle_message(&token, &text, now);
-                // An answer that settles a notification changes only pending acks; one that
-                // leads to a SyncError also mints an id (meta). Anything else is ignored.
-                let store = match r {
-                    Err(_) => Store::Nothing,
-                    Ok(()) if t.state().minted() != minted => Store::Meta,
-                    Ok(()) => Store::Acks,
-                };
-                (r, store)
-            })
-            .await;
+        let r = self.with_topic(None, |t, now| {
+            let minted = t.state().minted();
+            let r = t.handle_message(&token, &text, now);
+            // An answer that settles a notification changes only pending acks; one that
+            // leads to a SyncError also mints an id (meta). Anything else is ignored.
+            let store = match r {
+                Err(_) => Store::Nothing,
+                Ok(()) if t.state().minted() != minted => Store::Meta,
+                Ok(()) => Store::Acks,
+            };
+            (r, store)
+        });
         if let Err(f) = r {
             f.answer("websocket message");
         }
-        Ok(())
     }
 
-    async fn websocket_close(&self, ws: WebSocket, code: usize, _reason: String, _was_clean: bool) -> Result<()> {
+    /// A subscriber closed its socket (req 85-86).
+    #[wasm_bindgen(js_name = webSocketClose)]
+    pub fn web_socket_close(
+        &self,
+        ws: worker::worker_sys::web_sys::WebSocket,
+        code: usize,
+        _reason: String,
+        _was_clean: bool,
+    ) {
+        let ws: WebSocket = ws.into();
         let code = u16::try_from(code).unwrap_or(1006);
         // Complete the closing handshake: with hibernatable sockets the object must answer the
         // subscriber's Close frame itself, else the client waits and sees 1006 (RFC 6455
         // §5.5.1). Fails harmlessly where the runtime already replied.
         let _ = ws.close(Some(crate::route::close_reply_code(code)), Some("closed"));
-        let Some(token) = Sockets::token_of(&self.state, &ws) else { return Ok(()) };
+        let Some(token) = Sockets::token_of(&self.state, &ws) else { return };
         self.sockets.forget(&token);
-        if let Err(f) = self.with_topic(None, |t, now| (t.handle_close(&token, code, now), Store::All)).await {
+        if let Err(f) = self.with_topic(None, |t, now| (t.handle_close(&token, code, now), Store::All)) {
             f.answer("websocket close");
         }
-        Ok(())
     }
 
-    async fn websocket_error(&self, ws: WebSocket, _error: Error) -> Result<()> {
-        let Some(token) = Sockets::token_of(&self.state, &ws) else { return Ok(()) };
+    /// A socket failed: as a close with 1006.
+    #[wasm_bindgen(js_name = webSocketError)]
+    pub fn web_socket_error(&self, ws: worker::worker_sys::web_sys::WebSocket, _error: JsValue) {
+        let ws: WebSocket = ws.into();
+        let Some(token) = Sockets::token_of(&self.state, &ws) else { return };
         self.sockets.forget(&token);
-        if let Err(f) = self.with_topic(None, |t, now| (t.handle_close(&token, 1006, now), Store::All)).await {
+        if let Err(f) = self.with_topic(None, |t, now| (t.handle_close(&token, 1006, now), Store::All)) {
             f.answer("websocket error");
         }
-        Ok(())
     }
 }
