@@ -322,6 +322,24 @@ fn req20_neg8_lease_is_clamped_to_maximum_and_token_expiry() {
 }
 
 #[test]
+fn req20_issue13_a_late_connect_does_not_make_the_lease_outlive_the_token() {
+    let mut h = hub();
+    let r = sub_req("Patient-open", None);
+    let auth = Auth { expires_at: Some(h.now.add(Duration::from_secs(60))), ..Auth::open() };
+    h.topic.handle_subscription(&r, &auth, "late", h.now).unwrap();
+    // The socket connects 40 s later (CONNECT_TIMEOUT_SECONDS is 60): 20 s of the token are left.
+    h.now = h.now.add(Duration::from_secs(40));
+    h.topic.handle_connect("late", h.now).unwrap();
+    assert_eq!(to(&h.drain(), "late")[0]["hub.lease_seconds"], 20, "the confirmation grants what is left");
+    h.tick(Duration::from_secs(19));
+    assert!(h.topic.has_endpoint("late"));
+    h.tick(Duration::from_secs(1));
+    assert!(!h.topic.has_endpoint("late"), "the lease ended with the token, not 60 s after the connect");
+    let out = h.drain();
+    assert_eq!(to(&out, "late")[0]["hub.mode"], "denied");
+}
+
+#[test]
 fn req18_neg5_neg9_scopes_grant_a_subset_or_refuse() {
     let mut h = hub();
     let auth = Auth {
