@@ -32,6 +32,7 @@ impl Topic {
             return Err(EventRejected::MissingScope { event: event.name.to_string() });
         }
         event.validate()?;
+        event.check_id_lengths()?;
         let fingerprint = fingerprint(&event);
         if let Some((_, f)) = self.state.recent_ids.iter().find(|(id, _)| *id == event.id) {
             if *f == fingerprint {

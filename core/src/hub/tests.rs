@@ -322,6 +322,22 @@ fn req20_neg8_lease_is_clamped_to_maximum_and_token_expiry() {
 }
 
 #[test]
+fn issue13_the_hub_refuses_resource_ids_over_256_bytes_before_storing_them() {
+    let mut h = hub();
+    let long = "p".repeat(257);
+    let e = h.post(ev(
+        &h,
+        "e1",
+        "Patient-open",
+        vec![json!({"key": "patient", "resource": {"resourceType": "Patient", "id": long}})],
+    ));
+    let e = e.unwrap_err();
+    assert_eq!(e.http_status(), 400);
+    assert!(e.to_string().contains("longer than 256 bytes"), "{e}");
+    assert!(h.topic.state().current().is_none());
+}
+
+#[test]
 fn req20_issue13_a_late_connect_does_not_make_the_lease_outlive_the_token() {
     let mut h = hub();
     let r = sub_req("Patient-open", None);
