@@ -38,19 +38,23 @@ export default {
   },
 };`;
 
-/** The workerd processes that are children of this process (Miniflare spawns one per instance). */
-function workerdPids() {
+/** Every process: pid, parent pid and command name, from /proc. */
+function processes() {
   const out = [];
   for (const d of readdirSync('/proc')) {
     if (!/^\d+$/.test(d)) continue;
     try {
       const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
       const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      if (Number(fields[1]) === process.pid && comm.startsWith('workerd')) out.push(Number(d));
+      out.push({ pid: Number(d), ppid: Number(fields[1]), comm: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) });
     } catch {}
   }
   return out;
+}
+
+/** The workerd processes that are children of this process (Miniflare spawns one per instance). */
+function workerdPids() {
+  return processes().filter((p) => p.ppid === process.pid && p.comm.startsWith('workerd')).map((p) => p.pid);
 }
 
 /** Runs `start`, and returns the workerd process it spawned. */
@@ -134,21 +138,10 @@ export async function startNodeWsServer() {
 
 /** The workerd processes that are descendants of `pid` (a server started in a child process). */
 function workerdDescendants(pid) {
-  const children = new Map();
-  for (const d of readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
-      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
-      const parent = Number(fields[1]);
-      if (!children.has(parent)) children.set(parent, []);
-      children.get(parent).push({ pid: Number(d), comm });
-    } catch {}
-  }
+  const all = processes();
   const out = [];
-  const walk = (p) => {
-    for (const c of children.get(p) ?? []) {
+  const walk = (parent) => {
+    for (const c of all.filter((p) => p.ppid === parent)) {
       if (c.comm.startsWith('workerd')) out.push(c.pid);
       walk(c.pid);
     }

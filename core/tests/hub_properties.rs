@@ -263,10 +263,7 @@ fn event_name(v: &Value) -> Option<String> {
 /// The topic as a restarted Durable Object reads it back from its rows (all of them
 /// written, as after a whole-state write).
 fn restore(topic: &Topic) -> Topic {
-    let mut state = topic.state().clone();
-    state.mark_all();
-    let mut whole = Topic::restore(state, topic.config().clone());
-    let back = MemoryStore::default().evict(&mut whole).unwrap();
+    let (_, back) = MemoryStore::whole(topic).unwrap();
     assert_eq!(back.state(), topic.state(), "the stored rows restore the whole state");
     back
 }

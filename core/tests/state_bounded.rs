@@ -3,7 +3,7 @@
 //! ids are no bigger than after the first round. A topic that remembered every endpoint or
 //! token it ever issued, a roster history, or request ids beyond the dedup window would fail.
 
-use fhircast_core::hub::store::{MemoryStore, Table, WriteScope, ROW_LIMIT_BYTES};
+use fhircast_core::hub::store::{MemoryStore, Table};
 use fhircast_core::hub::{Auth, HubConfig, Outbound, Topic};
 use fhircast_core::subscription::SubscriptionRequest;
 use fhircast_core::time::Timestamp;
@@ -19,11 +19,7 @@ fn request(form: &str) -> SubscriptionRequest {
 
 /// Everything the Durable Object writes for this topic, in bytes, and the request ids kept.
 fn stored(topic: &Topic) -> (usize, usize, usize) {
-    let mut state = topic.state().clone();
-    state.mark_all();
-    let mut whole = Topic::restore(state, topic.config().clone());
-    let mut store = MemoryStore::default();
-    store.apply(&whole.take_writes(WriteScope::All), ROW_LIMIT_BYTES).unwrap();
+    let (store, _) = MemoryStore::whole(topic).unwrap();
     let bytes = |t: Table| store.sizes().filter(|(table, _)| *table == t).map(|(_, n)| n).sum::<usize>();
     (bytes(Table::Meta) + bytes(Table::Open) + bytes(Table::Content), bytes(Table::Subscription), store.recent.len())
 }

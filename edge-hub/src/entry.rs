@@ -62,32 +62,25 @@ async fn body(req: &mut Request, max: usize) -> std::result::Result<String, (u16
         return Err(too_large());
     }
     let unreadable = || (400, "the body could not be read (the connection ended early?)".to_owned());
-    if declared.is_some() {
+    let bytes = if declared.is_some() {
         // A declared length is what the runtime reads (and no more): one call, no stream.
-        let bytes = req.bytes().await.map_err(|_| unreadable())?;
-        if bytes.len() > max {
-            return Err(too_large());
-        }
-        return String::from_utf8(bytes).map_err(|_| (400, "the body is not UTF-8 (req 1)".to_owned()));
-    }
-    let mut bytes = Vec::new();
-    let mut stream = match req.stream() {
-        Ok(s) => s,
-        // No body at all.
-        Err(_) => return Ok(String::new()),
-    };
-    loop {
-        let chunk = std::future::poll_fn(|cx| std::pin::Pin::new(&mut stream).poll_next(cx)).await;
-        match chunk {
-            None => break,
-            Some(Ok(c)) => {
+        req.bytes().await.map_err(|_| unreadable())?
+    } else {
+        let mut bytes = Vec::new();
+        // No stream: no body at all.
+        if let Ok(mut stream) = req.stream() {
+            while let Some(chunk) = std::future::poll_fn(|cx| std::pin::Pin::new(&mut stream).poll_next(cx)).await {
+                let c = chunk.map_err(|_| unreadable())?;
                 if bytes.len() + c.len() > max {
                     return Err(too_large());
                 }
                 bytes.extend_from_slice(&c);
             }
-            Some(Err(_)) => return Err(unreadable()),
         }
+        bytes
+    };
+    if bytes.len() > max {
+        return Err(too_large());
     }
     String::from_utf8(bytes).map_err(|_| (400, "the body is not UTF-8 (req 1)".to_owned()))
 }

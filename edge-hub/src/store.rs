@@ -7,7 +7,7 @@
 //! back if any statement fails. The caller decides what a failure means (the object answers
 //! 503, sends nothing, and reloads the topic from what is stored).
 
-use fhircast_core::hub::store::{RowWrite, StoreError, Table, Writes};
+use fhircast_core::hub::store::{RowWrite, StoreError, Writes};
 use fhircast_core::hub::TopicState;
 use std::collections::BTreeMap;
 use wasm_bindgen::prelude::*;
@@ -155,15 +155,16 @@ impl TopicStore {
             let js = |e: worker::Error| JsValue::from_str(&e.to_string());
             for r in &w.rows {
                 match r {
+                    // Table names are fixed (`Table::name`), never from input.
                     RowWrite::Put { table, key, json } => {
                         let q = format!(
                             "INSERT INTO {} (key, json) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET json = excluded.json",
-                            table_name(*table)
+                            table.name()
                         );
                         sql.exec(&q, Some(vec![key.as_str().into(), json.as_str().into()])).map_err(js)?;
                     }
                     RowWrite::Delete { table, key } => {
-                        let q = format!("DELETE FROM {} WHERE key = ?", table_name(*table));
+                        let q = format!("DELETE FROM {} WHERE key = ?", table.name());
                         sql.exec(&q, Some(vec![key.as_str().into()])).map_err(js)?;
                     }
                 }
@@ -214,9 +215,4 @@ impl TopicStore {
         });
         Ok(())
     }
-}
-
-/// The SQL table of a core table (fixed names: never from input).
-fn table_name(t: Table) -> &'static str {
-    t.name()
 }

@@ -83,6 +83,12 @@ enum Failure {
 }
 
 impl Failure {
+    /// Logs the details and answers with `body` (plain text or an OperationOutcome).
+    fn respond(&self, request_id: &str, body: fn(u16, &str) -> Result<Response>) -> Result<Response> {
+        let (status, message) = self.answer(request_id);
+        body(status, &message)
+    }
+
     /// Logs the details with the request id; returns what the caller may be told.
     fn answer(&self, request_id: &str) -> (u16, String) {
         match self {
@@ -232,10 +238,7 @@ impl TopicObject {
             (r, store)
         });
         match result {
-            Err(f) => {
-                let (status, message) = f.answer(rid);
-                text(status, &message)
-            }
+            Err(f) => f.respond(rid, text),
             Ok(None) => unreachable_topic(rid),
             Ok(Some(Err(e))) => text(e.http_status(), &e.to_string()),
             Ok(Some(Ok(acc))) => {
@@ -260,10 +263,7 @@ impl TopicObject {
             (r, store)
         });
         match result {
-            Err(f) => {
-                let (status, message) = f.answer(rid);
-                outcome(status, &message)
-            }
+            Err(f) => f.respond(rid, outcome),
             Ok(None) => unreachable_topic(rid),
             Ok(Some(Err(e))) => outcome(e.http_status(), &e.to_string()),
             Ok(Some(Ok(acc))) => {
@@ -296,10 +296,7 @@ impl TopicObject {
         match self.read(topic_name, |t| t.current_context(&auth)) {
             Ok(Ok(cc)) => json(200, &serde_json::to_string(&cc).expect("serialises"), "application/json"),
             Ok(Err(e)) => outcome(e.http_status(), &e.to_string()),
-            Err(f) => {
-                let (status, message) = f.answer(rid);
-                outcome(status, &message)
-            }
+            Err(f) => f.respond(rid, outcome),
         }
     }
 
@@ -308,20 +305,14 @@ impl TopicObject {
         match self.read(topic_name, |t| t.roster(&auth)) {
             Ok(Ok(r)) => json(200, &serde_json::to_string(&r).expect("serialises"), "application/json"),
             Ok(Err(e)) => outcome(e.http_status(), &e.to_string()),
-            Err(f) => {
-                let (status, message) = f.answer(rid);
-                outcome(status, &message)
-            }
+            Err(f) => f.respond(rid, outcome),
         }
     }
 
     async fn websocket(&self, token: &str, rid: &str) -> Result<Response> {
         let known = match self.read("", |t| (t.has_endpoint(token), t.connected_endpoints().any(|e| e == token))) {
             Ok(k) => k,
-            Err(f) => {
-                let (status, message) = f.answer(rid);
-                return text(status, &message);
-            }
+            Err(f) => return f.respond(rid, text),
         };
         match known {
             (false, _) => return text(404, &fhircast_core::hub::ConnectError::UnknownEndpoint.to_string()),
@@ -345,9 +336,8 @@ impl TopicObject {
             }
             Err(f) => {
                 self.sockets.forget(&token);
-                let (status, message) = f.answer(rid);
                 let _ = pair.server.close(Some(1011), Some("the hub could not store the connection"));
-                text(status, &message)
+                f.respond(rid, text)
             }
         }
     }

@@ -4,6 +4,7 @@
 use std::sync::Arc;
 
 use super::state::OpenAnchor;
+use super::store::EMPTY_CONTENT_BYTES;
 use super::{Auth, EventAccepted, EventRejected, Outbound, Topic};
 use crate::bundle::{Content, UpdateBundle};
 use crate::catalog::{EventKind, EventName};
@@ -202,7 +203,7 @@ impl Topic {
         self.state.current = Some(key);
         self.state.context_timestamp = Some(event.timestamp);
         self.state.last_change = Some((event.id.clone(), event.name.clone()));
-        self.evict_old_anchors();
+        self.evict_old_anchors(None);
         event.version_id = Some(version.clone());
         self.broadcast(&event, None, now);
         self.reconcile_views(&event, now);
@@ -216,17 +217,13 @@ impl Topic {
     /// get-current-context read it); with an evicted anchor go the anchors derived from it
     /// that the current context does not carry, so none is left pointing at a source that is
     /// gone. Callers check beforehand that what cannot be evicted fits.
-    fn evict_old_anchors(&mut self) {
-        let over = |t: &Self| {
-            t.state.anchors.len() > t.config.max_open_contexts.max(1)
-                || t.state.anchors.iter().map(OpenAnchor::stored_bytes).sum::<usize>() > t.config.max_topic_bytes
-        };
-        while over(self) {
-            let current = self.state.current.clone();
-            let current_open = current.as_ref().and_then(|k| self.state.anchor(k)).map(|a| a.open.clone());
-            let in_use = |a: &OpenAnchor| {
-                Some(&a.key) == current.as_ref() || current_open.as_ref().is_some_and(|o| carries(o, &a.key))
-            };
+    fn evict_old_anchors(&mut self, spare: Option<&ResourceKey>) {
+        while self.state.anchors.len() > self.config.max_open_contexts.max(1)
+            || self.stored_bytes() > self.config.max_topic_bytes
+        {
+            let current_open = self.state.current.as_ref().and_then(|k| self.state.anchor(k)).map(|a| a.open.clone());
+            let (current, spare) = (self.state.current.clone(), spare.cloned());
+            let in_use = |a: &OpenAnchor| in_use(a, current.as_ref(), current_open.as_ref(), spare.as_ref());
             match self.state.anchors.iter().position(|a| !in_use(a)) {
                 Some(i) => {
                     let gone = self.state.anchors.remove(i).key;
@@ -235,6 +232,11 @@ impl Topic {
                 None => break,
             }
         }
+    }
+
+    /// What the topic's open contexts hold in storage, in bytes.
+    fn stored_bytes(&self) -> usize {
+        self.state.anchors.iter().map(OpenAnchor::stored_bytes).sum()
     }
 
     /// Derived opens (req 97-98), the record: the anchors an open implies (the patient of a
@@ -374,23 +376,17 @@ impl Topic {
         if bytes > self.config.max_content_bytes {
             return Err(EventRejected::ContentTooLarge { anchor: key, bytes, max: self.config.max_content_bytes });
         }
-        let total: usize = self.state.anchors.iter().map(OpenAnchor::stored_bytes).sum::<usize>()
-            - self.state.anchors[i].content_bytes
-            + bytes;
+        let total = self.stored_bytes() - self.state.anchors[i].content_bytes + bytes;
         if total > self.config.max_topic_bytes {
-            // Evictable: what the current context does not carry, and not this anchor.
-            let current_open = self.state.current.as_ref().and_then(|k| self.state.anchor(k)).map(|a| &a.open);
+            // What cannot be evicted: what the current context carries, and this anchor.
+            let current = self.state.current.as_ref();
+            let current_open = current.and_then(|k| self.state.anchor(k)).map(|a| &a.open);
             let kept: usize = self
                 .state
                 .anchors
                 .iter()
-                .enumerate()
-                .filter(|(j, a)| {
-                    *j == i
-                        || Some(&a.key) == self.state.current.as_ref()
-                        || current_open.is_some_and(|o| carries(o, &a.key))
-                })
-                .map(|(j, a)| if j == i { a.open_bytes + bytes } else { a.stored_bytes() })
+                .filter(|a| in_use(a, current, current_open, Some(&key)))
+                .map(|a| if a.key == key { a.open_bytes + bytes } else { a.stored_bytes() })
                 .sum();
             if kept > self.config.max_topic_bytes {
                 return Err(EventRejected::TopicFull { bytes: kept, max: self.config.max_topic_bytes });
@@ -400,32 +396,9 @@ impl Topic {
         let prior = self.state.anchors.set_content(i, content, bytes, version.clone());
         event.version_id = Some(version.clone());
         event.prior_version_id = Some(prior);
-        if total > self.config.max_topic_bytes {
-            self.evict_except(&key);
-        }
+        self.evict_old_anchors(Some(&key));
         self.broadcast(&event, None, now);
         Ok(version)
-    }
-
-    /// Evicts anchors not in use, least recently opened first, until the topic fits
-    /// `max_topic_bytes`, sparing `keep` (an anchor whose content just grew).
-    fn evict_except(&mut self, keep: &ResourceKey) {
-        while self.state.anchors.iter().map(OpenAnchor::stored_bytes).sum::<usize>() > self.config.max_topic_bytes {
-            let current = self.state.current.clone();
-            let current_open = current.as_ref().and_then(|k| self.state.anchor(k)).map(|a| a.open.clone());
-            let in_use = |a: &OpenAnchor| {
-                &a.key == keep
-                    || Some(&a.key) == current.as_ref()
-                    || current_open.as_ref().is_some_and(|o| carries(o, &a.key))
-            };
-            match self.state.anchors.iter().position(|a| !in_use(a)) {
-                Some(i) => {
-                    let gone = self.state.anchors.remove(i).key;
-                    self.state.anchors.retain(|a| a.derived_from.as_ref() != Some(&gone) || in_use(a));
-                }
-                None => break,
-            }
-        }
     }
 
     /// `*-select` (req 115, 119, 121; neg 20): only on the current anchor; forwarded as is.
@@ -660,8 +633,16 @@ impl Topic {
     }
 }
 
-/// The size of the content row of an anchor with no content (`{}`).
-const EMPTY_CONTENT_BYTES: usize = 2;
+/// Whether eviction must keep anchor `a`: the current anchor, one the current context carries,
+/// or `spare` (an anchor whose content just grew).
+fn in_use(
+    a: &OpenAnchor,
+    current: Option<&ResourceKey>,
+    current_open: Option<&Event>,
+    spare: Option<&ResourceKey>,
+) -> bool {
+    Some(&a.key) == current || Some(&a.key) == spare || current_open.is_some_and(|o| carries(o, &a.key))
+}
 
 /// What identifies a request for duplicate detection (req 139): same id, event, time and
 /// anchor is a retry; same id with anything else is a different event.

@@ -12,6 +12,7 @@ use crate::event::Event;
 use crate::time::Timestamp;
 use crate::wire::ResourceKey;
 
+use super::store::StoredMeta;
 use super::tracked::{Anchors, Subscriptions};
 
 /// Everything a topic must remember (serialisable: the Durable Object stores it).
@@ -97,21 +98,9 @@ impl TopicState {
         subscriptions: &str,
         recent_ids: impl IntoIterator<Item = (String, String)>,
     ) -> Result<TopicState, serde_json::Error> {
-        let m: LegacyMeta = serde_json::from_str(meta)?;
-        let mut s = TopicState {
-            topic: m.topic,
-            id_prefix: m.id_prefix,
-            next_seq: m.next_seq,
-            subscriptions: serde_json::from_str(subscriptions)?,
-            anchors: m.anchors,
-            current: m.current,
-            context_timestamp: m.context_timestamp,
-            last_change: m.last_change,
-            derived_ids: m.derived_ids,
-            recent_ids: recent_ids.into_iter().collect(),
-            next_heartbeat: m.next_heartbeat,
-            marks: WriteMarks::default(),
-        };
+        let mut m: StoredMeta<Anchors> = serde_json::from_str(meta)?;
+        let anchors = std::mem::take(&mut m.anchors);
+        let mut s = m.into_state(anchors, serde_json::from_str(subscriptions)?, recent_ids);
         s.mark_all();
         Ok(s)
     }
@@ -169,22 +158,6 @@ impl TopicState {
     pub(crate) fn anchor_index(&self, key: &ResourceKey) -> Option<usize> {
         self.anchors.iter().position(|a| &a.key == key)
     }
-}
-
-/// The meta part as the version before row storage wrote it (whole anchors).
-#[derive(Deserialize)]
-struct LegacyMeta {
-    topic: String,
-    id_prefix: String,
-    next_seq: u64,
-    anchors: Anchors,
-    current: Option<ResourceKey>,
-    context_timestamp: Option<Timestamp>,
-    #[serde(default)]
-    last_change: Option<(String, EventName)>,
-    #[serde(default)]
-    derived_ids: VecDeque<(String, (String, EventName))>,
-    next_heartbeat: Option<Timestamp>,
 }
 
 /// One subscription, keyed by its endpoint token (req 35: the key is topic + endpoint).

@@ -160,6 +160,9 @@ pub enum StoreError {
     },
 }
 
+/// The size of the content row of an anchor with no content (`{}`).
+pub(crate) const EMPTY_CONTENT_BYTES: usize = 2;
+
 /// The stored open row of an anchor: its open event's JSON.
 pub(crate) fn open_row(open: &Event) -> String {
     open.to_json()
@@ -197,12 +200,14 @@ struct AnchorIndexOut<'a> {
     source_event: &'a Option<(String, EventName)>,
 }
 
+/// The meta row read back; `A` is how it lists the open contexts: an index of rows (today),
+/// or the whole anchors (the layout before rows, [`TopicState::from_legacy_parts`]).
 #[derive(Deserialize)]
-struct MetaIn {
+pub(crate) struct StoredMeta<A> {
     topic: String,
     id_prefix: String,
     next_seq: u64,
-    anchors: Vec<AnchorIndexIn>,
+    pub(crate) anchors: A,
     current: Option<ResourceKey>,
     context_timestamp: Option<Timestamp>,
     #[serde(default)]
@@ -210,6 +215,31 @@ struct MetaIn {
     #[serde(default)]
     derived_ids: VecDeque<(String, (String, EventName))>,
     next_heartbeat: Option<Timestamp>,
+}
+
+impl<A> StoredMeta<A> {
+    /// The state, with its open contexts, subscriptions and recent ids.
+    pub(crate) fn into_state(
+        self,
+        anchors: Anchors,
+        subscriptions: Subscriptions,
+        recent_ids: impl IntoIterator<Item = (String, String)>,
+    ) -> TopicState {
+        TopicState {
+            topic: self.topic,
+            id_prefix: self.id_prefix,
+            next_seq: self.next_seq,
+            subscriptions,
+            anchors,
+            current: self.current,
+            context_timestamp: self.context_timestamp,
+            last_change: self.last_change,
+            derived_ids: self.derived_ids,
+            recent_ids: recent_ids.into_iter().collect(),
+            next_heartbeat: self.next_heartbeat,
+            marks: WriteMarks::default(),
+        }
+    }
 }
 
 #[derive(Deserialize)]
@@ -261,15 +291,15 @@ impl TopicState {
     ) -> Result<TopicState, StoreError> {
         let bad =
             |what: &str, e: serde_json::Error| StoreError::Unreadable { what: what.to_owned(), reason: e.to_string() };
-        let m: MetaIn = serde_json::from_str(meta).map_err(|e| bad("meta row", e))?;
+        let mut m: StoredMeta<Vec<AnchorIndexIn>> = serde_json::from_str(meta).map_err(|e| bad("meta row", e))?;
         let mut anchors = Vec::with_capacity(m.anchors.len());
-        for a in m.anchors {
+        for a in std::mem::take(&mut m.anchors) {
             let k = a.key.to_string();
             let Some(open_json) = opens.get(&k) else { continue };
             let open: Event = serde_json::from_str(open_json).map_err(|e| bad(&format!("open event of {k}"), e))?;
             let (content, content_bytes) = match contents.get(&k) {
                 Some(c) => (serde_json::from_str(c).map_err(|e| bad(&format!("content of {k}"), e))?, c.len()),
-                None => (Content::default(), content_row(&Content::default()).len()),
+                None => (Content::default(), EMPTY_CONTENT_BYTES),
             };
             anchors.push(OpenAnchor {
                 key: a.key,
@@ -287,20 +317,7 @@ impl TopicState {
             let s = serde_json::from_str(&json).map_err(|e| bad("subscription", e))?;
             subs.insert(token, s);
         }
-        Ok(TopicState {
-            topic: m.topic,
-            id_prefix: m.id_prefix,
-            next_seq: m.next_seq,
-            subscriptions: Subscriptions::from_map(subs),
-            anchors: Anchors::from_list(anchors),
-            current: m.current,
-            context_timestamp: m.context_timestamp,
-            last_change: m.last_change,
-            derived_ids: m.derived_ids,
-            recent_ids: recent_ids.into_iter().collect(),
-            next_heartbeat: m.next_heartbeat,
-            marks: WriteMarks::default(),
-        })
+        Ok(m.into_state(Anchors::from_list(anchors), Subscriptions::from_map(subs), recent_ids))
     }
 }
 
@@ -416,6 +433,17 @@ impl MemoryStore {
         self.apply(&topic.take_writes(WriteScope::All), ROW_LIMIT_BYTES)?;
         let state = self.load()?.ok_or_else(|| StoreError::Storage("nothing stored".into()))?;
         Ok(Topic::restore(state, topic.config().clone()))
+    }
+
+    /// The rows of `topic` written from scratch (every row, whatever its marks), and the
+    /// topic read back from them.
+    pub fn whole(topic: &Topic) -> Result<(MemoryStore, Topic), StoreError> {
+        let mut state = topic.state().clone();
+        state.mark_all();
+        let mut copy = Topic::restore(state, topic.config().clone());
+        let mut store = MemoryStore::default();
+        let back = store.evict(&mut copy)?;
+        Ok((store, back))
     }
 
     /// Every stored row with its table and size (key and value), for limit checks.
