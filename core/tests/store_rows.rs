@@ -129,8 +129,10 @@ impl Run {
                     ]}}));
             }
             Op::Update { pad, escaped } => {
-                let Some((anchor, version)) = self.current_version.clone() else { return };
-                let Some(report) = anchor.strip_prefix("DiagnosticReport/") else { return };
+                // Only with a current report; otherwise nothing is posted, but what there is
+                // is written all the same (a store is never left without its meta row).
+                let Some((anchor, version)) = self.current_version.clone() else { return self.write(op) };
+                let Some(report) = anchor.strip_prefix("DiagnosticReport/") else { return self.write(op) };
                 self.seq += 1;
                 let obs = format!("o{}", self.seq % 7);
                 let id = self.id(*escaped);
@@ -149,6 +151,11 @@ impl Run {
                 self.topic.handle_timeout(self.now);
             }
         }
+        self.write(op);
+    }
+
+    /// Drains what the topic sends and writes what it changed, as the Durable Object does.
+    fn write(&mut self, op: &Op) {
         while self.topic.poll_outbound().is_some() {}
         let w = self.topic.take_writes(WriteScope::All);
         assert!(w.largest_row() <= ROW_LIMIT_BYTES, "a row of {} bytes after {op:?}", w.largest_row());
