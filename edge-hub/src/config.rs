@@ -59,6 +59,9 @@ pub struct Settings {
     /// storage (default and maximum 2,000,000, the platform's limit). Lower only to test the
     /// failure path: the size limits above keep every row under 2 MB by construction.
     pub storage_row_limit: usize,
+    /// `DEBUG_MEMORY=1` (set by `bench/soak.mjs` only): every answer carries the wasm linear
+    /// memory's size, so a soak can tell memory the Rust code holds from the runtime's.
+    pub debug_memory: bool,
     /// The core's settings: `ACK_TIMEOUT_SECONDS`, `CONNECT_TIMEOUT_SECONDS`,
     /// `DEFAULT_LEASE_SECONDS`, `MAX_LEASE_SECONDS`, `MAX_SUBSCRIPTIONS_PER_TOPIC`,
     /// `MAX_BUNDLE_ENTRIES`, `DERIVE_OPEN_EVENTS`, `NON_CURRENT_UPDATES`, `HEARTBEAT_SECONDS`.
@@ -173,6 +176,7 @@ impl Settings {
             require_topic_binding: flag("REQUIRE_TOPIC_BINDING", false)?,
             storage_row_limit: num("STORAGE_ROW_LIMIT_BYTES", ROW_LIMIT_BYTES as u64, 1000, ROW_LIMIT_BYTES as u64)?
                 as usize,
+            debug_memory: flag("DEBUG_MEMORY", false)?,
             hub,
         })
     }

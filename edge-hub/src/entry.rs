@@ -6,18 +6,34 @@ use fhircast_core::hub::Auth;
 use fhircast_core::subscription::SubscriptionRequest;
 use fhircast_core::wellknown::WellKnown;
 use fhircast_core::{Event, EventName, Timestamp};
+use std::rc::Rc;
+
+use wasm_bindgen_futures::JsFuture;
 use worker::*;
 
 use crate::claims::{bearer, check_claims, parse_jws, AuthError};
-use crate::config::{AuthMode, Settings};
+use crate::config::{AuthMode, SettingError, Settings};
 use crate::contract::{auth_header, InternalRoute, HDR_AUTH, HDR_REQUEST_ID, HDR_TOPIC, HDR_WS_BASE};
 use crate::cors;
 use crate::respond::{outcome, text};
-use crate::route::{body_kind, looks_like_subscription, post_error_body, route, BodyKind, ErrorBody, Route};
+use crate::route::{body_kind, looks_like_subscription, post_error_body, route, split_url, BodyKind, ErrorBody, Route};
 
 /// A wrangler var or secret.
 pub(crate) fn lookup(env: &Env, name: &str) -> Option<String> {
     env.var(name).ok().map(|v| v.to_string()).or_else(|| env.secret(name).ok().map(|s| s.to_string()))
+}
+
+thread_local! {
+    /// The settings, read once per isolate. Vars and secrets cannot change under a running
+    /// isolate (a deploy or a changed secret starts new ones), and reading some thirty of them
+    /// through JS on every request was a measurable part of the Worker's time per event
+    /// (BENCHMARKS.md).
+    static SETTINGS: std::cell::OnceCell<Rc<std::result::Result<Settings, SettingError>>> =
+        const { std::cell::OnceCell::new() };
+}
+
+pub(crate) fn settings(env: &Env) -> Rc<std::result::Result<Settings, SettingError>> {
+    SETTINGS.with(|s| s.get_or_init(|| Rc::new(Settings::from_lookup(|k| lookup(env, k)))).clone())
 }
 
 fn auth_failure(e: &AuthError, as_outcome: bool, rid: &str) -> Result<Response> {
@@ -33,11 +49,11 @@ fn auth_failure(e: &AuthError, as_outcome: bool, rid: &str) -> Result<Response> 
     Ok(r)
 }
 
-async fn authorize(req: &Request, settings: &Settings) -> std::result::Result<Auth, AuthError> {
+async fn authorize(headers: &Headers, settings: &Settings) -> std::result::Result<Auth, AuthError> {
     match &settings.auth {
         AuthMode::Open => Ok(Auth::open()),
         AuthMode::Jwt(jwt) => {
-            let header = req.headers().get("Authorization").ok().flatten();
+            let header = headers.get("Authorization").ok().flatten();
             let jws = parse_jws(bearer(header.as_deref())?)?;
             crate::webcrypto::verify(&jws, jwt).await?;
             let auth =
@@ -54,21 +70,23 @@ async fn authorize(req: &Request, settings: &Settings) -> std::result::Result<Au
 /// refused before reading, and a body without one (chunked) is read chunk by chunk and
 /// refused as soon as it passes `max`, never held whole. A refusal is (status, message),
 /// written by the caller as plain text or an OperationOutcome ([`post_error_body`]).
-async fn body(req: &mut Request, max: usize) -> std::result::Result<String, (u16, String)> {
+async fn body(req: &web_sys::Request, headers: &Headers, max: usize) -> std::result::Result<String, (u16, String)> {
     use futures_core::Stream;
     let too_large = || (413, format!("the body is larger than the hub's limit of {max} bytes (neg 18)"));
-    let declared = req.headers().get("Content-Length").ok().flatten().and_then(|l| l.parse::<usize>().ok());
+    let declared = headers.get("Content-Length").ok().flatten().and_then(|l| l.parse::<usize>().ok());
     if declared.is_some_and(|l| l > max) {
         return Err(too_large());
     }
     let unreadable = || (400, "the body could not be read (the connection ended early?)".to_owned());
     let bytes = if declared.is_some() {
         // A declared length is what the runtime reads (and no more): one call, no stream.
-        req.bytes().await.map_err(|_| unreadable())?
+        let buffer = req.array_buffer().map_err(|_| unreadable())?;
+        js_sys::Uint8Array::new(&JsFuture::from(buffer).await.map_err(|_| unreadable())?).to_vec()
     } else {
         let mut bytes = Vec::new();
         // No stream: no body at all.
-        if let Ok(mut stream) = req.stream() {
+        if let Some(stream) = req.body() {
+            let mut stream = ByteStream::from(stream);
             while let Some(chunk) = std::future::poll_fn(|cx| std::pin::Pin::new(&mut stream).poll_next(cx)).await {
                 let c = chunk.map_err(|_| unreadable())?;
                 if bytes.len() + c.len() > max {
@@ -111,14 +129,14 @@ async fn to_topic(
 
 /// A subscription request (form or JSON): validated here, so the object gets a canonical form.
 async fn subscribe(
-    req: &Request,
+    headers: &Headers,
     env: &Env,
     settings: &Settings,
     sub: SubscriptionRequest,
     ws_base: &str,
     rid: &str,
 ) -> Result<Response> {
-    let auth = match authorize(req, settings).await {
+    let auth = match authorize(headers, settings).await {
         Ok(a) => a,
         Err(e) => return auth_failure(&e, false, rid),
     };
@@ -126,7 +144,7 @@ async fn subscribe(
 }
 
 async fn event(
-    req: &Request,
+    headers: &Headers,
     env: &Env,
     settings: &Settings,
     text_body: String,
@@ -149,7 +167,7 @@ async fn event(
             &format!("hub.topic {:?} is a URL dot segment, which no URL can name (neg 4)", event.topic),
         );
     }
-    let auth = match authorize(req, settings).await {
+    let auth = match authorize(headers, settings).await {
         Ok(a) => a,
         Err(e) => return auth_failure(&e, true, rid),
     };
@@ -158,16 +176,18 @@ async fn event(
     to_topic(env, &topic, InternalRoute::Event, Some(text_body), &auth, "", rid).await
 }
 
-async fn handle(mut req: Request, env: &Env, settings: &Settings, rid: &str) -> Result<Response> {
-    let url = req.url()?;
-    let ws_scheme = if url.scheme() == "https" { "wss" } else { "ws" };
-    let ws_base = format!(
-        "{ws_scheme}://{}{}/ws",
-        url.host_str().unwrap_or("localhost").to_owned() + &url.port().map(|p| format!(":{p}")).unwrap_or_default(),
-        settings.base_path
-    );
-    let method = req.method().to_string();
-    match route(&method, url.path(), &settings.base_path) {
+/// Takes the runtime's request as it is: wrapping it in a `worker::Request` reads its `cf`
+/// properties (a JSON object parsed on first access), which only the assets branch needs.
+async fn handle(req: web_sys::Request, env: &Env, settings: &Settings, rid: &str) -> Result<Response> {
+    let url = req.url();
+    let Some((scheme, authority, path)) = split_url(&url) else {
+        return text(400, &format!("the request's URL {url:?} is not of the form scheme://host/path"));
+    };
+    let headers = Headers(req.headers());
+    let ws_scheme = if scheme == "https" { "wss" } else { "ws" };
+    let ws_base = format!("{ws_scheme}://{authority}{}/ws", settings.base_path);
+    let method = req.method();
+    match route(&method, path, &settings.base_path) {
         Route::Preflight => Ok(Response::empty()?.with_status(204)),
         Route::WellKnown => {
             let events: Vec<EventName> = STANDARD_EVENTS.iter().filter_map(|e| EventName::parse(e).ok()).collect();
@@ -177,7 +197,7 @@ async fn handle(mut req: Request, env: &Env, settings: &Settings, rid: &str) -> 
             Ok(r)
         }
         Route::WebSocket { topic, token } => {
-            let upgrade = req.headers().get("Upgrade")?.unwrap_or_default();
+            let upgrade = headers.get("Upgrade")?.unwrap_or_default();
             if !upgrade.eq_ignore_ascii_case("websocket") {
                 return text(426, "this is a WebSocket endpoint: connect with a WebSocket client (req 2)");
             }
@@ -193,23 +213,23 @@ async fn handle(mut req: Request, env: &Env, settings: &Settings, rid: &str) -> 
             stub.fetch_with_request(Request::new_with_init(&format!("https://topic{path}"), &init)?).await
         }
         Route::GetContext { topic } => {
-            let auth = match authorize(&req, settings).await {
+            let auth = match authorize(&headers, settings).await {
                 Ok(a) => a,
                 Err(e) => return auth_failure(&e, true, rid),
             };
             to_topic(env, &topic, InternalRoute::Context, None, &auth, "", rid).await
         }
         Route::Roster { topic } => {
-            let auth = match authorize(&req, settings).await {
+            let auth = match authorize(&headers, settings).await {
                 Ok(a) => a,
                 Err(e) => return auth_failure(&e, true, rid),
             };
             to_topic(env, &topic, InternalRoute::Roster, None, &auth, "", rid).await
         }
         Route::PostHub | Route::PostTopic { .. } => {
-            let ct = req.headers().get("Content-Type")?;
+            let ct = headers.get("Content-Type")?;
             let kind = body_kind(ct.as_deref());
-            let path_topic = match route(&method, url.path(), &settings.base_path) {
+            let path_topic = match route(&method, path, &settings.base_path) {
                 Route::PostTopic { topic } => Some(topic),
                 _ => None,
             };
@@ -219,21 +239,21 @@ async fn handle(mut req: Request, env: &Env, settings: &Settings, rid: &str) -> 
                 ErrorBody::Outcome => outcome(status, message),
                 ErrorBody::Text => text(status, message),
             };
-            let text_body = match body(&mut req, settings.max_body_bytes).await {
+            let text_body = match body(&req, &headers, settings.max_body_bytes).await {
                 Ok(b) => b,
                 Err((status, message)) => return refuse(status, &message),
             };
             match kind {
                 BodyKind::Form if path_topic.is_none() => match SubscriptionRequest::from_form(&text_body) {
-                    Ok(sub) => subscribe(&req, env, settings, sub, &ws_base, rid).await,
+                    Ok(sub) => subscribe(&headers, env, settings, sub, &ws_base, rid).await,
                     Err(e) => text(e.http_status(), &e.to_string()),
                 },
                 // Lenient: subscription parameters sent as JSON (a JSON object with hub.mode).
                 BodyKind::Json if path_topic.is_none() && looks_like_subscription(&text_body) => match SubscriptionRequest::from_json(&text_body) {
-                    Ok(sub) => subscribe(&req, env, settings, sub, &ws_base, rid).await,
+                    Ok(sub) => subscribe(&headers, env, settings, sub, &ws_base, rid).await,
                     Err(e) => text(e.http_status(), &e.to_string()),
                 },
-                BodyKind::Json => event(&req, env, settings, text_body, path_topic.as_deref(), rid).await,
+                BodyKind::Json => event(&headers, env, settings, text_body, path_topic.as_deref(), rid).await,
                 _ if path_topic.is_some() => refuse(
                     415,
                     &format!("events are JSON: send Content-Type application/json or application/fhir+json, not {:?} (req 4, neg 1); subscriptions go to POST {}", ct.as_deref().unwrap_or("none"), settings.base_path),
@@ -257,26 +277,28 @@ async fn handle(mut req: Request, env: &Env, settings: &Settings, rid: &str) -> 
             ),
         ),
         Route::Outside => match env.assets("ASSETS") {
-            Ok(assets) => assets.fetch_request(req).await,
+            Ok(assets) => assets.fetch_request(Request::from(req)).await,
             Err(_) => text(404, &format!("not found; the FHIRcast hub is at {}", settings.base_path)),
         },
     }
 }
 
 #[event(fetch)]
-async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
-    let settings = match Settings::from_lookup(|k| lookup(&env, k)) {
+async fn fetch(req: web_sys::Request, env: Env, _ctx: Context) -> Result<Response> {
+    let settings = settings(&env);
+    let settings = match settings.as_ref() {
         Ok(s) => s,
         Err(e) => return text(500, &format!("the hub is misconfigured: {e}")),
     };
-    let origin = req.headers().get("Origin")?;
+    let headers = Headers(req.headers());
+    let origin = headers.get("Origin")?;
     let allowed = settings.origins.allow(origin.as_deref());
-    let is_ws = req.headers().get("Upgrade")?.is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
-    let preflight = req.method() == Method::Options;
+    let is_ws = headers.get("Upgrade")?.is_some_and(|u| u.eq_ignore_ascii_case("websocket"));
+    let preflight = req.method() == "OPTIONS";
     // Every request gets an id: the log lines about it carry it, and so does any answer about
     // an internal failure, whose details stay in the log.
     let rid = crate::webcrypto::random_hex(8);
-    let mut resp = match handle(req, &env, &settings, &rid).await {
+    let mut resp = match handle(req, &env, settings, &rid).await {
         Ok(r) => r,
         Err(e) => {
             console_error!("[{rid}] internal error: {e}");
@@ -303,7 +325,7 @@ async fn fetch(req: Request, env: Env, _ctx: Context) -> Result<Response> {
     }
     // Debug only (`DEBUG_MEMORY=1`, set by bench/soak.mjs): the wasm linear memory's size, so
     // a soak can tell memory the Rust code holds (it never shrinks) from the runtime's.
-    if lookup(&env, "DEBUG_MEMORY").as_deref() == Some("1") {
+    if settings.debug_memory {
         resp.headers_mut().set("x-fhircast-wasm-bytes", &wasm_bytes().to_string())?;
     }
     Ok(resp)

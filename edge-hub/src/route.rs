@@ -181,8 +181,32 @@ pub fn route(method: &str, path: &str, base: &str) -> Route {
     }
 }
 
+/// The parts of a request's URL as the runtime serialises it (WHATWG): scheme, authority
+/// (host and port) and path, without a URL parser (whose host parsing was a visible part of the
+/// Worker's time per request). `None` for anything not of the form `scheme://authority/path`.
+pub fn split_url(url: &str) -> Option<(&str, &str, &str)> {
+    let (scheme, rest) = url.split_once("://")?;
+    let rest = rest.split(['?', '#']).next().unwrap_or_default();
+    match rest.find('/') {
+        Some(i) => Some((scheme, &rest[..i], &rest[i..])),
+        None => Some((scheme, rest, "/")),
+    }
+}
+
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn splits_a_serialised_url_without_parsing_it() {
+        assert_eq!(
+            split_url("https://hub.example:8443/api/hub/t1?x=/y#z"),
+            Some(("https", "hub.example:8443", "/api/hub/t1"))
+        );
+        assert_eq!(split_url("http://127.0.0.1:8787/"), Some(("http", "127.0.0.1:8787", "/")));
+        assert_eq!(split_url("http://localhost"), Some(("http", "localhost", "/")));
+        assert_eq!(split_url("http://[::1]:80/a%20b"), Some(("http", "[::1]:80", "/a%20b")));
+        assert_eq!(split_url("not a url"), None);
+    }
+
     use super::*;
 
     const B: &str = "/api/hub";

@@ -60,7 +60,7 @@ enum Store {
 #[durable_object(alarm)]
 pub struct TopicObject {
     state: State,
-    settings: std::result::Result<Settings, String>,
+    settings: std::rc::Rc<std::result::Result<Settings, crate::config::SettingError>>,
     store: std::result::Result<TopicStore, String>,
     topic: RefCell<Option<Topic>>,
     /// The alarm last set (ms), to avoid rewriting it.
@@ -104,7 +104,7 @@ impl Failure {
 
 impl TopicObject {
     fn settings(&self) -> std::result::Result<&Settings, Failure> {
-        self.settings.as_ref().map_err(|e| Failure::Config(e.clone()))
+        self.settings.as_ref().as_ref().map_err(|e| Failure::Config(e.to_string()))
     }
 
     fn store(&self) -> std::result::Result<&TopicStore, Failure> {
@@ -360,9 +360,12 @@ impl DurableObject for TopicObject {
         if let Ok(pair) = WebSocketRequestResponsePair::new("ping", "pong") {
             state.set_websocket_auto_response(&pair);
         }
-        let settings = Settings::from_lookup(|k| crate::entry::lookup(&env, k)).map_err(|e| e.to_string());
-        let row_limit =
-            settings.as_ref().map(|s| s.storage_row_limit).unwrap_or(fhircast_core::hub::store::ROW_LIMIT_BYTES);
+        let settings = crate::entry::settings(&env);
+        let row_limit = settings
+            .as_ref()
+            .as_ref()
+            .map(|s| s.storage_row_limit)
+            .unwrap_or(fhircast_core::hub::store::ROW_LIMIT_BYTES);
         let store = TopicStore::open(&state, row_limit).map_err(|e| {
             console_error!("opening the topic's storage: {e}");
             e.to_string()
@@ -430,7 +433,7 @@ impl TopicObject {
         let ws: WebSocket = ws.into();
         let Some(text) = message.as_string() else { return };
         let Some(token) = Sockets::token_of(&self.state, &ws) else { return };
-        let max = self.settings.as_ref().map(|s| s.max_message_bytes).unwrap_or(64 << 10);
+        let max = self.settings.as_ref().as_ref().map(|s| s.max_message_bytes).unwrap_or(64 << 10);
         if text.len() > max {
             return; // neg 24: ignored, never fatal
         }
