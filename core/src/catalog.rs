@@ -198,16 +198,20 @@ pub fn anchor_key(rt: &str) -> &'static str {
     match rt {
         "ImagingStudy" => "study",
         "DiagnosticReport" => "report",
-        other => resource_type(other).map(lower_key).unwrap_or("resource"),
+        // The canonical spelling (every event name's) is found by a binary search; the hub
+        // asks once per subscriber per event, where a linear scan of the table showed in the
+        // profile.
+        other => lower_key(other).or_else(|| resource_type(other).and_then(lower_key)).unwrap_or("resource"),
     }
 }
 
-fn lower_key(rt: &'static str) -> &'static str {
+fn lower_key(rt: &str) -> Option<&'static str> {
     // Resource-type keys are the lower-cased type, made once so that they are 'static (a second
     // column of literals in the table would cost the browser SDK's wasm ~1 KB gzipped).
     static KEYS: OnceLock<Vec<String>> = OnceLock::new();
+    let i = RESOURCE_TYPES.binary_search(&rt).ok()?;
     let keys = KEYS.get_or_init(|| RESOURCE_TYPES.iter().map(|t| t.to_ascii_lowercase()).collect());
-    RESOURCE_TYPES.iter().position(|t| *t == rt).map_or("resource", |i| keys[i].as_str())
+    Some(keys[i].as_str())
 }
 
 /// Looks a FHIR resource type up case-insensitively and returns its canonical spelling.
@@ -535,6 +539,10 @@ mod tests {
             };
             assert_eq!(anchor_key(t), want);
         }
+        // anchor_key finds canonical spellings by binary search.
+        assert!(RESOURCE_TYPES.windows(2).all(|w| w[0] < w[1]), "RESOURCE_TYPES must stay sorted");
+        assert_eq!(anchor_key("pAtIeNt"), "patient");
+        assert_eq!(anchor_key("NotAType"), "resource");
     }
 
     #[test]

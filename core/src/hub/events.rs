@@ -484,7 +484,7 @@ impl Topic {
             return;
         }
         let sub = &self.state.subscriptions[token];
-        let view = crate::view::view_of(&sub.events, round.current_open.as_ref());
+        let view = round.view_of(&sub.events);
         if view.as_ref().map(|v| &v.anchor) == sub.shown.as_ref() && !sub.view_refused {
             return;
         }
@@ -513,7 +513,7 @@ impl Topic {
             let i = match round.built.iter().position(|b| b.event.name == name && b.anchor == anchor) {
                 Some(i) => i,
                 None => {
-                    let built = self.build_derived(&name, &anchor, view.as_ref(), round);
+                    let built = self.build_derived(&name, &anchor, view.as_deref(), round);
                     round.built.push(built);
                     round.built.len() - 1
                 }
@@ -673,6 +673,9 @@ struct ViewRound {
     /// The change that emptied views (or the last change, for a subscriber just connected).
     change_source: Option<(Arc<str>, EventName)>,
     built: Vec<Derived>,
+    /// The views computed this round, by the events they were computed for: subscribers
+    /// mostly follow the same events, and a view clones the current context.
+    views: Vec<(Vec<EventName>, Option<std::rc::Rc<crate::view::View>>)>,
 }
 
 impl ViewRound {
@@ -688,7 +691,19 @@ impl ViewRound {
             stamp: st.context_timestamp.unwrap_or(now),
             current_open,
             built: Vec::new(),
+            views: Vec::new(),
         }
+    }
+
+    /// The view of a subscriber following `granted` ([`crate::view::view_of`]), computed once
+    /// per distinct `granted` in a round.
+    fn view_of(&mut self, granted: &[EventName]) -> Option<std::rc::Rc<crate::view::View>> {
+        if let Some((_, v)) = self.views.iter().find(|(g, _)| g.as_slice() == granted) {
+            return v.clone();
+        }
+        let v = crate::view::view_of(granted, self.current_open.as_ref()).map(std::rc::Rc::new);
+        self.views.push((granted.to_vec(), v.clone()));
+        v
     }
 }
 
