@@ -31,14 +31,14 @@ NODE_TEST := timeout -k 10 900 $(NODE_BIN)/node --test --test-reporter=tap --tes
 # make test's e2e run writes its screenshots here; `make screenshots` refreshes docs/screenshots.
 TEST_SCREENSHOTS := target/screenshots
 
-.PHONY: help setup build hub-build sdk-build sdk-test sdk-coverage site e2e screenshots dev dev-wrangler test fmt lint clean bench bench-doc soak fuzz simulate
+.PHONY: help setup build hub-build sdk-build sdk-pack sdk-test sdk-coverage site e2e screenshots dev dev-wrangler test fmt lint clean bench bench-doc soak fuzz simulate
 
 help:
 	@echo "make dev    install what is missing, build, run the hub and the examples (http://$(DEV_HOST):$(DEV_PORT)/)"
 	@echo "make test   install what is missing, build, run every test (last line: N passed, N failed)"
 	@echo "make bench  the hub in workerd against a floor measured in the same run (BENCHMARKS.md)"
 	@echo "make simulate  the core's simulator (core/tests/simulator.rs) over a million seeds, on every core"
-	@echo "make setup | build | hub-build | sdk-build | sdk-test | site | e2e | screenshots | fmt | lint | clean | bench-doc | soak | fuzz"
+	@echo "make setup | build | hub-build | sdk-build | sdk-pack | sdk-test | site | e2e | screenshots | fmt | lint | clean | bench-doc | soak | fuzz"
 
 setup:
 	scripts/setup.sh $(SETUP_COMPONENTS)
@@ -54,6 +54,10 @@ hub-build: setup
 # the gzipped size against the budget.
 sdk-build: setup
 	scripts/build-sdk.sh
+
+# The npm package as a tarball, target/fhircast-sdk-<version>.tgz (`npm install` it; npm/README.md).
+sdk-pack: sdk-build
+	mkdir -p target && cd npm && npm pack --pack-destination ../target
 
 # The SDK's tests in headless Chromium against the hub in workerd (builds both if needed).
 sdk-test: setup

@@ -57,7 +57,7 @@ export function renderTables(r) {
   if (r.sdk) {
     const s = r.sdk;
     out.push('');
-    out.push(`**SDK** (npm/pkg, headless Chromium): size ${kb(s.size.raw)} raw, **${s.size.gzip.toLocaleString('en')} B gzipped** (${kb(s.size.gzip)}) (wasm ${kb(s.size.files['pkg/fhircast_sdk_bg.wasm'].gzip)}, glue ${kb(s.size.files['pkg/fhircast_sdk.js'].gzip)}, facade ${kb(s.size.files['index.js'].gzip)}; budget 100,000 B). WebSocket message → handler call: p50 ${f(s.handlerLatency.p50, 3)} ms, p99 ${f(s.handlerLatency.p99, 3)} ms (${s.handlerLatency.n} events). Memory per connected client (${s.clients} clients in one page, after GC): JS heap ${kb(s.jsHeapPerClientBytes)}, wasm linear memory ${kb(s.wasmMemoryPerClientBytes)}.`);
+    out.push(`**SDK** (npm/pkg, headless Chromium): size ${kb(s.size.raw)} raw, **${s.size.gzip.toLocaleString('en')} B gzipped** (${kb(s.size.gzip)}) (wasm ${kb(s.size.files['pkg/fhircast_sdk_bg.wasm'].gzip)}, JS ${kb((s.size.files['pkg/index.js'] ?? s.size.files['index.js']).gzip)}; budget 100,000 B). WebSocket message → handler call: p50 ${f(s.handlerLatency.p50, 3)} ms, p99 ${f(s.handlerLatency.p99, 3)} ms (${s.handlerLatency.n} events). Memory per connected client (${s.clients} clients in one page, after GC): JS heap ${kb(s.jsHeapPerClientBytes)}, wasm linear memory ${kb(s.wasmMemoryPerClientBytes)}.`);
   }
   return out.join('\n');
 }

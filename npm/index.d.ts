@@ -27,12 +27,60 @@ export type StandardEventName =
   | 'UserHibernate'
   | 'Home-open';
 
+/** The FHIR resource types an event name may start with (req 134; the core's table). */
+export type ResourceType =
+  | 'Account' | 'ActivityDefinition' | 'AdverseEvent' | 'AllergyIntolerance' | 'Appointment'
+  | 'AppointmentResponse' | 'AuditEvent' | 'Basic' | 'Binary' | 'BiologicallyDerivedProduct'
+  | 'BodyStructure' | 'Bundle' | 'CapabilityStatement' | 'CarePlan' | 'CareTeam' | 'CatalogEntry'
+  | 'ChargeItem' | 'ChargeItemDefinition' | 'Claim' | 'ClaimResponse' | 'ClinicalImpression'
+  | 'CodeSystem' | 'Communication' | 'CommunicationRequest' | 'CompartmentDefinition'
+  | 'Composition' | 'ConceptMap' | 'Condition' | 'Consent' | 'Contract' | 'Coverage'
+  | 'CoverageEligibilityRequest' | 'CoverageEligibilityResponse' | 'DetectedIssue' | 'Device'
+  | 'DeviceDefinition' | 'DeviceMetric' | 'DeviceRequest' | 'DeviceUseStatement'
+  | 'DiagnosticReport' | 'DocumentManifest' | 'DocumentReference' | 'EffectEvidenceSynthesis'
+  | 'Encounter' | 'Endpoint' | 'EnrollmentRequest' | 'EnrollmentResponse' | 'EpisodeOfCare'
+  | 'EventDefinition' | 'Evidence' | 'EvidenceVariable' | 'ExampleScenario'
+  | 'ExplanationOfBenefit' | 'FamilyMemberHistory' | 'Flag' | 'Goal' | 'GraphDefinition'
+  | 'Group' | 'GuidanceResponse' | 'HealthcareService' | 'ImagingSelection' | 'ImagingStudy'
+  | 'Immunization' | 'ImmunizationEvaluation' | 'ImmunizationRecommendation'
+  | 'ImplementationGuide' | 'InsurancePlan' | 'Invoice' | 'Library' | 'Linkage' | 'List'
+  | 'Location' | 'Measure' | 'MeasureReport' | 'Media' | 'Medication'
+  | 'MedicationAdministration' | 'MedicationDispense' | 'MedicationKnowledge'
+  | 'MedicationRequest' | 'MedicationStatement' | 'MedicinalProduct'
+  | 'MedicinalProductAuthorization' | 'MedicinalProductContraindication'
+  | 'MedicinalProductIndication' | 'MedicinalProductIngredient' | 'MedicinalProductInteraction'
+  | 'MedicinalProductManufactured' | 'MedicinalProductPackaged'
+  | 'MedicinalProductPharmaceutical' | 'MedicinalProductUndesirableEffect' | 'MessageDefinition'
+  | 'MessageHeader' | 'MolecularSequence' | 'NamingSystem' | 'NutritionOrder' | 'Observation'
+  | 'ObservationDefinition' | 'OperationDefinition' | 'OperationOutcome' | 'Organization'
+  | 'OrganizationAffiliation' | 'Parameters' | 'Patient' | 'PaymentNotice'
+  | 'PaymentReconciliation' | 'Person' | 'PlanDefinition' | 'Practitioner' | 'PractitionerRole'
+  | 'Procedure' | 'Provenance' | 'Questionnaire' | 'QuestionnaireResponse' | 'RelatedPerson'
+  | 'RequestGroup' | 'ResearchDefinition' | 'ResearchElementDefinition' | 'ResearchStudy'
+  | 'ResearchSubject' | 'RiskAssessment' | 'RiskEvidenceSynthesis' | 'Schedule'
+  | 'SearchParameter' | 'ServiceRequest' | 'Slot' | 'Specimen' | 'SpecimenDefinition'
+  | 'StructureDefinition' | 'StructureMap' | 'Subscription' | 'Substance'
+  | 'SubstanceNucleicAcid' | 'SubstancePolymer' | 'SubstanceProtein'
+  | 'SubstanceReferenceInformation' | 'SubstanceSourceMaterial' | 'SubstanceSpecification'
+  | 'SupplyDelivery' | 'SupplyRequest' | 'Task' | 'TerminologyCapabilities' | 'TestReport'
+  | 'TestScript' | 'ValueSet' | 'VerificationResult' | 'VisionPrescription';
+
+/** What happens to a resource in a `<Resource>-<action>` event (req 134). */
+export type EventAction = 'open' | 'close' | 'update' | 'select';
+
 /**
  * An event name: a standard one, any `<FHIR resource type>-open|close|update|select`, or a
- * reverse-domain name for proprietary events (req 134-135). Wildcards are not allowed.
+ * reverse-domain name for proprietary events (req 134-135, e.g. `com.example.Scan-done`; they
+ * contain a dot). Wildcards are not allowed. A misspelt name (`'Patient-opn'`) is a type error.
+ * Names compare case-insensitively at run time (req 34); the types accept the canonical case.
  */
-// `string & {}` keeps editor completion for the standard names.
-export type EventName = StandardEventName | (string & {});
+export type EventName =
+  | StandardEventName
+  | `${ResourceType}-${EventAction}`
+  | 'SyncError'
+  | 'UserLogout'
+  | 'UserHibernate'
+  | `${string}.${string}`;
 
 /** A FHIR resource: any JSON object with a `resourceType` (full resources are kept, req 66). */
 export interface Resource {
@@ -47,11 +95,17 @@ export interface Reference {
   [field: string]: unknown;
 }
 
-/** One named item of an event's context (req 62): a resource, a reference, or extension data. */
-export type ContextEntry =
-  | { key: string; resource: Resource }
-  | { key: string; reference: Reference }
-  | { key: 'extension'; data: Record<string, unknown> };
+/**
+ * One named item of an event's context (req 62): a resource, a reference, or extension data;
+ * exactly one of `resource`, `reference` and `data` is present. One type with optional members
+ * (not a union) so that `context.find((c) => c.key === 'patient')?.resource` type-checks.
+ */
+export interface ContextEntry {
+  key: string;
+  resource?: Resource;
+  reference?: Reference;
+  data?: Record<string, unknown>;
+}
 
 /** A notification as the hub sent it (req 59-62), handed to the event's handler. */
 export interface FhircastEvent {
@@ -117,8 +171,8 @@ export type SyncReason =
  * - `disconnected`: no connection; the SDK reconnects by itself unless closed.
  */
 export type SyncStatus =
-  | { state: 'connecting' }
-  | { state: 'in-sync' }
+  | { state: 'connecting'; reason?: undefined }
+  | { state: 'in-sync'; reason?: undefined }
   | { state: 'out-of-sync'; reason: SyncReason }
   | { state: 'disconnected'; reason: SyncReason & { kind: 'disconnected' } };
 
@@ -184,9 +238,36 @@ export interface ContentChanges {
   delete?: string[];
 }
 
-/** An Error from the SDK; `status` is the hub's HTTP status when there was one. */
-export interface FhircastError extends Error {
+/**
+ * What kind of failure a {@link FhircastError} is:
+ * - `option`, `argument`: a connect option or a method's argument is unusable (the message says which);
+ * - `http`: the hub answered with an error `status` (the message names the URL and the likely cause);
+ * - `network`: no answer (the hub is not running at that URL, or refused this page's origin: CORS);
+ * - `denied`: the hub denied or ended the subscription (req 46-48);
+ * - `closed-early`: the WebSocket closed before the hub confirmed the subscription;
+ * - `token`: the `accessToken` function failed or returned something other than a string;
+ * - `closed`: the client was closed;
+ * - `not-initialized`: `init()` has not finished; `unsupported-runtime`: no global `WebSocket`.
+ */
+export type FhircastErrorCode =
+  | 'option'
+  | 'argument'
+  | 'http'
+  | 'network'
+  | 'denied'
+  | 'closed-early'
+  | 'token'
+  | 'closed'
+  | 'not-initialized'
+  | 'unsupported-runtime';
+
+/**
+ * Every error the SDK throws or rejects with: `e instanceof FhircastError`, `e.code`, and
+ * `e.status` (the hub's HTTP status) when there was one.
+ */
+export declare class FhircastError extends Error {
   name: 'FhircastError';
+  code: FhircastErrorCode;
   status?: number;
 }
 

@@ -2,21 +2,22 @@
 # Assembles the examples' site in target/site, served by the Worker as static assets
 # (edge-hub/wrangler.toml [assets]) on the same origin as the hub:
 #   examples/*                  the pages, as they are
-#   /fhircast-sdk/              the SDK's npm package (npm/index.js, index.d.ts, package.json,
-#                               README.md, pkg/): what `npm install fhircast-sdk` would give; the
+#   /fhircast-sdk/              the SDK's npm package (pkg/index.js, pkg/fhircast_sdk_bg.wasm,
+#                               index.d.ts, package.json, README.md): what `npm install
+#                               fhircast-sdk` would give; the
 #                               pages import it by its name through an import map.
 # Needs the built SDK (npm/pkg: make sdk-build). Build output only: never committed.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 OUT=target/site
-for f in npm/pkg/fhircast_sdk.js npm/pkg/fhircast_sdk_bg.wasm; do
+for f in npm/pkg/index.js npm/pkg/fhircast_sdk_bg.wasm; do
   [[ -f $f ]] || { echo "build-site: $f is missing: build the SDK first (make sdk-build)" >&2; exit 1; }
 done
 rm -rf "$OUT.tmp"
 mkdir -p "$OUT.tmp/fhircast-sdk/pkg"
 cp -R examples/. "$OUT.tmp/"
-cp npm/index.js npm/index.d.ts npm/package.json npm/README.md "$OUT.tmp/fhircast-sdk/"
-cp npm/pkg/fhircast_sdk.js npm/pkg/fhircast_sdk_bg.wasm "$OUT.tmp/fhircast-sdk/pkg/"
+cp npm/index.d.ts npm/wasm.d.ts npm/package.json npm/README.md npm/CHANGELOG.md "$OUT.tmp/fhircast-sdk/"
+cp npm/pkg/index.js npm/pkg/fhircast_sdk_bg.wasm "$OUT.tmp/fhircast-sdk/pkg/"
 rm -rf "$OUT"
 mv "$OUT.tmp" "$OUT"
 echo "site: $OUT ($(find "$OUT" -type f | wc -l) files)"

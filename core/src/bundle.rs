@@ -47,10 +47,7 @@ impl ResourceKey {
 }
 
 fn strip_history(url: &str) -> &str {
-    match url.find("/_history/") {
-        Some(i) => &url[..i],
-        None => url,
-    }
+    crate::before(url, "/_history/")
 }
 
 /// `[A-Z][A-Za-z0-9]*`: the shape of a FHIR resource type name. Membership in the R4 list is
@@ -463,7 +460,7 @@ pub enum BundleError {
         index: usize,
     },
     /// A PUT whose resource has no `id`.
-    #[error("entry[{index}] is a PUT of a {resource_type} without an id; the id names the resource to add or replace (req 114, 116, neg 17)")]
+    #[error("entry[{index}] is a PUT of {} without an id; the id names the resource to add or replace (req 114, 116, neg 17)", crate::A(.resource_type))]
     PutWithoutId {
         /// The entry's 0-based position.
         index: usize,

@@ -112,7 +112,7 @@ pub enum EventError {
         found: String,
     },
     /// A resource is of the wrong type.
-    #[error("context key {key:?} must hold a {expected}, not a {found} (neg 14)")]
+    #[error("context key {key:?} must hold {}, not {} (neg 14)", crate::A(.expected), crate::A(.found))]
     WrongResourceType {
         /// The key.
         key: String,
@@ -382,10 +382,8 @@ impl Event {
 
 /// serde_json appends "at line 1 column 57" to messages; positions in a one-line body are noise.
 fn strip_position(msg: &str) -> String {
-    match msg.rfind(" at line ") {
-        Some(i) => msg[..i].to_owned(),
-        None => msg.to_owned(),
-    }
+    // The position is the message's end, and the message has no other " at line ".
+    crate::before(msg, " at line ").to_owned()
 }
 
 struct EventBody<'a>(&'a Event);

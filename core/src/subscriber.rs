@@ -16,7 +16,7 @@ use std::fmt;
 use std::time::Duration;
 
 use crate::catalog::EventName;
-use crate::follower::{Follower, FollowerConfig, Output};
+use crate::follower::{Follower, FollowerConfig, Output, SyncStatus};
 use crate::subscription::{Mode, SubscriptionRequest};
 use crate::time::Timestamp;
 use crate::wire::Confirmation;
@@ -52,14 +52,20 @@ impl SubscriberPolicy {
     /// `random` is in `[0, 1)`.
     pub fn reconnect_delay(&self, attempt: u32, random: f64) -> Duration {
         let exp = attempt.saturating_sub(1).min(16) as i32;
-        let full = (self.backoff_base.as_secs_f64() * 2f64.powi(exp)).min(self.backoff_cap.as_secs_f64());
-        Duration::from_secs_f64(full / 2.0 + full / 2.0 * random.clamp(0.0, 1.0))
+        let full = (self.backoff_base.as_millis() as f64 * 2f64.powi(exp)).min(self.backoff_cap.as_millis() as f64);
+        millis(full / 2.0 + full / 2.0 * random.clamp(0.0, 1.0))
     }
 
     /// When to renew a lease of `lease_seconds`, after it was confirmed.
     pub fn renew_after(&self, lease_seconds: u64) -> Duration {
-        Duration::from_secs_f64(lease_seconds as f64 * self.renew_at.clamp(0.1, 0.95))
+        millis(lease_seconds as f64 * 1000.0 * self.renew_at.clamp(0.1, 0.95))
     }
+}
+
+/// Whole milliseconds (the values above are finite and non-negative): `Duration::from_secs_f64`
+/// would link its panic messages into the browser SDK.
+fn millis(ms: f64) -> Duration {
+    Duration::from_millis(ms as u64)
 }
 
 /// What one subscription is: the topic, the events and the subscriber's name.
@@ -134,7 +140,11 @@ pub enum Action<E> {
     CloseSocket,
     /// What the follower asks for (acks, deliveries, posts, snapshots, status, …).
     Follower(Output),
-    /// The Hub confirmed the first subscription: `connect()` succeeded.
+    /// The Hub confirmed the first subscription and the follower is past
+    /// [`SyncStatus::Connecting`]: the current context is known (the snapshot applied, the
+    /// replayed change delivered and decided or under decision) or the connection was lost
+    /// again. `connect()` resolves here, so an app that reads `currentContext()` next sees
+    /// what it shows, and its handlers have already run for the replay.
     Started,
     /// The first connection failed: the subscriber is closed.
     StartFailed(StartFailure<E>),
@@ -165,6 +175,8 @@ pub struct Subscriber<E> {
     socket: Option<(u64, String)>,
     /// The socket's confirmation has arrived.
     confirmed: bool,
+    /// The first confirmation arrived and [`Action::Started`] waits for the current context.
+    starting_context: bool,
     next_tag: u64,
     /// The subscribe POST under way (its tag), if any.
     subscribing: Option<u64>,
@@ -191,6 +203,7 @@ impl<E: Clone + fmt::Display> Subscriber<E> {
             phase: Phase::Starting,
             socket: None,
             confirmed: false,
+            starting_context: false,
             next_tag: 0,
             subscribing: None,
             renewing: None,
@@ -234,9 +247,19 @@ impl<E: Clone + fmt::Display> Subscriber<E> {
             if let Some(a) = self.actions.pop_front() {
                 return Some(a);
             }
-            match self.follower.poll_output()? {
-                Output::Resubscribe { reason } => self.ended_by_hub(reason, now),
-                o => return Some(Action::Follower(o)),
+            match self.follower.poll_output() {
+                Some(Output::Resubscribe { reason }) => self.ended_by_hub(reason, now),
+                Some(o) => return Some(Action::Follower(o)),
+                // Started once every output before it is out (the replay delivered, the
+                // context changed) and the follower knows where it stands.
+                None if self.starting_context
+                    && self.phase == Phase::Live
+                    && !matches!(self.follower.status(), SyncStatus::Connecting) =>
+                {
+                    self.starting_context = false;
+                    return Some(Action::Started);
+                }
+                None => return None,
             }
         }
     }
@@ -321,7 +344,7 @@ impl<E: Clone + fmt::Display> Subscriber<E> {
             self.renew_at = Some(now.add(self.config.policy.renew_after(lease)));
             if self.phase == Phase::Starting {
                 self.phase = Phase::Live;
-                self.actions.push_back(Action::Started);
+                self.starting_context = true;
             }
         }
         result

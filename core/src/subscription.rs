@@ -411,8 +411,11 @@ fn check_topic(topic: &str) -> Result<(), SubscriptionError> {
     if let Some(c) = bad {
         let found = match c {
             '/' | '?' | '#' => format!("{c:?}"),
-            c if c.is_whitespace() => format!("whitespace ({})", c.escape_unicode()),
-            c => format!("a control character ({})", c.escape_unicode()),
+            ' ' => "a space".to_owned(),
+            '\t' => "a tab".to_owned(),
+            '\n' | '\r' => "a line break".to_owned(),
+            c if c.is_whitespace() => format!("whitespace (U+{:04X})", c as u32),
+            c => format!("a control character (U+{:04X})", c as u32),
         };
         return Err(SubscriptionError::InvalidTopic { topic: echo(topic), found });
     }

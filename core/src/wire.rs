@@ -165,10 +165,7 @@ impl fmt::Display for ResourceKey {
 /// Splits `Type/id`, `http://x/fhir/Type/id` or `Type/id/_history/3` into `(Type, id)`.
 pub fn split_reference(s: &str) -> Option<(String, String)> {
     let s = s.trim();
-    let s = match s.find("/_history/") {
-        Some(i) => &s[..i],
-        None => s,
-    };
+    let s = crate::before(s, "/_history/");
     let mut parts = s.rsplit('/');
     let id = parts.next()?;
     let ty = parts.next()?;

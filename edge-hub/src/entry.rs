@@ -56,8 +56,7 @@ async fn authorize(headers: &Headers, settings: &Settings) -> std::result::Resul
             let header = headers.get("Authorization").ok().flatten();
             let jws = parse_jws(bearer(header.as_deref())?)?;
             crate::webcrypto::verify(&jws, jwt).await?;
-            let auth =
-                check_claims(&jws.claims, &jwt.rules, Timestamp::from_unix_millis(Date::now().as_millis() as i64))?;
+            let auth = check_claims(&jws.claims, &jwt.rules, Timestamp::from_unix_millis(js_sys::Date::now() as i64))?;
             if settings.require_topic_binding && auth.topic.is_none() {
                 return Err(AuthError::Unbound);
             }
@@ -244,6 +243,12 @@ async fn handle(req: web_sys::Request, env: &Env, settings: &Settings, rid: &str
                 Err((status, message)) => return refuse(status, &message),
             };
             match kind {
+                // `curl -d` sends JSON as a form unless told otherwise: say so, rather than
+                // read it as a subscription and complain about its hub.channel.type.
+                BodyKind::Form if text_body.trim_start().starts_with('{') => outcome(
+                    415,
+                    "this body is JSON but was sent as application/x-www-form-urlencoded (what `curl -d` sends by default): send events with Content-Type: application/json (req 4); subscriptions are forms of hub.* fields (req 24)",
+                ),
                 BodyKind::Form if path_topic.is_none() => match SubscriptionRequest::from_form(&text_body) {
                     Ok(sub) => subscribe(&headers, env, settings, sub, &ws_base, rid).await,
                     Err(e) => text(e.http_status(), &e.to_string()),

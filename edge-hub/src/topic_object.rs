@@ -168,7 +168,7 @@ impl TopicObject {
             Store::Acks | Store::Meta => {
                 let mut by = self.flush_by.borrow_mut();
                 if by.is_none() {
-                    *by = Some(Date::now().as_millis() as i64 + SUBSCRIPTIONS_FLUSH_MS);
+                    *by = Some(js_sys::Date::now() as i64 + SUBSCRIPTIONS_FLUSH_MS);
                 }
             }
             Store::Nothing => {}
@@ -350,9 +350,10 @@ fn unreachable_topic(rid: &str) -> Result<Response> {
     text(500, &format!("the hub lost this topic's state; request id {rid}"))
 }
 
-/// The current time, as the core takes it.
+/// The current time, as the core takes it: `Date.now()`, not `worker::Date::now()`, which
+/// builds a `Date` object per call (1.8% of the JS/wasm time at 100 subscribers: one per answer).
 fn now() -> Timestamp {
-    Timestamp::from_unix_millis(Date::now().as_millis() as i64)
+    Timestamp::from_unix_millis(js_sys::Date::now() as i64)
 }
 
 impl DurableObject for TopicObject {

@@ -67,11 +67,18 @@ impl FhircastClient {
     /// Sends an event (req 76); resolves with its id when the hub accepted it and its echo
     /// arrived (req 80).
     pub fn publish(&self, event: &str, context: JsValue) -> Result<Promise, JsValue> {
-        let name = EventName::parse(event).map_err(|e| SdkError::Argument(format!("publish(): {e}")).into_js())?;
-        let context: Vec<ContextEntry> = js::from_js(&context).map_err(|e| {
-            SdkError::Argument(format!("publish(): context must be an array of {{key, resource | reference}} ({e})"))
-                .into_js()
-        })?;
+        let name = EventName::parse(event)
+            .map_err(|e| SdkError::Argument(format!("publish({event:?}, context): {e}")).into_js())?;
+        let bad = |why: &str| {
+            SdkError::Argument(format!(
+                "publish({event:?}, context): context must be an array of {{key, resource}} or {{key, reference}} entries{why}"
+            ))
+            .into_js()
+        };
+        if !js_sys::Array::is_array(&context) {
+            return Err(bad(""));
+        }
+        let context: Vec<ContextEntry> = js::from_js(&context).map_err(|e| bad(&format!(" ({e})")))?;
         self.session.publish(name, context).map_err(SdkError::into_js)
     }
 

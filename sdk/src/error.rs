@@ -1,6 +1,7 @@
 //! The SDK's errors as Rust values. They become JavaScript `Error`s only at the boundary
-//! ([`SdkError::into_js`], called by the exported class), with `name = "FhircastError"` and,
-//! for HTTP failures, the hub's `status`.
+//! ([`SdkError::into_js`], called by the exported class), with `name = "FhircastError"`, a
+//! `code` and, for HTTP failures, the hub's `status`. Messages name the URL and the likely
+//! cause: what a developer needs to fix it without opening the network panel.
 
 use std::fmt;
 
@@ -14,9 +15,9 @@ pub(crate) enum SdkError {
     /// An argument of a method is unusable.
     Argument(String),
     /// The hub answered with an error status.
-    Http { what: &'static str, status: u16, message: String },
+    Http { what: &'static str, url: String, status: u16, message: String },
     /// No answer: the network request itself failed.
-    Network { what: &'static str, message: String },
+    Network { what: &'static str, url: String, message: String },
     /// The hub denied or ended the subscription (req 46-48).
     Denied(String),
     /// The WebSocket closed before the hub confirmed the subscription.
@@ -32,10 +33,19 @@ impl fmt::Display for SdkError {
         match self {
             SdkError::Option { name, reason } => write!(f, "option `{name}` {reason}"),
             SdkError::Argument(m) => f.write_str(m),
-            SdkError::Http { what, status, message } => {
-                write!(f, "{what} failed: the hub answered {status}: {message}")
+            SdkError::Http { what, url, status, message } => {
+                write!(f, "{what} failed: {url} answered {status}: {message}")?;
+                f.write_str(match status {
+                    404 | 405 => " (is hubUrl the hub's URL with its base path, e.g. …/api/hub?)",
+                    401 => " (the access token is missing, expired or not accepted)",
+                    403 => " (the access token lacks the scope, e.g. fhircast/Patient-open.read, or names another topic)",
+                    _ => "",
+                })
             }
-            SdkError::Network { what, message } => write!(f, "{what} failed: no answer from the hub ({message})"),
+            SdkError::Network { what, url, message } => write!(
+                f,
+                "{what} failed: no answer from {url} ({message}). Is the hub running there, and does it allow this page's origin (CORS)?"
+            ),
             SdkError::Denied(reason) => write!(f, "the hub denied the subscription: {reason}"),
             SdkError::ClosedEarly { code, reason } => {
                 write!(f, "the WebSocket closed (code {code}) before the hub confirmed the subscription")?;
@@ -59,20 +69,41 @@ impl SdkError {
         }
     }
 
-    /// A JavaScript `Error` with this message, `name = "FhircastError"` and `status` when known.
+    /// What kind of failure it is: the error's `code` in JavaScript (index.d.ts lists them).
+    pub(crate) fn code(&self) -> &'static str {
+        match self {
+            SdkError::Option { .. } => "option",
+            SdkError::Argument(_) => "argument",
+            SdkError::Http { .. } => "http",
+            SdkError::Network { .. } => "network",
+            SdkError::Denied(_) => "denied",
+            SdkError::ClosedEarly { .. } => "closed-early",
+            SdkError::Token(_) => "token",
+            SdkError::ClientClosed => "closed",
+        }
+    }
+
+    /// A JavaScript `Error` with this message, `name = "FhircastError"`, `code`, and `status`
+    /// when known.
     pub(crate) fn into_js(self) -> JsValue {
-        js_error(&self.to_string(), self.status())
+        js_error(&self.to_string(), self.code(), self.status())
     }
 }
 
-/// A JavaScript `Error` named `FhircastError`, with an HTTP `status` when given.
-pub(crate) fn js_error(message: &str, status: Option<u16>) -> JsValue {
+/// A JavaScript `Error` named `FhircastError`, with a `code` and an HTTP `status` when given.
+pub(crate) fn js_error(message: &str, code: &str, status: Option<u16>) -> JsValue {
     let e = js_sys::Error::new(&format!("fhircast-sdk: {message}"));
     e.set_name("FhircastError");
+    let _ = js_sys::Reflect::set(&e, &"code".into(), &code.into());
     if let Some(s) = status {
         let _ = js_sys::Reflect::set(&e, &"status".into(), &JsValue::from(s));
     }
     e.into()
+}
+
+/// The error of an HTTP answer that is not 2xx.
+pub(crate) fn http_error(what: &'static str, r: crate::http::Reply) -> SdkError {
+    SdkError::Http { what, status: r.status, message: hub_message(&r.body), url: r.url }
 }
 
 /// What a hub's error body says: the diagnostics of an OperationOutcome (the hub's JSON
@@ -111,10 +142,24 @@ mod tests {
 
     #[test]
     fn messages_name_what_failed() {
-        let e = SdkError::Http { what: "subscribe", status: 403, message: "scope missing".into() };
-        assert_eq!(e.to_string(), "subscribe failed: the hub answered 403: scope missing");
+        let url = || "https://ehr.example/api/hub".to_owned();
+        let e = SdkError::Http { what: "subscribe", url: url(), status: 403, message: "scope missing".into() };
+        assert_eq!(
+            e.to_string(),
+            "subscribe failed: https://ehr.example/api/hub answered 403: scope missing (the access token lacks the scope, e.g. fhircast/Patient-open.read, or names another topic)"
+        );
         assert_eq!(e.status(), Some(403));
         let e = SdkError::ClosedEarly { code: 1006, reason: String::new() };
         assert_eq!(e.to_string(), "the WebSocket closed (code 1006) before the hub confirmed the subscription");
+        let e = SdkError::Http { what: "subscribe", url: url(), status: 404, message: "(no message)".into() };
+        assert!(e
+            .to_string()
+            .ends_with("answered 404: (no message) (is hubUrl the hub's URL with its base path, e.g. …/api/hub?)"));
+        let e = SdkError::Network { what: "subscribe", url: url(), message: "Failed to fetch".into() };
+        assert_eq!(
+            e.to_string(),
+            "subscribe failed: no answer from https://ehr.example/api/hub (Failed to fetch). Is the hub running there, and does it allow this page's origin (CORS)?"
+        );
+        assert_eq!(e.code(), "network");
     }
 }

@@ -17,10 +17,11 @@ pub(crate) const FORM: &str = "application/x-www-form-urlencoded";
 /// The content type of events (req 4).
 pub(crate) const JSON: &str = "application/json";
 
-/// An HTTP answer: status and body text.
+/// An HTTP answer: status and body text, and the URL asked (for messages).
 pub(crate) struct Reply {
     pub status: u16,
     pub body: String,
+    pub url: String,
 }
 
 impl Reply {

@@ -83,7 +83,13 @@ pub(crate) fn array_of<T>(v: &JsValue, f: impl Fn(&JsValue) -> Option<T>) -> Opt
 /// Reads a JS value into a Rust type through its JSON text.
 pub(crate) fn from_js<T: DeserializeOwned>(value: &JsValue) -> Result<T, String> {
     let text = json_text(value).ok_or("is not JSON")?;
-    serde_json::from_str(&text).map_err(|e| e.to_string())
+    // serde's message without its parser position ("at line 1 column 0"), which means
+    // nothing to someone who passed a JS value.
+    serde_json::from_str(&text).map_err(|e| {
+        let m = e.to_string();
+        let position = format!(" at line {} column {}", e.line(), e.column());
+        m.strip_suffix(&position).map(str::to_owned).unwrap_or(m)
+    })
 }
 
 /// `obj[name]`, `undefined` when absent or when `obj` is not an object.

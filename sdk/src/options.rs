@@ -124,6 +124,13 @@ impl Options {
                     name: "on",
                     reason: format!("must map event names to functions ({name:?} does not)"),
                 })?;
+                // A typo here would otherwise subscribe to nothing, silently, where on() throws.
+                if name.trim() != "*" {
+                    EventName::parse(&name).map_err(|e| SdkError::Option {
+                        name: "on",
+                        reason: format!("has a key that is not an event: {e}"),
+                    })?;
+                }
                 handlers.push((name, f));
             }
         }

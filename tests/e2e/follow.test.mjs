@@ -33,9 +33,8 @@ test('the landing page links the EHR and the apps to one fresh session; the SDK 
   await ehr.close();
   // The package as `npm install fhircast-sdk` gives it.
   for (const [path, type] of [
-    ['/fhircast-sdk/index.js', /javascript/],
+    ['/fhircast-sdk/pkg/index.js', /javascript/],
     ['/fhircast-sdk/index.d.ts', /./],
-    ['/fhircast-sdk/pkg/fhircast_sdk.js', /javascript/],
     ['/fhircast-sdk/pkg/fhircast_sdk_bg.wasm', /^application\/wasm/],
   ]) {
     const r = await fetch(`${env.origin}${path}`);

@@ -109,6 +109,15 @@ test('neg1 §5a-5: anything but JSON to POST {hub.url}/{topic} (an event URL) is
   }
 });
 
+test('neg1: an event sent as a form (curl -d without a content type) is told to send JSON, not that hub.channel.type is missing', async () => {
+  const event = JSON.stringify({ timestamp: new Date().toISOString(), id: uid(), event: { 'hub.topic': hub.topic, 'hub.event': 'Patient-open', context: [] } });
+  for (const path of ['', `/${hub.topic}`]) {
+    const r = await hub.request(path, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: event });
+    refusedOutcome(r, 415, 'not-supported', /this body is JSON/, /curl -d/, /Content-Type: application\/json/);
+    assert.doesNotMatch(r.text, /hub\.channel\.type/);
+  }
+});
+
 test('neg1 (lenient): subscription parameters sent as JSON are accepted; JSON of the wrong shape is refused naming the field', async () => {
   const topic = uid();
   const r = await hub.post({ 'hub.channel.type': 'websocket', 'hub.mode': 'subscribe', 'hub.topic': topic, 'hub.events': ['patient-OPEN', 'Patient-Close'], 'hub.lease_seconds': 60 }, { contentType: 'application/json' });

@@ -12,9 +12,10 @@ test('init: using the client before `await init()` throws an error that says so'
   const app = await env.app();
   const msg = await app.eval(() => window.beforeInit);
   assert.match(msg, /await init\(\)/);
+  assert.deepEqual(await app.eval(() => window.beforeInitError), { instance: true, code: 'not-initialized' });
 });
 
-test('req43 req44 req34: connect resolves on the confirmation; the replayed current context reaches the handler', async () => {
+test('req43 req44 req34: connect resolves once the current context is known: the replayed open has reached the handler, currentContext() is it, onContextChange fired once', async () => {
   const topic = (env.hub.topic = uid('topic'));
   const posted = await env.hub.post(env.hub.event('Patient-open', [patient('p1')], { id: 'open-p1' }));
   assert.equal(posted.status, 202, posted.text);
@@ -23,8 +24,11 @@ test('req43 req44 req34: connect resolves on the confirmation; the replayed curr
     { events: ['Patient-open', 'Patient-close'], subscriberName: 'Viewer' },
     `{ 'patient-open': (e) => { log.events.push(e); } }`,
   );
-  assert.equal(status.state, 'connecting', 'confirmed, current context not yet read');
-  await app.until(() => log.events.length === 1);
+  // Resolved after the confirmation (req 43), the replay (req 44) and the current context read:
+  // an app rendering currentContext() right after connect() shows the patient (issue 15).
+  assert.equal(status.state, 'in-sync');
+  assert.equal(await app.eval(() => client.currentContext()?.anchor), 'Patient/p1');
+  assert.equal(await app.eval(() => log.events.length), 1, 'the handler ran before connect() resolved');
   const [event] = (await app.log()).events;
   assert.equal(event.id, 'open-p1');
   assert.equal(event.event['hub.topic'], topic);
@@ -40,6 +44,7 @@ test('req43 req44 req34: connect resolves on the confirmation; the replayed curr
   const states = (await app.log()).status.map((s) => s.state);
   assert.deepEqual(states.slice(-1), ['in-sync']);
   assert.ok(states.includes('connecting'));
+  assert.deepEqual((await app.log()).contexts.map((c) => c?.anchor), ['Patient/p1'], 'onContextChange once, not again for the snapshot');
   await app.eval(() => client.close());
 });
 
@@ -75,7 +80,7 @@ test('req24 req25 req26 req29 req34 req19: the subscription form, and the bearer
   await app.eval(() => client.close());
 });
 
-test('req79: connect rejects with a FhircastError naming the problem', async () => {
+test('req79: connect rejects with a FhircastError (a class, with a code) naming the problem, the URL and the likely cause', async () => {
   const app = await env.app();
   const errors = await app.page.evaluate(async ({ hubUrl, topic }) => {
     const out = {};
@@ -84,7 +89,7 @@ test('req79: connect rejects with a FhircastError naming the problem', async () 
         await FhircastClient.connect(options);
         out[name] = 'resolved';
       } catch (e) {
-        out[name] = { name: e.name, message: e.message, status: e.status };
+        out[name] = { name: e.name, message: e.message, status: e.status, code: e.code, instance: e instanceof FhircastError };
       }
     };
     await attempt('noEvents', { hubUrl, topic });
@@ -92,6 +97,7 @@ test('req79: connect rejects with a FhircastError naming the problem', async () 
     await attempt('relativeUrl', { hubUrl: '/api/hub', topic, events: ['Patient-open'] });
     await attempt('unreachable', { hubUrl: 'http://127.0.0.1:9/api/hub', topic, events: ['Patient-open'] });
     await attempt('notFound', { hubUrl: hubUrl + '/nope/deeper', topic, events: ['Patient-open'] });
+    await attempt('typoInOn', { hubUrl, topic, events: ['Patient-open'], on: { 'Patient-opn': () => {} } });
     // Bad options reject like every other failure (no synchronous throw).
     const p = FhircastClient.connect({ hubUrl, topic });
     out.isPromise = p instanceof Promise;
@@ -102,8 +108,16 @@ test('req79: connect rejects with a FhircastError naming the problem', async () 
   assert.equal(errors.noEvents.name, 'FhircastError');
   assert.match(errors.wildcard.message, /wildcards/);
   assert.match(errors.relativeUrl.message, /hubUrl/);
-  assert.match(errors.unreachable.message, /no answer from the hub/);
-  assert.equal(typeof errors.notFound.status, 'number');
+  assert.match(errors.unreachable.message, /subscribe failed: no answer from http:\/\/127\.0\.0\.1:9\/api\/hub \(.+\)\. Is the hub running there, and does it allow this page's origin \(CORS\)\?$/);
+  assert.equal(errors.unreachable.code, 'network');
+  assert.equal(errors.notFound.status, 404);
+  assert.equal(errors.notFound.code, 'http');
+  assert.match(errors.notFound.message, new RegExp(`${env.hub.base}/nope/deeper answered 404: .*is hubUrl the hub's URL with its base path`));
+  assert.match(errors.typoInOn.message, /option `on` has a key that is not an event: "Patient-opn"/);
+  assert.equal(errors.typoInOn.code, 'option');
+  for (const [name, e] of Object.entries(errors)) {
+    if (typeof e === 'object' && e.name) assert.equal(e.instance, true, `${name}: instanceof FhircastError`);
+  }
   assert.equal(errors.isPromise, true);
 });
 

@@ -2,7 +2,7 @@
 // node_modules, bundle an app with esbuild, and run the bundle in Chromium against the hub.
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, mkdirSync, writeFileSync, readFileSync, readdirSync, rmSync, renameSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,7 +23,7 @@ test('packaging: the packed tarball installs into a fresh project, bundles with 
   // npm pack: exactly the files package.json lists.
   const packed = JSON.parse(execFileSync('npm', ['pack', '--json', '--pack-destination', dir], { cwd: NPM, encoding: 'utf8' }))[0];
   const files = packed.files.map((f) => f.path).sort();
-  assert.deepEqual(files, ['README.md', 'index.d.ts', 'index.js', 'package.json', 'pkg/fhircast_sdk.js', 'pkg/fhircast_sdk_bg.wasm']);
+  assert.deepEqual(files, ['CHANGELOG.md', 'README.md', 'index.d.ts', 'package.json', 'pkg/fhircast_sdk_bg.wasm', 'pkg/index.js', 'wasm.d.ts']);
   const manifest = JSON.parse(readFileSync(join(NPM, 'package.json'), 'utf8'));
   assert.equal(manifest.type, 'module');
   assert.equal(Object.keys(manifest.exports['.'])[0], 'types', 'types first in exports');
@@ -83,3 +83,15 @@ window.ready = true;
     await site.close();
   }
 });
+
+test('packaging: `npm publish --dry-run` is clean (nothing for npm to correct or refuse; no registry asked)', () => {
+  // An unreachable registry: a dry run must not need one. It warns only that publishing for
+  // real needs a login.
+  const r = spawnSync('npm', ['publish', '--dry-run', '--registry=http://127.0.0.1:9'], { cwd: NPM, encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  const warnings = r.stderr.split('\n').filter((l) => l.startsWith('npm warn') && !/requires you to be logged in/.test(l));
+  assert.deepEqual(warnings, []);
+  assert.match(r.stderr, /fhircast-sdk@0\.1\.0/);
+  assert.match(r.stderr, /total files: 7/);
+});
+

@@ -476,7 +476,16 @@ impl Follower {
                 self.versions.insert(c.anchor.clone(), v.clone());
             }
         }
-        if current != self.current {
+        // The snapshot names what the app already shows (the replay on connecting delivered
+        // it): the app is told nothing new, and keeps what only the notification carried (its
+        // id and timestamp).
+        let same = match (&current, &self.current) {
+            (Some(a), Some(b)) => {
+                a.anchor == b.anchor && a.event == b.event && a.context == b.context && a.version_id == b.version_id
+            }
+            (a, b) => a.is_none() && b.is_none(),
+        };
+        if !same {
             self.current = current;
             self.outputs.push_back(Output::ContextChanged(self.current.clone()));
         }

@@ -156,7 +156,7 @@ impl Follower {
     /// the id stays within the Hub's 256), this follower's instance and a counter.
     fn mint_sync_error_id(&mut self, about: &str) -> String {
         self.sync_errors_minted += 1;
-        let mut base = about.split("-syncerror").next().unwrap_or(about);
+        let mut base = crate::before(about, "-syncerror");
         if base.len() > 64 {
             let mut cut = 64;
             while !base.is_char_boundary(cut) {
@@ -248,7 +248,7 @@ impl Follower {
             return;
         }
         let mut event = o.event.clone();
-        let base = id.split("-resend-").next().unwrap_or(id);
+        let base = crate::before(id, "-resend-");
         event.id = format!("{base}-resend-{}", o.resends + 1);
         self.own
             .insert(event.id.clone(), Own { event: event.clone(), phase: OwnPhase::Posting, resends: o.resends + 1 });

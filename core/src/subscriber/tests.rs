@@ -54,10 +54,12 @@ fn live(s: &mut S, now: Timestamp) -> u64 {
     };
     s.handle_socket_text(sock, &confirmation(100), now).unwrap();
     let out = drain(s, now);
-    assert!(out.contains(&Action::Started), "{out:?}");
+    // Confirmed, but the current context is not known yet: connect() has not resolved.
+    assert!(!out.contains(&Action::Started), "{out:?}");
     assert!(out.contains(&Action::Follower(Output::FetchCurrentContext)));
     s.follower_mut().handle_snapshot(&CurrentContext::empty(), now);
-    drain(s, now);
+    let out = drain(s, now);
+    assert_eq!(out.last(), Some(&Action::Started), "started once the current context is known: {out:?}");
     sock
 }
 
@@ -217,4 +219,62 @@ fn a_socket_failing_while_closing_schedules_nothing() {
     assert_eq!(s.poll_timeout(), None, "no reconnect after close()");
     s.handle_timeout(now.add(Duration::from_secs(60)));
     assert!(drain(&mut s, now).iter().all(|a| !matches!(a, Action::Subscribe { .. })));
+}
+
+fn patient_open(id: &str, patient: &str) -> String {
+    format!(
+        r#"{{"timestamp":"2023-11-14T22:13:20Z","id":"{id}","event":{{"hub.topic":"T1","hub.event":"Patient-open","context":[{{"key":"patient","resource":{{"resourceType":"Patient","id":"{patient}"}}}}]}}}}"#
+    )
+}
+
+#[test]
+fn req44_started_comes_after_the_replayed_context_is_decided_and_the_snapshot_read() {
+    // connect() resolves at Started: by then the app's handler has run for the replay and
+    // currentContext() is what the hub holds (issue 15: it was null at first).
+    let mut s = S::new(config(), "i", 7);
+    let now = t0();
+    s.start(now);
+    let Some(Action::Subscribe { request, .. }) = drain(&mut s, now).pop() else { panic!() };
+    s.handle_subscribed(request, Ok("wss://hub/ws/abc".into()), now);
+    let Some(Action::OpenSocket { socket, .. }) = drain(&mut s, now).pop() else { panic!() };
+    s.handle_socket_text(socket, &confirmation(100), now).unwrap();
+    s.handle_socket_text(socket, &patient_open("e1", "p1"), now).unwrap();
+    let out = drain(&mut s, now);
+    assert!(!out.contains(&Action::Started), "{out:?}");
+    assert!(out.iter().any(|a| matches!(a, Action::Follower(Output::Deliver(e)) if e.id == "e1")), "{out:?}");
+    s.follower_mut().decide("e1", crate::follower::Decision::Accept, now);
+    let snapshot = CurrentContext::parse(
+        r#"{"context.type":"Patient","context":[{"key":"patient","resource":{"resourceType":"Patient","id":"p1"}}]}"#,
+    )
+    .unwrap();
+    s.follower_mut().handle_snapshot(&snapshot, now);
+    // The replay arrived while the first snapshot was under way: it may be older, so it is
+    // asked for again (and connect() still waits).
+    let out = drain(&mut s, now);
+    assert_eq!(out.last(), Some(&Action::Follower(Output::FetchCurrentContext)), "{out:?}");
+    s.follower_mut().handle_snapshot(&snapshot, now);
+    let out = drain(&mut s, now);
+    assert_eq!(out.last(), Some(&Action::Started), "{out:?}");
+    // The snapshot names what the replay already showed: no second context change.
+    assert!(!out.iter().any(|a| matches!(a, Action::Follower(Output::ContextChanged(_)))), "{out:?}");
+    let current = s.follower().current().expect("the patient is shown");
+    assert_eq!(current.anchor.to_string(), "Patient/p1");
+    assert_eq!(current.event_id.as_deref(), Some("e1"), "what only the notification carried is kept");
+    assert_eq!(*s.follower().status(), crate::follower::SyncStatus::InSync);
+}
+
+#[test]
+fn started_also_when_the_connection_is_lost_before_the_context_is_known() {
+    let mut s = S::new(config(), "i", 7);
+    let now = t0();
+    s.start(now);
+    let Some(Action::Subscribe { request, .. }) = drain(&mut s, now).pop() else { panic!() };
+    s.handle_subscribed(request, Ok("wss://hub/ws/abc".into()), now);
+    let Some(Action::OpenSocket { socket, .. }) = drain(&mut s, now).pop() else { panic!() };
+    s.handle_socket_text(socket, &confirmation(100), now).unwrap();
+    assert!(!drain(&mut s, now).contains(&Action::Started));
+    s.handle_socket_closed(socket, 1006, "", now);
+    let out = drain(&mut s, now);
+    assert!(out.contains(&Action::Started), "connect() resolves; the status says disconnected: {out:?}");
+    assert!(matches!(s.follower().status(), crate::follower::SyncStatus::Disconnected { .. }));
 }

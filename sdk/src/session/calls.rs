@@ -88,7 +88,11 @@ impl Session {
         // The callbacks (one of them is running now) are dropped when this returns; the JS
         // glue defers freeing a closure until its invocation has ended.
         let Waiting { step, _callbacks, .. } = waiting;
-        let net = |what, e: &JsValue| SdkError::Network { what, message: js_message(e) };
+        let net = |call: &Call, e: &JsValue| SdkError::Network {
+            what: call.what,
+            url: call.url.clone(),
+            message: js_message(e),
+        };
         match step {
             Step::Token(call) => match result.map_err(|e| token_error(&e)).and_then(|v| read(&v)) {
                 Ok(token) => self.send(call, token),
@@ -100,14 +104,26 @@ impl Session {
                     let status = r.status();
                     match r.text() {
                         Ok(text) => self.wait(&text, Step::Text(call, status)),
-                        Err(e) => self.finish(call.then, Err(net(call.what, &e))),
+                        Err(e) => {
+                            let e = net(&call, &e);
+                            self.finish(call.then, Err(e))
+                        }
                     }
                 }
-                Err(e) => self.finish(call.then, Err(net(call.what, &e))),
+                Err(e) => {
+                    let e = net(&call, &e);
+                    self.finish(call.then, Err(e))
+                }
             },
             Step::Text(call, status) => match result {
-                Ok(t) => self.finish(call.then, Ok(Reply { status, body: t.as_string().unwrap_or_default() })),
-                Err(e) => self.finish(call.then, Err(net(call.what, &e))),
+                Ok(t) => {
+                    let body = t.as_string().unwrap_or_default();
+                    self.finish(call.then, Ok(Reply { status, body, url: call.url }))
+                }
+                Err(e) => {
+                    let e = net(&call, &e);
+                    self.finish(call.then, Err(e))
+                }
             },
             Step::Decision { event_id, name } => {
                 let d = match result {
@@ -144,7 +160,8 @@ impl Session {
         let body = call.body.as_ref().map(|(ct, b)| (*ct, b.as_str()));
         match http::fetch(call.method, &call.url, body, token.as_deref()) {
             Ok(p) => self.wait(&p, Step::Response(call)),
-            Err(e) => self.finish(call.then, Err(SdkError::Network { what: call.what, message: js_message(&e) })),
+            Err(e) => self
+                .finish(call.then, Err(SdkError::Network { what: call.what, url: call.url, message: js_message(&e) })),
         }
     }
 

@@ -13,7 +13,7 @@ use wasm_bindgen::prelude::*;
 
 use super::calls::Then;
 use super::{deferred, Session};
-use crate::error::{hub_message, SdkError};
+use crate::error::{http_error, SdkError};
 use crate::http::{Reply, FORM};
 use crate::js::{self, now};
 use crate::socket::{Socket, NORMAL_CLOSURE};
@@ -71,11 +71,14 @@ impl Session {
                 if let Some(e) = problem {
                     js::warn(&e.to_string(), &JsValue::UNDEFINED);
                 }
-                let (publishes, done, _keep_alive) = {
+                let (publishes, done, waiter, _keep_alive) = {
                     let mut st = self.state.borrow_mut();
                     st.core_timer = None;
-                    (std::mem::take(&mut st.publishes), st.closing.take(), st.keep_alive.take())
+                    (std::mem::take(&mut st.publishes), st.closing.take(), st.waiter.take(), st.keep_alive.take())
                 };
+                if let Some((_, reject)) = waiter {
+                    let _ = reject.call1(&JsValue::UNDEFINED, &SdkError::ClientClosed.into_js());
+                }
                 for p in publishes {
                     let _ = p.reject.call1(&JsValue::UNDEFINED, &SdkError::ClientClosed.into_js());
                 }
@@ -90,13 +93,14 @@ impl Session {
     pub(super) fn subscribed(self: &Rc<Self>, request: u64, reply: Result<Reply, SdkError>) {
         let endpoint = reply.and_then(|r| {
             if !r.ok() {
-                return Err(SdkError::Http { what: "subscribe", status: r.status, message: hub_message(&r.body) });
+                return Err(http_error("subscribe", r));
             }
             // Read with the browser's JSON.parse: one serde deserialiser less in the wasm.
             js::get(&js::from_json_text(&r.body), "hub.channel.endpoint").as_string().ok_or_else(|| SdkError::Http {
                 what: "subscribe",
                 status: r.status,
                 message: "the answer has no hub.channel.endpoint (req 40)".into(),
+                url: r.url,
             })
         });
         self.state.borrow_mut().sub.handle_subscribed(request, endpoint, now());
@@ -107,7 +111,7 @@ impl Session {
     pub(super) fn renewed(self: &Rc<Self>, request: u64, reply: Result<Reply, SdkError>) {
         let result = match reply {
             Ok(r) if r.ok() => Ok(()),
-            Ok(r) => Err((r.status, SdkError::Http { what: "renew", status: r.status, message: hub_message(&r.body) })),
+            Ok(r) => Err((r.status, http_error("renew", r))),
             Err(e) => Err((0, e)),
         };
         self.state.borrow_mut().sub.handle_renewed(request, result, now());
@@ -132,7 +136,11 @@ impl Session {
         match socket {
             Ok(socket) => self.state.borrow_mut().socket = Some((tag, socket)),
             Err(e) => {
-                let e = SdkError::Network { what: "opening the WebSocket", message: crate::http::js_message(&e) };
+                let e = SdkError::Network {
+                    what: "opening the WebSocket",
+                    url: endpoint.to_owned(),
+                    message: crate::http::js_message(&e),
+                };
                 self.state.borrow_mut().sub.handle_socket_failed(tag, e, now());
                 self.pump();
             }
@@ -178,7 +186,7 @@ impl Session {
     pub(super) fn unsubscribed(self: &Rc<Self>, reply: Result<Reply, SdkError>) {
         let result = match reply {
             Ok(r) if r.ok() => Ok(()),
-            Ok(r) => Err(SdkError::Http { what: "unsubscribe", status: r.status, message: hub_message(&r.body) }),
+            Ok(r) => Err(http_error("unsubscribe", r)),
             Err(e) => Err(e),
         };
         self.state.borrow_mut().sub.handle_unsubscribed(result, now());

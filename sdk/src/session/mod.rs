@@ -118,6 +118,16 @@ fn context_js(s: &State) -> JsValue {
     s.sub.follower().current().map_or(JsValue::NULL, |c| js::from_json_text(&context_json(c)))
 }
 
+/// A handler for an event this client did not subscribe to would never run: say so.
+fn warn_unsubscribed(events: &[EventName], event: &str, name: &EventName) {
+    if !events.contains(name) && name.kind() != EventKind::SyncError {
+        js::warn(
+            &format!("on({event:?}): this client did not subscribe to {name}, so the handler may never run"),
+            &JsValue::UNDEFINED,
+        );
+    }
+}
+
 /// Handlers are found by the lower-cased canonical event name (req 34), or `*`.
 fn handler_key(event: &str) -> String {
     if event.trim() == "*" {
@@ -138,6 +148,11 @@ impl Session {
         };
         let seed = (js::random() * 9_007_199_254_740_992.0) as u64;
         let sub = Subscriber::new(config, &js::uuid(), seed);
+        for (n, _) in &o.handlers {
+            if let Ok(name) = EventName::parse(n) {
+                warn_unsubscribed(&o.events, n, &name);
+            }
+        }
         let handlers = o.handlers.into_iter().map(|(n, f)| (handler_key(&n), f)).collect();
         Rc::new(Session {
             hub_url: o.hub_url,
@@ -187,13 +202,9 @@ impl Session {
     pub(crate) fn set_handler(&self, event: &str, handler: Function) -> Result<(), SdkError> {
         let key = handler_key(event);
         if key != "*" {
-            let name = EventName::parse(event).map_err(|e| SdkError::Argument(format!("on(): {e}")))?;
-            if !self.events.contains(&name) && name.kind() != EventKind::SyncError {
-                js::warn(
-                    &format!("on({event:?}): this client did not subscribe to {name}, so the handler may never run"),
-                    &JsValue::UNDEFINED,
-                );
-            }
+            let name =
+                EventName::parse(event).map_err(|e| SdkError::Argument(format!("on({event:?}, handler): {e}")))?;
+            warn_unsubscribed(&self.events, event, &name);
         }
         let mut cb = self.callbacks.borrow_mut();
         cb.handlers.retain(|(k, _)| *k != key);
@@ -331,9 +342,9 @@ impl Session {
             Output::Published { id } => self.settle_publish(&id, Ok(())),
             Output::PublishFailed { id, status, message } => {
                 let e = if status == 0 {
-                    SdkError::Network { what: "publish", message }
+                    SdkError::Network { what: "publish", url: self.hub_url.clone(), message }
                 } else {
-                    SdkError::Http { what: "publish", status, message }
+                    SdkError::Http { what: "publish", url: self.hub_url.clone(), status, message }
                 };
                 self.settle_publish(&id, Err(e));
             }

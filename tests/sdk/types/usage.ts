@@ -1,18 +1,19 @@
 // A typed usage example of fhircast-sdk, compiled with `tsc --noEmit --strict` by
 // tests/sdk/types.test.mjs: it must compile, and each `@ts-expect-error` line must NOT (so the
 // declarations stay precise).
-import init, { FhircastClient, type FhircastEvent, type SyncStatus, type SyncErrorDetails } from 'fhircast-sdk';
+import init, { FhircastClient, FhircastError, type FhircastEvent, type SyncStatus, type SyncErrorDetails } from 'fhircast-sdk';
+import wasmUrl from 'fhircast-sdk/wasm';
 
 export async function smartApp(tokenResponse: { access_token: string; 'hub.url': string; 'hub.topic': string }) {
-  await init();
+  await init(wasmUrl);
   const client = await FhircastClient.fromSmartLaunch(tokenResponse, {
     events: ['Patient-open', 'Patient-close', 'SyncError'],
     subscriberName: 'Typed viewer',
   });
   const off = client.on('Patient-open', async (event: FhircastEvent) => {
-    const patient = event.event.context.find((c) => c.key === 'patient');
-    if (patient && 'resource' in patient) {
-      const id: string | undefined = patient.resource.id;
+    const patient = event.event.context.find((c) => c.key === 'patient')?.resource;
+    if (patient) {
+      const id: string | undefined = patient.id;
       return id ? 'accept' : 'refuse';
     }
     return 'defer';
@@ -21,11 +22,17 @@ export async function smartApp(tokenResponse: { access_token: string; 'hub.url':
   client.onStatusChange((s: SyncStatus) => {
     if (s.state === 'out-of-sync') console.warn(s.reason.kind, s.reason.message);
   });
+  // Destructuring works on every status (issue 15: `reason` was missing on two of them).
+  client.onStatusChange(({ state, reason }) => console.log(state, reason?.message));
   const id: string = await client.publish('Patient-open', [{ key: 'patient', resource: { resourceType: 'Patient', id: 'p1' } }]);
   await client.update('DiagnosticReport/r1', { put: [{ resourceType: 'Observation', id: 'o1', status: 'preliminary' }], delete: ['Observation/o0'] });
   await client.select('DiagnosticReport/r1', ['Observation/o1']);
   const current = client.currentContext();
   if (current) console.log(current.anchor, current.versionId ?? 'no version');
+  console.log(client.currentContext()?.versionId);
+  // Proprietary events are reverse-domain names (req 135); any resource type's events are typed.
+  client.on('com.example.scanner-done', () => 'accept');
+  client.on('Observation-update', () => true);
   off();
   await client.close();
   return id;
@@ -49,5 +56,23 @@ export async function iframeApp() {
   await client.publish('Patient-close', [{ resource: { resourceType: 'Patient', id: 'p1' } }]);
   // @ts-expect-error: hubUrl is required
   await FhircastClient.connect({ topic: 't' });
+  // @ts-expect-error: a misspelt event name (issue 15: any string was accepted)
+  client.on('Patient-opn', () => true);
+  // @ts-expect-error: not a FHIR resource type
+  await client.publish('Patinet-open', []);
+  await FhircastClient.connect({
+    hubUrl: 'http://127.0.0.1:8787/api/hub',
+    topic: 't',
+    // @ts-expect-error: a misspelt key in `on` (connect() refuses it at run time too)
+    on: { 'Patient-opne': () => true },
+  });
+  try {
+    await client.close();
+  } catch (e) {
+    if (e instanceof FhircastError) {
+      const code: 'option' | 'argument' | 'http' | 'network' | 'denied' | 'closed-early' | 'token' | 'closed' | 'not-initialized' | 'unsupported-runtime' = e.code;
+      console.log(code, e.status ?? 'no status');
+    }
+  }
   return client;
 }

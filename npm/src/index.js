@@ -1,6 +1,25 @@
-// fhircast-sdk: the FHIRcast 3.0.0 subscriber SDK for browsers.
-// ESM facade over the WebAssembly core (./pkg, built by scripts/build-sdk.sh). Types: index.d.ts.
-import wasmInit, { FhircastClient as WasmClient } from './pkg/fhircast_sdk.js';
+// fhircast-sdk: the FHIRcast 3.0.0 subscriber SDK for browsers (and Node >= 22, workers).
+// ESM facade over the WebAssembly core. This is the source: scripts/build-sdk.sh bundles it with
+// wasm-bindgen's glue (../pkg/fhircast_sdk.js) into the package's one JS file, pkg/index.js,
+// minified, next to pkg/fhircast_sdk_bg.wasm. Types: ../index.d.ts.
+import wasmInit, { FhircastClient as WasmClient } from '../pkg/fhircast_sdk.js';
+
+/**
+ * Every error the SDK throws or rejects with. `code` says what kind of failure it is, `status`
+ * is the hub's HTTP status when there was one. The WebAssembly core creates its errors as plain
+ * `Error`s named `FhircastError`; `instanceof FhircastError` recognises them too.
+ */
+export class FhircastError extends Error {
+  constructor(message, code) {
+    super('fhircast-sdk: ' + message);
+    this.name = 'FhircastError';
+    this.code = code;
+  }
+
+  static [Symbol.hasInstance](value) {
+    return value instanceof Error && value.name === 'FhircastError';
+  }
+}
 
 let loading = null;
 let ready = false;
@@ -12,7 +31,7 @@ let ready = false;
  */
 export default function init(wasm) {
   if (!loading) {
-    loading = wasmInit(wasm === undefined ? undefined : { module_or_path: wasm }).then(
+    loading = wasmInit({ module_or_path: wasm ?? defaultWasm() }).then(
       () => {
         ready = true;
       },
@@ -25,11 +44,29 @@ export default function init(wasm) {
   return loading;
 }
 
+// The .wasm next to this file. Node's fetch cannot read file: URLs, so there it is read from
+// disk, through process.getBuiltinModule (Node >= 22.3): an import('node:fs/promises') would
+// break the browser builds of bundlers that resolve it.
+function defaultWasm() {
+  const url = new URL('fhircast_sdk_bg.wasm', import.meta.url);
+  const fs = url.protocol === 'file:' && globalThis.process?.getBuiltinModule?.('fs/promises');
+  return fs ? fs.readFile(url) : url;
+}
+
 function assertReady() {
   if (!ready) {
-    throw new Error(
-      'fhircast-sdk: the WebAssembly module is not loaded yet. Call `await init()` (the default export: ' +
+    throw new FhircastError(
+      'the WebAssembly module is not loaded yet. Call `await init()` (the default export: ' +
         "`import init, { FhircastClient } from 'fhircast-sdk'`) once before using FhircastClient.",
+      'not-initialized',
+    );
+  }
+  if (typeof WebSocket !== 'function') {
+    const node = globalThis.process?.versions?.node;
+    throw new FhircastError(
+      'this runtime has no global WebSocket, which the SDK needs' +
+        (node ? ` (Node ${node}: Node 22 or later has one; or set globalThis.WebSocket, e.g. from the ws package)` : ''),
+      'unsupported-runtime',
     );
   }
 }
@@ -43,15 +80,15 @@ export class FhircastClient {
   /** @internal Use FhircastClient.connect() or FhircastClient.fromSmartLaunch(). */
   constructor(inner) {
     if (!(inner instanceof WasmClient)) {
-      throw new TypeError('fhircast-sdk: use `await FhircastClient.connect(options)` to create a client');
+      throw new FhircastError('use `await FhircastClient.connect(options)` to create a client', 'argument');
     }
     this.#c = inner;
   }
 
   /** Subscribes, connects, and resolves once the hub confirmed the subscription. */
   static connect(options) {
-    assertReady();
     try {
+      assertReady();
       return WasmClient.connect(options).then((inner) => new FhircastClient(inner));
     } catch (e) {
       return Promise.reject(e); // bad options: a rejection, like every other failure
@@ -63,13 +100,13 @@ export class FhircastClient {
    * `access_token` (FHIRcast req 7). `options` adds `events` and the rest, and may override them.
    */
   static fromSmartLaunch(tokenResponse, options = {}) {
-    assertReady();
     const hubUrl = options.hubUrl ?? tokenResponse?.['hub.url'];
     const topic = options.topic ?? tokenResponse?.['hub.topic'];
     if (!hubUrl || !topic) {
-      return Promise.reject(new Error(
-        'fhircast-sdk: the SMART token response has no "hub.url" and "hub.topic": request a fhircast/ scope ' +
+      return Promise.reject(new FhircastError(
+        'the SMART token response has no "hub.url" and "hub.topic": request a fhircast/ scope ' +
           '(e.g. fhircast/Patient-open.read) when launching, and use an EHR that supports FHIRcast (req 7)',
+        'option',
       ));
     }
     return FhircastClient.connect({ accessToken: tokenResponse.access_token, ...options, hubUrl, topic });
