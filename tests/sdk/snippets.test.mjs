@@ -19,10 +19,10 @@ function snippets(file) {
   const fence = /^```(\w+)\n([\s\S]*?)^```$/gm;
   for (let m; (m = fence.exec(text)); ) {
     const line = text.slice(0, m.index).split('\n').length + 1;
-    if (m[1] === 'js' || m[1] === 'ts') out.push({ line, code: m[2] });
+    if (m[1] === 'js' || m[1] === 'ts' || m[1] === 'tsx') out.push({ line, code: m[2], ext: m[1] === 'tsx' ? 'tsx' : 'ts' });
     if (m[1] === 'html') {
       const script = /<script type="module">\n([\s\S]*?)<\/script>/.exec(m[2]);
-      if (script) out.push({ line: line + m[2].slice(0, script.index).split('\n').length, code: script[1] });
+      if (script) out.push({ line: line + m[2].slice(0, script.index).split('\n').length, code: script[1], ext: 'ts' });
     }
   }
   return out;
@@ -47,8 +47,8 @@ test("docs: every snippet of README.md and npm/README.md type-checks under Vite'
     const files = [];
     const origin = {};
     for (const md of ['README.md', 'npm/README.md']) {
-      for (const { line, code } of snippets(md)) {
-        const name = `${md.replace(/\W/g, '_')}_${line}.ts`;
+      for (const { line, code, ext } of snippets(md)) {
+        const name = `${md.replace(/\W/g, '_')}_${line}.${ext}`;
         // Snippets that use a client they do not create get the one the docs are about.
         const needsClient = /\bclient\./.test(code) && !/\bconst client\b/.test(code);
         const head = needsClient ? "import type { FhircastClient } from 'fhircast-sdk';\ndeclare const client: FhircastClient;\n" : '';
@@ -81,9 +81,16 @@ test("docs: every snippet of README.md and npm/README.md type-checks under Vite'
           erasableSyntaxOnly: true,
           noFallthroughCasesInSwitch: true,
           noUncheckedSideEffectImports: true,
+          // Vite's react-ts template adds these.
+          jsx: 'react-jsx',
+          typeRoots: [join(ROOT, 'node_modules', '@types')],
           paths: {
             'fhircast-sdk': [join(npm, 'index.d.ts')],
             'fhircast-sdk/wasm': [join(npm, 'wasm.d.ts')],
+            'fhircast-sdk/react': [join(npm, 'react.d.ts')],
+            'fhircast-sdk/status': [join(npm, 'status.d.ts')],
+            'react/jsx-runtime': [join(ROOT, 'node_modules', '@types', 'react', 'jsx-runtime.d.ts')],
+            react: [join(ROOT, 'node_modules', '@types', 'react', 'index.d.ts')],
             'https://your.cdn.example/fhircast-sdk/pkg/index.js': [join(npm, 'index.d.ts')],
           },
         },
@@ -91,7 +98,7 @@ test("docs: every snippet of README.md and npm/README.md type-checks under Vite'
       }),
     );
     const r = spawnSync(join(ROOT, 'node_modules', '.bin', 'tsc'), ['-p', join(dir, 'tsconfig.json')], { encoding: 'utf8' });
-    const report = (r.stdout + r.stderr).replace(/\S*fhircast-snippets-\w+\//g, '').replace(/(\w+_md_\d+\.ts)\((\d+),(\d+)\)/g, (_, f, l, c) => `${origin[f]} (snippet line ${l}, col ${c})`);
+    const report = (r.stdout + r.stderr).replace(/\S*fhircast-snippets-\w+\//g, '').replace(/(\w+_md_\d+\.tsx?)\((\d+),(\d+)\)/g, (_, f, l, c) => `${origin[f]} (snippet line ${l}, col ${c})`);
     assert.equal(r.status, 0, `the snippets do not compile:\n${report}`);
   } finally {
     rmSync(dir, { recursive: true, force: true });

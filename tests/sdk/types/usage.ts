@@ -3,6 +3,23 @@
 // declarations stay precise).
 import init, { FhircastClient, FhircastError, type FhircastEvent, type SyncStatus, type SyncErrorDetails } from 'fhircast-sdk';
 import wasmUrl from 'fhircast-sdk/wasm';
+import { useFhircast, useSyncStatus, type UseFhircast } from 'fhircast-sdk/react';
+import { FhircastStatus } from 'fhircast-sdk/status';
+
+export function hooks(): UseFhircast['status']['state'] {
+  const { client, context, error } = useFhircast({ hubUrl: 'http://127.0.0.1:8787/api/hub', topic: 't', events: ['Patient-open'] });
+  if (error) console.warn(error.code);
+  console.log(context?.anchor);
+  // @ts-expect-error: useFhircast needs the hub's URL
+  useFhircast({ topic: 't' });
+  return useSyncStatus(client).state;
+}
+
+export function banner(client: FhircastClient): FhircastStatus | null {
+  const el = document.querySelector('fhircast-status');
+  if (el) el.client = client;
+  return el;
+}
 
 export async function smartApp(tokenResponse: { access_token: string; 'hub.url': string; 'hub.topic': string }) {
   await init(wasmUrl);
