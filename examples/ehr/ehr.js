@@ -5,7 +5,7 @@
 import init, { FhircastClient } from 'fhircast-sdk';
 import { PATIENTS, studiesOf, displayName, patientById } from '../lib/data.js';
 import { HUB_URL, topicFromUrl, launchUrl } from '../lib/launch.js';
-import { renderStatus, logLine, describeContext } from '../lib/ui.js';
+import { renderStatus, logLine, describeContext, syncErrorLine } from '../lib/ui.js';
 
 const $ = (id) => document.getElementById(id);
 const topic = topicFromUrl();
@@ -18,6 +18,9 @@ $('embedded').src = launchUrl('/embedded/', topic);
 const tabs = new Map();
 /** SyncErrors received, to explain a subscriber's refusal in the roster. */
 const syncErrors = [];
+/** The hub's roster of this topic (read every second, below), or why it could not be read. */
+let roster = null;
+let rosterError = null;
 
 const anchorOf = (name, context) => {
   const type = name.split('-')[0];
@@ -43,12 +46,15 @@ try {
   events: ['Patient-open', 'Patient-close', 'ImagingStudy-open', 'ImagingStudy-close', 'DiagnosticReport-open', 'DiagnosticReport-close', 'UserLogout', 'SyncError'],
   // What other apps open or close shows up as tabs here too.
   on: { '*': (e) => track(e.event['hub.event'], e.event.context) },
-  onStatusChange: (s) => renderStatus($('banner'), s),
-  onContextChange: () => renderTabs(),
+  onStatusChange: () => renderBanner(),
+  onContextChange: () => {
+    renderTabs();
+    renderBanner();
+  },
   onSyncError: (e) => {
     syncErrors.push(e);
     $('syncerrors').querySelector('.empty')?.remove();
-    logLine($('syncerrors'), `${e.subscriberName} could not follow ${e.eventName}: ${e.diagnostics}`, { className: 'syncerror' });
+    logLine($('syncerrors'), syncErrorLine(e, 'EHR'), { className: 'syncerror' });
     renderRoster();
   },
   });
@@ -57,15 +63,34 @@ try {
   $('banner').dataset.state = 'error';
   throw e;
 }
-renderStatus($('banner'), client.status());
+renderBanner();
 window.client = client; // for the browser's console
+
+/**
+ * The EHR's banner: its own sync status, and while it is in sync, the apps that have not
+ * answered the last change yet (from the roster): "in sync" must not suggest that every app
+ * already shows what the EHR shows.
+ */
+function renderBanner() {
+  if (!client) return;
+  const status = client.status();
+  renderStatus($('banner'), status, client.currentContext());
+  const waiting = (roster?.subscribers ?? [])
+    .filter((s) => s.name !== 'EHR')
+    .map((s) => [s.name, stateOf(s)])
+    .filter(([, state]) => /^(awaiting its answer to|deciding about) /.test(state));
+  if (status.state === 'in-sync' && waiting.length) {
+    const who = waiting.map(([name, state]) => `${name} (${state.replace(/^awaiting its answer to|^deciding about/, '').trim()})`);
+    $('banner').textContent += ` · waiting for ${who.join(', ')}`;
+  }
+}
 
 /** Publishes an event and records what happened. */
 async function send(name, context) {
   try {
     await client.publish(name, context); // resolves once the hub accepted it and echoed it
     track(name, context);
-    logLine($('log'), `${name} ${describeContext({ context })}`);
+    logLine($('log'), [name, describeContext({ context })].filter(Boolean).join(' '));
   } catch (e) {
     logLine($('log'), `${name} failed: ${e.message}`, { className: 'syncerror' });
   }
@@ -128,8 +153,6 @@ $('logout').onclick = () =>
 
 // Every subscriber's state: the hub's roster of this topic (GET {hub}/{topic}/subscribers),
 // read every second. The hub knows who is connected and what each one last answered.
-let roster = null;
-let rosterError = null;
 async function pollRoster() {
   try {
     const r = await fetch(`${HUB_URL}/${encodeURIComponent(topic)}/subscribers`);
@@ -140,6 +163,7 @@ async function pollRoster() {
     rosterError = e.message;
   }
   renderRoster();
+  renderBanner();
 }
 
 const ANSWERS = { 200: 'followed', 202: 'deciding about', 409: 'refused', 500: 'failed on' };

@@ -3,7 +3,7 @@
 // (409) or asks the user first (202, then a refusal becomes a SyncError: FHIRcast req 75).
 import init, { FhircastClient } from 'fhircast-sdk';
 import { launchParameters } from './launch.js';
-import { renderStatus, logLine, ask, describeContext } from './ui.js';
+import { renderStatus, logLine, ask, describeContext, syncErrorLine } from './ui.js';
 
 const $ = (id) => document.getElementById(id);
 
@@ -43,17 +43,19 @@ export async function followContext({ subscriberName, events, render }) {
       events,
       subscriberName,
       on,
-      onStatusChange: (status) => renderStatus($('banner'), status),
-      onSyncError: (e) =>
-        logLine($('syncerrors'), `${e.subscriberName} could not follow ${e.eventName}: ${e.diagnostics}`, { className: 'syncerror' }),
-      onContextChange: render,
+      onStatusChange: (status) => renderStatus($('banner'), status, client?.currentContext()),
+      onSyncError: (e) => logLine($('syncerrors'), syncErrorLine(e, subscriberName), { className: 'syncerror' }),
+      onContextChange: (current) => {
+        render(current);
+        if (client) renderStatus($('banner'), client.status(), current);
+      },
     });
   } catch (e) {
     $('banner').textContent = `Cannot follow the session: ${e.message}`;
     $('banner').dataset.state = 'error';
     throw e;
   }
-  renderStatus($('banner'), client.status());
+  renderStatus($('banner'), client.status(), client.currentContext());
   render(client.currentContext());
   addEventListener('pagehide', () => client.close());
   window.client = client; // for the browser's console

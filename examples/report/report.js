@@ -5,7 +5,7 @@
 import init, { FhircastClient } from 'fhircast-sdk';
 import { studiesOf, reportFor, patientById } from '../lib/data.js';
 import { launchParameters } from '../lib/launch.js';
-import { renderStatus, logLine, describeContext, resourceOf } from '../lib/ui.js';
+import { renderStatus, logLine, describeContext, resourceOf, syncErrorLine } from '../lib/ui.js';
 
 const $ = (id) => document.getElementById(id);
 const launch = launchParameters();
@@ -41,11 +41,20 @@ async function resync() {
   render();
 }
 
+// Each window its own name, so that the EHR's roster tells two report windows apart: numbered
+// per session in the order they opened, and kept across reloads of the same tab.
+const windows = `report-windows:${launch['hub.topic']}`;
+const tab = `report-window:${launch['hub.topic']}`;
+sessionStorage[tab] ??= String((localStorage[windows] = Number(localStorage[windows] ?? 0) + 1));
+const name = `Report app ${sessionStorage[tab]}`;
+document.title = name;
+document.querySelector('h1').textContent = name;
+
 let client;
 try {
   await init();
   client = await FhircastClient.fromSmartLaunch(launch, {
-    subscriberName: 'Report app',
+    subscriberName: name,
     events: ['Patient-open', 'Patient-close', 'ImagingStudy-open', 'ImagingStudy-close', 'DiagnosticReport-open', 'DiagnosticReport-close', 'DiagnosticReport-update', 'DiagnosticReport-select', 'UserLogout', 'SyncError'],
     on: {
       'DiagnosticReport-update': (e) => {
@@ -57,9 +66,10 @@ try {
         render();
       },
     },
-    onStatusChange: (s) => renderStatus($('banner'), s),
-    onSyncError: (e) => logLine($('syncerrors'), `${e.subscriberName} could not follow ${e.eventName}: ${e.diagnostics}`, { className: 'syncerror' }),
+    onStatusChange: (s) => renderStatus($('banner'), s, client?.currentContext()),
+    onSyncError: (e) => logLine($('syncerrors'), syncErrorLine(e, name), { className: 'syncerror' }),
     onContextChange: (c) => {
+      if (client) renderStatus($('banner'), client.status(), c);
       if (!isReport(c)) {
         observations = new Map();
         shownVersion = null;
@@ -75,7 +85,7 @@ try {
   $('banner').dataset.state = 'error';
   throw e;
 }
-renderStatus($('banner'), client.status());
+renderStatus($('banner'), client.status(), client.currentContext());
 addEventListener('pagehide', () => client.close());
 window.client = client;
 

@@ -64,7 +64,7 @@ test('hub restarted: every app shows the lost connection, then recovers with the
   await embedded(ehr).locator('#patient', { hasText: 'Hopper, Grace' }).waitFor();
   await report.locator('#context', { hasText: 'Hopper, Grace' }).waitFor();
   // The panel lists the apps' new subscriptions, all connected.
-  await ehr.locator('#subscribers tr[data-name="Report app"] td', { hasText: /^connected$/ }).waitFor();
+  await ehr.locator('#subscribers tr[data-name^="Report app"] td', { hasText: /^connected$/ }).waitFor();
   assert.deepEqual(env.errors, []);
 });
 
@@ -85,9 +85,26 @@ test('UserLogout in the EHR clears every app', async () => {
   assert.ok(await report.locator('#editor').isHidden());
   await ehr.locator('#tabs li.empty').waitFor();
   assert.equal(await ehr.locator('#tabs li[data-anchor]').count(), 0);
+  // The log names the event, and nothing undefined (issue 15: it read "UserLogout undefined").
+  const line = await ehr.locator('#log li').first().textContent();
+  assert.match(line, / UserLogout$/);
+  assert.doesNotMatch(line, /undefined/);
   // The hub agrees: nothing is open.
   const current = await (await fetch(`${env.origin}/api/hub/${env.topic}`)).json();
   assert.deepEqual(current.context, []);
   await env.shot(viewer, 'viewer-logout');
   assert.deepEqual(env.errors, []);
 });
+
+test('two report windows are two rows the EHR can tell apart, each window titled with its name', async () => {
+  await env.fresh();
+  const ehr = await env.ehr();
+  const first = await env.app('/report/');
+  const second = await env.app('/report/');
+  const names = [await first.title(), await second.title()];
+  assert.deepEqual(names, ['Report app 1', 'Report app 2'], 'numbered in the order they opened');
+  for (const n of names) await ehr.locator(`#subscribers tr[data-name="${n}"]`).waitFor();
+  assert.equal(await first.locator('h1').textContent(), names[0]);
+  assert.deepEqual(env.errors, []);
+});
+

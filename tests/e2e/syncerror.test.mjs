@@ -27,7 +27,7 @@ test('the embedded app refuses (409): the EHR and the viewer show the SyncError 
   assert.match(await app.locator('#banner').textContent(), /you kept your work and did not follow Patient-open/);
   assert.equal(await app.locator('#patient').textContent(), 'Lovelace, Ada');
   // The others are told who did not follow (req 84, 92).
-  const expected = new RegExp(`${APP.replace(/[()]/g, '\\$&')} could not follow Patient-open`);
+  const expected = new RegExp(`${APP.replace(/[()]/g, '\\$&')} did not follow Patient-open`);
   await ehr.locator('#syncerrors li.syncerror', { hasText: expected }).waitFor();
   await viewer.locator('#syncerrors li.syncerror', { hasText: expected }).waitFor();
   await inSync(viewer, { state: 'out-of-sync' });
@@ -58,12 +58,17 @@ test('the embedded app asks its user first (202): keeping the work refuses with 
   const dialog = app.locator('dialog#ask');
   await dialog.waitFor();
   assert.match(await dialog.locator('p').textContent(), /unsaved work.*ImagingStudy-open \(Lovelace, Ada · CT chest with contrast\)/);
-  // While the user decides, the hub knows the app answered 202 (req 75).
+  // While the user decides, the hub knows the app answered 202 (req 75), and the EHR does not
+  // just say "in sync": it names the app it is waiting for.
   await row.locator('td', { hasText: 'deciding about ImagingStudy-open' }).waitFor();
+  await ehr.locator('#banner', { hasText: `waiting for ${APP} (ImagingStudy-open)` }).waitFor();
   await env.shot(ehr, 'ehr-ask');
   await dialog.locator('button[value=no]').click();
-  await ehr.locator('#syncerrors li.syncerror', { hasText: `${APP} could not follow ImagingStudy-open` }).waitFor();
-  await viewer.locator('#syncerrors li.syncerror', { hasText: `${APP} could not follow ImagingStudy-open` }).waitFor();
+  await ehr.locator('#syncerrors li.syncerror', { hasText: `${APP} did not follow ImagingStudy-open` }).waitFor();
+  await viewer.locator('#syncerrors li.syncerror', { hasText: `${APP} did not follow ImagingStudy-open` }).waitFor();
+  // The app that refused speaks of itself as "you", not by its name.
+  await app.locator('#syncerrors li.syncerror', { hasText: 'You did not follow ImagingStudy-open; the other apps were told' }).waitFor();
+  assert.doesNotMatch(await app.locator('#syncerrors').textContent(), new RegExp(APP.replace(/[()]/g, '\\$&')));
   await row.locator('td.bad', { hasText: 'refused ImagingStudy-open after asking' }).waitFor();
   assert.equal(await app.locator('#study').textContent(), '—', 'the app kept what it showed');
 
