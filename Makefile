@@ -31,7 +31,7 @@ NODE_TEST := timeout -k 10 900 $(NODE_BIN)/node --test --test-reporter=tap --tes
 # make test's e2e run writes its screenshots here; `make screenshots` refreshes docs/screenshots.
 TEST_SCREENSHOTS := target/screenshots
 
-.PHONY: help setup build hub-build sdk-build sdk-pack sdk-test sdk-coverage site e2e screenshots dev dev-wrangler test fmt lint clean bench bench-doc soak fuzz simulate
+.PHONY: help setup build hub-build serve sdk-build sdk-pack sdk-test sdk-coverage site e2e screenshots dev dev-wrangler test fmt lint clean bench bench-doc soak fuzz simulate
 
 help:
 	@echo "make dev    install what is missing, build, run the hub and the examples (http://$(DEV_HOST):$(DEV_PORT)/)"
@@ -49,6 +49,13 @@ build: setup
 # The Worker bundle (edge-hub/build): release, wasm-opt -Oz from npm binaryen.
 hub-build: setup
 	cd edge-hub && $(WORKER_BUILD_ENV) $(HOME)/.cargo/bin/worker-build --release
+
+# The hub self-hosted: open-source workerd with selfhost/fhircast.capnp, state in
+# target/serve-state (README "Deploying"). AUTH_MODE=open unless set: local use only.
+serve: setup hub-build
+	mkdir -p target/serve-state
+	AUTH_MODE=$${AUTH_MODE:-open} $(NODE_BIN)/workerd serve selfhost/fhircast.capnp \
+		--directory-path storage=$(CURDIR)/target/serve-state --socket-addr http=$(DEV_HOST):$(DEV_PORT)
 
 # The browser SDK's npm package (npm/pkg): wasm32 release, wasm-bindgen, wasm-opt -Oz; prints
 # the gzipped size against the budget.
@@ -118,7 +125,7 @@ test: setup
 	echo "+ make hub-build"; \
 	if $(MAKE) --no-print-directory hub-build; then \
 	  echo "+ node --test tests/hub"; \
-	  $(NODE_TEST) --test-concurrency=2 'tests/hub/*.test.mjs' 2>&1 | tee $(TEST_LOGS)/hub.log || status=$$?; \
+	  $(NODE_TEST) --test-concurrency=2 'tests/hub/*.test.mjs' 'tests/selfhost/*.test.mjs' 2>&1 | tee $(TEST_LOGS)/hub.log || status=$$?; \
 	  echo "+ scripts/build-sdk.sh && node --test tests/sdk"; \
 	  if SDK_BUDGET_STRICT=1 scripts/build-sdk.sh; then \
 	    $(NODE_TEST) --test-concurrency=2 'tests/sdk/*.test.mjs' 2>&1 | tee $(TEST_LOGS)/sdk.log || status=$$?; \

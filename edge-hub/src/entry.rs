@@ -19,8 +19,15 @@ use crate::respond::{outcome, text};
 use crate::route::{body_kind, looks_like_subscription, post_error_body, route, split_url, BodyKind, ErrorBody, Route};
 
 /// A wrangler var or secret.
+///
+/// Read as the property's string value (vars and secrets are both strings). Not through
+/// `Env::var`: workers-rs inspects the value's constructor, which throws for a null binding
+/// (what workerd's `fromEnvironment` gives for an unset variable on a self-hosted hub), and
+/// that throw left every request hanging. Numbers and booleans (`MAX_BODY_BYTES = 65536` without
+/// quotes in wrangler.toml's [vars]) are read as their text.
 pub(crate) fn lookup(env: &Env, name: &str) -> Option<String> {
-    env.var(name).ok().map(|v| v.to_string()).or_else(|| env.secret(name).ok().map(|s| s.to_string()))
+    let v = js_sys::Reflect::get(env, &wasm_bindgen::JsValue::from_str(name)).ok()?;
+    v.as_string().or_else(|| v.as_f64().map(|n| n.to_string())).or_else(|| v.as_bool().map(|b| b.to_string()))
 }
 
 thread_local! {
@@ -183,7 +190,13 @@ async fn handle(req: web_sys::Request, env: &Env, settings: &Settings, rid: &str
         return text(400, &format!("the request's URL {url:?} is not of the form scheme://host/path"));
     };
     let headers = Headers(req.headers());
-    let ws_scheme = if scheme == "https" { "wss" } else { "ws" };
+    // Behind a proxy that terminates TLS (a self-hosted hub), requests arrive as http; the
+    // proxy's X-Forwarded-Proto says what the client used, and a page served over https may
+    // only open wss:// sockets. (A client setting it itself only changes its own answer.)
+    let forwarded_https = headers
+        .get("X-Forwarded-Proto")?
+        .is_some_and(|p| p.split(',').next().unwrap_or_default().trim().eq_ignore_ascii_case("https"));
+    let ws_scheme = if scheme == "https" || forwarded_https { "wss" } else { "ws" };
     let ws_base = format!("{ws_scheme}://{authority}{}/ws", settings.base_path);
     let method = req.method();
     match route(&method, path, &settings.base_path) {

@@ -390,3 +390,15 @@ test('neg1-27 §5a-5: a generated corpus of hostile requests is refused with 4xx
   a.ws.close();
   live.ws.close();
 });
+
+test('settings: vars given as numbers or booleans (unquoted in wrangler.toml [vars]) apply as their text', async () => {
+  const h = await startHub({ bindings: { MAX_BODY_BYTES: 2048, REQUIRE_TOPIC_BINDING: false } });
+  try {
+    const r = await h.post(h.event('Patient-open', [patient('p1', { text: { div: 'x'.repeat(3000) } })]));
+    assert.equal(r.status, 413, r.text);
+    assert.match(r.text, /limit of 2048 bytes/);
+    assert.equal((await h.post(h.event('Patient-open', [patient('p1')]))).status, 202);
+  } finally {
+    await h.stop();
+  }
+});
