@@ -46,9 +46,11 @@ try {
   servers.floor = await startFloorServer();
   servers['node-ws'] = await startNodeWsServer();
   servers.hub = await startHubServer();
+  // The hub recording nothing (no timeline, no audit): what recording costs (issue 17).
+  servers['hub-norecord'] = await startHubServer({ bindings: { TIMELINE_LIMIT: '0', AUDIT_SINK: 'off' } });
   // Throughput also against the hub with its storage in memory: the difference is the disk.
   if (existsSync('/dev/shm')) servers['hub-tmpfs'] = await startHubServer({ parent: '/dev/shm' });
-  const kinds = ['floor', 'node-ws', 'hub'];
+  const kinds = ['floor', 'node-ws', 'hub', 'hub-norecord'];
   for (const f of FANOUT) {
     const row = { subscribers: f.n };
     for (const k of kinds) {

@@ -23,6 +23,18 @@ export function renderTables(r) {
     const lost = `${h.lost}${h.refused ? ` (+${h.refused} refused)` : ''}${h.closedByServer ? ` (${h.closedByServer} closed)` : ''}`;
     out.push(`| ${row.subscribers} | ${f(a.latency.p50)} / ${f(a.latency.p99)} | ${f(n.latency.p50)} / ${f(n.latency.p99)} | ${f(h.latency.p50)} / ${f(h.latency.p99)} | ${ratio(h.latency.p50, a.latency.p50)} / ${ratio(h.latency.p99, a.latency.p99)} | ${h.latency.n} | ${lost} | ${f(h.serverCpuMsPerEvent, 3)} (${f(a.serverCpuMsPerEvent, 3)}) | ${h.memPerSubscriberBytes === undefined ? '–' : kb(h.memPerSubscriberBytes)} (${a.memPerSubscriberBytes === undefined ? '–' : kb(a.memPerSubscriberBytes)}) |`);
   }
+  if (r.fanout.some((row) => row['hub-norecord'])) {
+    out.push('');
+    out.push('**What recording costs** (issue 17): the hub as above (timeline on, `TIMELINE_LIMIT` 1,000; audit off as in every bench row) against the same build recording nothing (`TIMELINE_LIMIT=0 AUDIT_SINK=off`), same run.');
+    out.push('');
+    out.push('| subscribers | recording p50 / p99 | not recording p50 / p99 | ÷ p50 | CPU ms / event: recording (not) | ÷ CPU |');
+    out.push('|---:|---:|---:|---:|---:|---:|');
+    for (const row of r.fanout) {
+      const { hub: h, ['hub-norecord']: o } = row;
+      if (!o) continue;
+      out.push(`| ${row.subscribers} | ${f(h.latency.p50)} / ${f(h.latency.p99)} | ${f(o.latency.p50)} / ${f(o.latency.p99)} | ${ratio(h.latency.p50, o.latency.p50)} | ${f(h.serverCpuMsPerEvent, 3)} (${f(o.serverCpuMsPerEvent, 3)}) | ${ratio(h.serverCpuMsPerEvent, o.serverCpuMsPerEvent)} |`);
+    }
+  }
   if (r.fanout.some((row) => row['make-dev'])) {
     out.push('');
     out.push('**The hub as a developer runs it**: the same fan-out against the same build served by `make dev` (Miniflare, the examples as assets: `scripts/dev.mjs`) and by `make dev-wrangler` (`wrangler dev`; CPU is both of its workerd processes, proxy and Worker). Ratios are over the hub row above.');
@@ -42,7 +54,7 @@ export function renderTables(r) {
   out.push('| load | server | accepted/s | delivered+acked/s | latency p50 / p99 (ms) | server CPU ms/event | server cores | wall ms/event | generator CPU ms/event | generator cores | lost |');
   out.push('|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|');
   for (const row of r.throughput) {
-    for (const k of ['floor', 'node-ws', 'hub', 'hub-tmpfs']) {
+    for (const k of ['floor', 'node-ws', 'hub', 'hub-norecord', 'hub-tmpfs']) {
       const t = row[k];
       if (!t) continue;
       out.push(`| ${row.name} (${t.concurrency} in flight) | ${k} | ${t.acceptedPerSec} | ${t.deliveredPerSec} | ${f(t.latency.p50)} / ${f(t.latency.p99)} | ${f(t.serverCpuMsPerEvent, 3)} | ${f(t.serverCpuCores)} | ${f(t.wallMsPerEvent, 3)} | ${f(t.generatorCpuMsPerEvent, 3)} | ${f(t.generatorCpuCores)} | ${t.undelivered + t.refused}${t.closedByServer ? ` (${t.closedByServer} closed)` : ''} |`);

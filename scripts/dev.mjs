@@ -29,6 +29,9 @@ mkdirSync(state, { recursive: true });
 const mf = new Miniflare(
   miniflareOptions({
     persist: join(state, 'do'),
+    // Audit events off unless asked for (AUDIT_SINK=log make dev): the inspector shows the
+    // same facts, and a log line per event would bury everything else.
+    bindings: { AUDIT_SINK: process.env.AUDIT_SINK || 'off' },
     port,
     options: {
       host,
@@ -40,6 +43,7 @@ const url = await mf.ready;
 const origin = `http://${host}:${url.port}`;
 console.log(`
   Examples:     ${origin}/
+  Inspector:    ${origin}/inspector/?topic=…
   FHIRcast hub: ${origin}/api/hub
   well-known:   ${origin}/api/hub/.well-known/fhircast-configuration
   state:        ${state} (delete it to start afresh)

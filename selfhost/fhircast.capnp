@@ -37,6 +37,9 @@ const hub :Workerd.Worker = (
     (name = "TOPIC", durableObjectNamespace = "TopicObject"),
     (name = "ACK_TIMEOUT_SECONDS", fromEnvironment = "ACK_TIMEOUT_SECONDS"),
     (name = "ALLOWED_ORIGINS", fromEnvironment = "ALLOWED_ORIGINS"),
+    # AuditEvents go to standard output (no Queue here): one `AuditEvent {...}` line each.
+    (name = "AUDIT_SINK", fromEnvironment = "AUDIT_SINK"),
+    (name = "AUDIT_SITE", fromEnvironment = "AUDIT_SITE"),
     (name = "AUTH_MODE", fromEnvironment = "AUTH_MODE"),
     (name = "CONNECT_TIMEOUT_SECONDS", fromEnvironment = "CONNECT_TIMEOUT_SECONDS"),
     (name = "DEDUP_WINDOW", fromEnvironment = "DEDUP_WINDOW"),
@@ -60,6 +63,7 @@ const hub :Workerd.Worker = (
     (name = "MAX_TOPIC_BYTES", fromEnvironment = "MAX_TOPIC_BYTES"),
     (name = "NON_CURRENT_UPDATES", fromEnvironment = "NON_CURRENT_UPDATES"),
     (name = "REQUIRE_TOPIC_BINDING", fromEnvironment = "REQUIRE_TOPIC_BINDING"),
+    (name = "TIMELINE_LIMIT", fromEnvironment = "TIMELINE_LIMIT"),
   ],
   durableObjectNamespaces = [
     # The key names the objects' storage: keep it (changing it orphans every stored topic).

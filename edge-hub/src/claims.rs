@@ -191,7 +191,16 @@ pub fn check_claims(claims: &serde_json::Value, rules: &ClaimRules, now: Timesta
         Some(serde_json::Value::String(t)) => Some(t.clone()),
         Some(_) => return Err(AuthError::Malformed("the \"hub.topic\" claim is not a string")),
     };
-    Ok(Auth { scopes: Some(Scopes::parse(&scope_text)), expires_at: Some(Timestamp::from_unix_millis(exp_ms)), topic })
+    // Who, for the timeline and the audit trail (never for a decision): the subject, and the
+    // client as SMART (`client_id`) or OpenID Connect (`azp`) names it. Cut to 256 characters.
+    let text_claim = |k: &str| claims.get(k).and_then(|v| v.as_str()).map(|s| s.chars().take(256).collect::<String>());
+    Ok(Auth {
+        scopes: Some(Scopes::parse(&scope_text)),
+        expires_at: Some(Timestamp::from_unix_millis(exp_ms)),
+        topic,
+        subject: text_claim("sub"),
+        client: text_claim("client_id").or_else(|| text_claim("azp")),
+    })
 }
 
 /// base64url without padding (padding tolerated).

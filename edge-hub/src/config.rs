@@ -37,6 +37,20 @@ pub struct JwtSettings {
     pub hs256_secret: Option<String>,
 }
 
+/// Where the audit trail's AuditEvents go (`AUDIT_SINK`; issue 17).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AuditSink {
+    /// `auto` (the default): the Queue bound as `AUDIT_QUEUE` when there is one, else the log.
+    Auto,
+    /// `log`: one line per AuditEvent in the Worker's log (`AuditEvent {json}`).
+    Log,
+    /// `queue`: the `AUDIT_QUEUE` binding only (an event that cannot be queued is logged as
+    /// an error, with the AuditEvent, so none is lost silently).
+    Queue,
+    /// `off`: none.
+    Off,
+}
+
 /// All settings.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Settings {
@@ -62,6 +76,13 @@ pub struct Settings {
     /// `DEBUG_MEMORY=1` (set by `bench/soak.mjs` only): every answer carries the wasm linear
     /// memory's size, so a soak can tell memory the Rust code holds from the runtime's.
     pub debug_memory: bool,
+    /// `TIMELINE_LIMIT`: how many facts each topic keeps for `GET {hub}/{topic}/timeline`
+    /// (default 1,000; 0 records none; issue 17).
+    pub timeline_limit: usize,
+    /// `AUDIT_SINK`: `auto`, `log`, `queue` or `off`.
+    pub audit: AuditSink,
+    /// `AUDIT_SITE`: the deployment's name in each AuditEvent's `source.site`.
+    pub audit_site: Option<String>,
     /// The core's settings: `ACK_TIMEOUT_SECONDS`, `CONNECT_TIMEOUT_SECONDS`,
     /// `DEFAULT_LEASE_SECONDS`, `MAX_LEASE_SECONDS`, `MAX_SUBSCRIPTIONS_PER_TOPIC`,
     /// `MAX_BUNDLE_ENTRIES`, `DERIVE_OPEN_EVENTS`, `NON_CURRENT_UPDATES`, `HEARTBEAT_SECONDS`.
@@ -167,7 +188,25 @@ impl Settings {
             max_pending_acks: num("MAX_PENDING_ACKS", 256, 1, 512)? as usize,
             ..defaults
         };
+        let timeline_limit = num("TIMELINE_LIMIT", 1000, 0, 100_000)? as usize;
+        let audit = match text("AUDIT_SINK").as_deref() {
+            None | Some("auto") => AuditSink::Auto,
+            Some("log") => AuditSink::Log,
+            Some("queue") => AuditSink::Queue,
+            Some("off") => AuditSink::Off,
+            Some(v) => {
+                return Err(SettingError {
+                    name: "AUDIT_SINK",
+                    value: v.to_owned(),
+                    reason: "expected auto, log, queue or off",
+                })
+            }
+        };
+        let hub = HubConfig { record: timeline_limit > 0 || audit != AuditSink::Off, ..hub };
         Ok(Settings {
+            timeline_limit,
+            audit,
+            audit_site: text("AUDIT_SITE"),
             base_path: base_path.trim_end_matches('/').to_owned(),
             auth,
             origins: AllowedOrigins::parse(&text("ALLOWED_ORIGINS").unwrap_or_else(|| "*".into())),
@@ -197,7 +236,11 @@ mod tests {
         let s = settings(&[("AUTH_MODE", "open")]).unwrap();
         assert_eq!(s.base_path, "/api/hub");
         assert_eq!(s.auth, AuthMode::Open);
-        assert_eq!(s.hub, HubConfig::default());
+        assert_eq!(s.hub, HubConfig { record: true, ..HubConfig::default() });
+        assert_eq!((s.timeline_limit, s.audit), (1000, AuditSink::Auto));
+        let quiet = settings(&[("AUTH_MODE", "open"), ("TIMELINE_LIMIT", "0"), ("AUDIT_SINK", "off")]).unwrap();
+        assert!(!quiet.hub.record, "nothing to record for");
+        assert_eq!(settings(&[("AUTH_MODE", "open"), ("AUDIT_SINK", "kafka")]).unwrap_err().name, "AUDIT_SINK");
         assert!(!s.require_topic_binding);
         assert_eq!(s.storage_row_limit, ROW_LIMIT_BYTES);
         assert_eq!(s.origins, AllowedOrigins::Any);

@@ -31,6 +31,13 @@ pub enum InternalRoute {
     Context,
     /// The roster.
     Roster,
+    /// The timeline: facts after `since`, at most `limit`.
+    Timeline {
+        /// The last sequence number the caller has.
+        since: u64,
+        /// The most facts to return.
+        limit: usize,
+    },
     /// A WebSocket upgrade on an endpoint token.
     WebSocket {
         /// The endpoint token.
@@ -46,6 +53,7 @@ impl InternalRoute {
             InternalRoute::Event => "/internal/event".into(),
             InternalRoute::Context => "/internal/context".into(),
             InternalRoute::Roster => "/internal/roster".into(),
+            InternalRoute::Timeline { since, limit } => format!("/internal/timeline/{since}/{limit}"),
             InternalRoute::WebSocket { token } => format!("/internal/ws/{}", encode_segment(token)),
         }
     }
@@ -57,6 +65,10 @@ impl InternalRoute {
             "/internal/event" => InternalRoute::Event,
             "/internal/context" => InternalRoute::Context,
             "/internal/roster" => InternalRoute::Roster,
+            p if p.starts_with("/internal/timeline/") => {
+                let (since, limit) = p.strip_prefix("/internal/timeline/")?.split_once('/')?;
+                InternalRoute::Timeline { since: since.parse().ok()?, limit: limit.parse().ok()? }
+            }
             p => {
                 let token = p.strip_prefix("/internal/ws/")?;
                 if token.is_empty() || !token.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
@@ -125,11 +137,20 @@ mod tests {
             InternalRoute::Event,
             InternalRoute::Context,
             InternalRoute::Roster,
+            InternalRoute::Timeline { since: 12, limit: 100 },
             InternalRoute::WebSocket { token: "abc123".into() },
         ] {
             assert_eq!(InternalRoute::parse(&r.path()), Some(r));
         }
-        for bad in ["/internal/ws/", "/internal/ws/a%2Fb", "/internal/ws/a/b", "/internal/other", "/"] {
+        for bad in [
+            "/internal/timeline/1",
+            "/internal/timeline/x/2",
+            "/internal/ws/",
+            "/internal/ws/a%2Fb",
+            "/internal/ws/a/b",
+            "/internal/other",
+            "/",
+        ] {
             assert_eq!(InternalRoute::parse(bad), None, "{bad}");
         }
     }

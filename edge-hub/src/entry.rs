@@ -16,7 +16,9 @@ use crate::config::{AuthMode, SettingError, Settings};
 use crate::contract::{auth_header, InternalRoute, HDR_AUTH, HDR_REQUEST_ID, HDR_TOPIC, HDR_WS_BASE};
 use crate::cors;
 use crate::respond::{outcome, text};
-use crate::route::{body_kind, looks_like_subscription, post_error_body, route, split_url, BodyKind, ErrorBody, Route};
+use crate::route::{
+    body_kind, looks_like_subscription, post_error_body, query_param, route, split_url, BodyKind, ErrorBody, Route,
+};
 
 /// A wrangler var or secret.
 ///
@@ -238,6 +240,23 @@ async fn handle(req: web_sys::Request, env: &Env, settings: &Settings, rid: &str
             };
             to_topic(env, &topic, InternalRoute::Roster, None, &auth, "", rid).await
         }
+        Route::Timeline { topic } => {
+            let auth = match authorize(&headers, settings).await {
+                Ok(a) => a,
+                Err(e) => return auth_failure(&e, true, rid),
+            };
+            let number = |name: &str, default: u64, max: u64| match query_param(&url, name) {
+                None => Ok(default),
+                Some(v) => v.parse::<u64>().ok().filter(|n| *n <= max).ok_or_else(|| {
+                    format!("the query parameter {name}={v:?} is not a whole number from 0 to {max}")
+                }),
+            };
+            let (since, limit) = match (number("since", 0, i64::MAX as u64), number("limit", 500, 1000)) {
+                (Ok(s), Ok(l)) => (s, l.max(1) as usize),
+                (Err(e), _) | (_, Err(e)) => return outcome(400, &e),
+            };
+            to_topic(env, &topic, InternalRoute::Timeline { since, limit }, None, &auth, "", rid).await
+        }
         Route::PostHub | Route::PostTopic { .. } => {
             let ct = headers.get("Content-Type")?;
             let kind = body_kind(ct.as_deref());
@@ -290,7 +309,7 @@ async fn handle(req: web_sys::Request, env: &Env, settings: &Settings, rid: &str
         Route::NotFound => text(
             404,
             &format!(
-                "not found. The hub serves POST {b}, POST|GET {b}/{{topic}}, GET {b}/{{topic}}/subscribers, GET {b}/.well-known/fhircast-configuration and WebSockets at the endpoints it hands out",
+                "not found. The hub serves POST {b}, POST|GET {b}/{{topic}}, GET {b}/{{topic}}/subscribers, GET {b}/{{topic}}/timeline, GET {b}/.well-known/fhircast-configuration and WebSockets at the endpoints it hands out",
                 b = settings.base_path
             ),
         ),

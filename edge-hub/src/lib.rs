@@ -15,6 +15,8 @@ pub mod outcome;
 pub mod route;
 
 #[cfg(target_arch = "wasm32")]
+mod audit;
+#[cfg(target_arch = "wasm32")]
 mod entry;
 #[cfg(target_arch = "wasm32")]
 mod respond;

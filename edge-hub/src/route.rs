@@ -7,6 +7,8 @@
 //! - `GET {base}/{topic}`: get current context (req 101);
 //! - `GET {base}/{topic}/subscribers`: the topic's roster (this hub's extension, for EHR
 //!   dashboards: who subscribed, connected, awaited and last answered; no endpoints);
+//! - `GET {base}/{topic}/timeline?since={seq}&limit={n}`: the topic's recorded facts (this
+//!   hub's extension for its operators, issue 17);
 //! - `GET {base}/.well-known/fhircast-configuration` (req 11);
 //! - `GET {base}/ws/{topic}/{token}` with `Upgrade: websocket`: a subscription's endpoint;
 //! - `OPTIONS` anything under the base: CORS preflight.
@@ -90,6 +92,11 @@ pub enum Route {
     },
     /// `GET {base}/{topic}/subscribers`.
     Roster {
+        /// The topic.
+        topic: String,
+    },
+    /// `GET {base}/{topic}/timeline`.
+    Timeline {
         /// The topic.
         topic: String,
     },
@@ -177,6 +184,11 @@ pub fn route(method: &str, path: &str, base: &str) -> Route {
             Some(_) => Route::MethodNotAllowed { allow: "GET, OPTIONS" },
             None => Route::NotFound,
         },
+        [topic, "timeline"] if !topic.starts_with('.') => match decode_topic(topic) {
+            Some(topic) if get => Route::Timeline { topic },
+            Some(_) => Route::MethodNotAllowed { allow: "GET, OPTIONS" },
+            None => Route::NotFound,
+        },
         _ => Route::NotFound,
     }
 }
@@ -191,6 +203,12 @@ pub fn split_url(url: &str) -> Option<(&str, &str, &str)> {
         Some(i) => Some((scheme, &rest[..i], &rest[i..])),
         None => Some((scheme, rest, "/")),
     }
+}
+
+/// The value of the query parameter `name` in `url` (not decoded: for numbers), if present.
+pub fn query_param<'a>(url: &'a str, name: &str) -> Option<&'a str> {
+    let query = url.split_once('?')?.1.split('#').next().unwrap_or_default();
+    query.split('&').find_map(|kv| kv.strip_prefix(name)?.strip_prefix('='))
 }
 
 #[cfg(test)]
@@ -263,6 +281,10 @@ mod tests {
         assert_eq!(route("DELETE", "/api/hub/T1", B), Route::MethodNotAllowed { allow: "GET, POST, OPTIONS" });
         assert_eq!(route("GET", "/api/hub/a/b", B), Route::NotFound);
         assert_eq!(route("GET", "/api/hub/T1/subscribers", B), Route::Roster { topic: "T1".into() });
+        assert_eq!(route("GET", "/api/hub/T1/timeline", B), Route::Timeline { topic: "T1".into() });
+        assert_eq!(route("POST", "/api/hub/T1/timeline", B), Route::MethodNotAllowed { allow: "GET, OPTIONS" });
+        assert_eq!(super::query_param("http://h/a/T1/timeline?limit=5&since=12#x", "since"), Some("12"));
+        assert_eq!(super::query_param("http://h/a?sincere=1", "since"), None);
         assert_eq!(route("POST", "/api/hub/T1/subscribers", B), Route::MethodNotAllowed { allow: "GET, OPTIONS" });
         assert_eq!(route("GET", "/api/hub/a%20b/subscribers", B), Route::NotFound);
         assert_eq!(route("GET", "/api/hub/.x/subscribers", B), Route::NotFound);

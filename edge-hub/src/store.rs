@@ -35,13 +35,65 @@ thread_local! {
         Closure::new(|e: JsValue| worker::console_error!("setting the alarm: {e:?}"));
 }
 
-const SCHEMA: [&str; 5] = [
+const SCHEMA: [&str; 6] = [
     "CREATE TABLE IF NOT EXISTS topic_meta (key TEXT PRIMARY KEY, json TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS anchor_opens (key TEXT PRIMARY KEY, json TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS anchor_contents (key TEXT PRIMARY KEY, json TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS subscriptions (key TEXT PRIMARY KEY, json TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS recent_ids (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, fingerprint TEXT NOT NULL)",
+    // The timeline (issue 17): one fact per row, the last TIMELINE_LIMIT kept. Never emptied
+    // while recording, so `seq` keeps growing and a reader's `since` stays meaningful.
+    "CREATE TABLE IF NOT EXISTS timeline (seq INTEGER PRIMARY KEY, fact TEXT NOT NULL)",
 ];
+
+/// The most bytes of facts bound to one statement (a JSON array read with `json_each`): well
+/// under the platform's 2 MB for one string, whatever the facts.
+const TIMELINE_CHUNK_BYTES: usize = 512 << 10;
+
+/// Facts to append to the timeline (their JSON texts), and how many to keep.
+pub(crate) struct TimelineAppend<'a> {
+    pub(crate) facts: &'a [String],
+    pub(crate) keep: usize,
+}
+
+/// One stored fact.
+#[derive(serde::Deserialize)]
+pub(crate) struct StoredFact {
+    pub(crate) seq: f64,
+    pub(crate) fact: String,
+}
+
+/// Appends the facts in statements of at most [`TIMELINE_CHUNK_BYTES`] (each inserts a JSON
+/// array's elements, one row each), then drops all but the last `keep`.
+fn append_timeline(sql: &SqlStorage, t: &TimelineAppend<'_>) -> Result<(), worker::Error> {
+    if t.facts.is_empty() {
+        return Ok(());
+    }
+    let mut chunk = String::from("[");
+    let flush = |chunk: &mut String| -> Result<(), worker::Error> {
+        chunk.push(']');
+        sql.exec(
+            "INSERT INTO timeline (fact) SELECT value FROM json_each(?) ORDER BY key",
+            Some(vec![chunk.as_str().into()]),
+        )?;
+        chunk.clear();
+        chunk.push('[');
+        Ok(())
+    };
+    for f in t.facts {
+        if chunk.len() > 1 && chunk.len() + f.len() > TIMELINE_CHUNK_BYTES {
+            flush(&mut chunk)?;
+        }
+        if chunk.len() > 1 {
+            chunk.push(',');
+        }
+        chunk.push_str(f);
+    }
+    flush(&mut chunk)?;
+    let keep = SqlStorageValue::Integer(t.keep.max(1) as i64);
+    sql.exec("DELETE FROM timeline WHERE seq <= (SELECT MAX(seq) FROM timeline) - ?", Some(vec![keep]))?;
+    Ok(())
+}
 
 /// The tables of earlier layouts, emptied by the first write after a migration.
 const LEGACY_TABLES: [&str; 2] = ["topic_parts", "topic_state"];
@@ -146,13 +198,17 @@ impl TopicStore {
         Ok(None)
     }
 
-    /// Writes `w` whole or not at all.
-    pub(crate) fn write(&self, w: Writes) -> Result<(), StoreError> {
+    /// Writes `w` and appends `timeline` whole or not at all.
+    pub(crate) fn write(&self, w: Writes, timeline: TimelineAppend<'_>) -> Result<(), StoreError> {
         w.check(self.row_limit)?;
         let sql = self.sql.clone();
         let migrating = self.migrating.get();
+        // The closure must be 'static: the facts are copied into one string per chunk anyway.
+        let facts = timeline.facts.to_vec();
+        let keep = timeline.keep;
         let run = Closure::once(move || -> Result<JsValue, JsValue> {
             let js = |e: worker::Error| JsValue::from_str(&e.to_string());
+            append_timeline(&sql, &TimelineAppend { facts: &facts, keep }).map_err(js)?;
             for r in &w.rows {
                 match r {
                     // Table names are fixed (`Table::name`), never from input.
@@ -200,6 +256,33 @@ impl TopicStore {
 }
 
 impl TopicStore {
+    /// Appends facts to the timeline on their own (a read of the timeline writes what is
+    /// pending first), in one transaction.
+    pub(crate) fn append_timeline(&self, timeline: TimelineAppend<'_>) -> Result<(), StoreError> {
+        let sql = self.sql.clone();
+        let facts = timeline.facts.to_vec();
+        let keep = timeline.keep;
+        let run = Closure::once(move || -> Result<JsValue, JsValue> {
+            append_timeline(&sql, &TimelineAppend { facts: &facts, keep })
+                .map_err(|e| JsValue::from_str(&e.to_string()))?;
+            Ok(JsValue::UNDEFINED)
+        });
+        self.js
+            .transaction_sync(run.as_ref().unchecked_ref())
+            .map_err(|e| storage_error(e.as_string().unwrap_or_else(|| format!("{e:?}"))))?;
+        Ok(())
+    }
+
+    /// The facts after `since`, oldest first, at most `limit`.
+    pub(crate) fn timeline(&self, since: u64, limit: usize) -> Result<Vec<StoredFact>, StoreError> {
+        let since = SqlStorageValue::Integer(since.min(i64::MAX as u64) as i64);
+        let limit = SqlStorageValue::Integer(limit as i64);
+        self.sql
+            .exec("SELECT seq, fact FROM timeline WHERE seq > ? ORDER BY seq LIMIT ?", Some(vec![since, limit]))
+            .and_then(|c| c.to_array())
+            .map_err(storage_error)
+    }
+
     /// Sets the one alarm to `next` (ms since the epoch), or deletes it, without waiting: the
     /// runtime orders it with the object's other storage operations (and its output gate holds
     /// what the object sends until they are durable), so no input has to become asynchronous

@@ -34,7 +34,7 @@ use crate::config::Settings;
 use crate::contract::{read_auth, InternalRoute, HDR_AUTH, HDR_REQUEST_ID, HDR_TOPIC, HDR_WS_BASE};
 use crate::respond::{json, outcome, text};
 use crate::sockets::Sockets;
-use crate::store::TopicStore;
+use crate::store::{TimelineAppend, TopicStore};
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::JsValue;
 
@@ -71,6 +71,11 @@ pub struct TopicObject {
     sockets: Sockets,
     /// Loading changed the state (sockets found gone) and that is not written yet.
     loaded_unsaved: RefCell<bool>,
+    /// Timeline facts (JSON) not written yet: written with the next write of the topic, at
+    /// the latest by the flush alarm, or before a read of the timeline.
+    unwritten: RefCell<Vec<String>>,
+    /// The audit trail's sink ([`crate::audit`]).
+    audit: crate::audit::Audit,
 }
 
 /// Why an input could not be handled: the hub's problem, never the caller's. Its text goes
@@ -156,7 +161,13 @@ impl TopicObject {
         };
         if let Some(scope) = scope {
             let writes = topic.take_writes(scope);
-            if let Err(e) = self.store()?.write(writes) {
+            let keep = self.settings()?.timeline_limit;
+            let written = {
+                let facts = self.unwritten.borrow();
+                self.store()?.write(writes, TimelineAppend { facts: &facts, keep })
+            };
+            self.unwritten.borrow_mut().clear();
+            if let Err(e) = written {
                 *guard = None;
                 *self.flush_by.borrow_mut() = None;
                 return Err(Failure::Store(e));
@@ -166,6 +177,14 @@ impl TopicObject {
         match store {
             Store::All => *self.flush_by.borrow_mut() = None,
             Store::Acks | Store::Meta => {
+                let mut by = self.flush_by.borrow_mut();
+                if by.is_none() {
+                    *by = Some(js_sys::Date::now() as i64 + SUBSCRIPTIONS_FLUSH_MS);
+                }
+            }
+            // A refused request changes nothing but the timeline: its fact is written by
+            // the flush alarm, with whatever else is pending.
+            Store::Nothing if !self.unwritten.borrow().is_empty() => {
                 let mut by = self.flush_by.borrow_mut();
                 if by.is_none() {
                     *by = Some(js_sys::Date::now() as i64 + SUBSCRIPTIONS_FLUSH_MS);
@@ -211,16 +230,25 @@ impl TopicObject {
         if !self.load(name)? {
             return Ok(None);
         }
-        let (out, store) = {
+        let (out, store, facts, topic_name) = {
             let mut guard = self.topic.borrow_mut();
-            f(guard.as_mut().expect("loaded"), now())
+            let topic = guard.as_mut().expect("loaded");
+            let (out, store) = f(topic, now());
+            (out, store, topic.take_facts(), topic.topic().to_owned())
         };
+        if !facts.is_empty() && self.settings()?.timeline_limit > 0 {
+            let mut unwritten = self.unwritten.borrow_mut();
+            unwritten.extend(facts.iter().map(|f| serde_json::to_string(f).expect("facts serialise")));
+        }
         let store = if self.loaded_unsaved.replace(false) { Store::All } else { store };
         if let Some(next) = self.flush(store)? {
             if let Err(f) = self.schedule(next) {
                 f.answer("alarm");
             }
         }
+        // Audited once what the facts describe is stored (a request answered 503 is not).
+        let settings = self.settings()?;
+        self.audit.send(&facts, &topic_name, settings.audit_site.as_deref());
         Ok(Some(out))
     }
 
@@ -309,6 +337,42 @@ impl TopicObject {
         }
     }
 
+    /// The timeline (`GET {hub}/{topic}/timeline`; issue 17): the facts after `since`, with
+    /// the same access rules as the roster. What is not written yet is written first, so a
+    /// reader never misses a fact it could see later under an earlier number.
+    async fn timeline(&self, topic_name: &str, auth: Auth, since: u64, limit: usize, rid: &str) -> Result<Response> {
+        match self.read(topic_name, |t| t.may_observe(&auth)) {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => return outcome(e.http_status(), &e.to_string()),
+            Err(f) => return f.respond(rid, outcome),
+        }
+        let read = || -> std::result::Result<_, Failure> {
+            let keep = self.settings()?.timeline_limit;
+            let store = self.store()?;
+            let pending = std::mem::take(&mut *self.unwritten.borrow_mut());
+            store.append_timeline(TimelineAppend { facts: &pending, keep }).map_err(Failure::Store)?;
+            store.timeline(since, limit).map_err(Failure::Store)
+        };
+        let facts = match read() {
+            Ok(f) => f,
+            Err(f) => return f.respond(rid, outcome),
+        };
+        // Each stored fact is a JSON object: its seq is put first without re-parsing it.
+        let mut body = format!("{{\"hub.topic\":{},\"facts\":[", serde_json::to_string(topic_name).expect("a string"));
+        let mut last = since;
+        for (i, f) in facts.iter().enumerate() {
+            let seq = f.seq as u64;
+            last = last.max(seq);
+            if i > 0 {
+                body.push(',');
+            }
+            body.push_str(&format!("{{\"seq\":{seq},"));
+            body.push_str(f.fact.strip_prefix('{').unwrap_or("}"));
+        }
+        body.push_str(&format!("],\"next\":{last}}}"));
+        json(200, &body, "application/json")
+    }
+
     async fn websocket(&self, token: &str, rid: &str) -> Result<Response> {
         let known = match self.read("", |t| (t.has_endpoint(token), t.connected_endpoints().any(|e| e == token))) {
             Ok(k) => k,
@@ -371,6 +435,7 @@ impl DurableObject for TopicObject {
             console_error!("opening the topic's storage: {e}");
             e.to_string()
         });
+        let audit = crate::audit::Audit::new(&env, settings.as_ref().as_ref().ok());
         TopicObject {
             state,
             settings,
@@ -380,6 +445,8 @@ impl DurableObject for TopicObject {
             flush_by: RefCell::new(None),
             sockets: Sockets::default(),
             loaded_unsaved: RefCell::new(false),
+            unwritten: RefCell::new(Vec::new()),
+            audit,
         }
     }
 
@@ -402,6 +469,9 @@ impl DurableObject for TopicObject {
             (InternalRoute::Event, Some(auth)) => self.event(req, &topic_name, auth, &rid).await,
             (InternalRoute::Context, Some(auth)) => self.context(&topic_name, auth, &rid).await,
             (InternalRoute::Roster, Some(auth)) => self.roster(&topic_name, auth, &rid).await,
+            (InternalRoute::Timeline { since, limit }, Some(auth)) => {
+                self.timeline(&topic_name, auth, since, limit, &rid).await
+            }
             (InternalRoute::WebSocket { token }, _) => self.websocket(&token, &rid).await,
             (_, None) => text(500, &format!("internal error; request id {rid}")),
         }

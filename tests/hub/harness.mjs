@@ -48,7 +48,7 @@ export function miniflareOptions({ bindings, persist, port, options = {} }) {
     compatibilityDate: '2026-07-01',
     durableObjects: { TOPIC: { className: 'TopicObject', useSQLite: true } },
     durableObjectsPersist: persist,
-    bindings: { AUTH_MODE: 'open', HUB_BASE_PATH: '/api/hub', ALLOWED_ORIGINS: '*', ...bindings },
+    bindings: { AUTH_MODE: 'open', HUB_BASE_PATH: '/api/hub', ALLOWED_ORIGINS: '*', AUDIT_SINK: 'off', ...bindings },
     cf: false,
     host: '127.0.0.1',
     port,

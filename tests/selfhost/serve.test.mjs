@@ -15,14 +15,18 @@ import { jwt, JWT_BINDINGS } from '../hub/tokens.mjs';
 const WORKERD = join(ROOT, 'node_modules', '.bin', 'workerd');
 let storage;
 let port;
+/** workerd's standard output (the Worker's log), across restarts. */
+let stdout = '';
 let proc;
 
 /** Starts workerd on `port` with the config, storing in `storage`; resolves once it serves. */
 async function serve() {
   proc = spawn(WORKERD, ['serve', join(ROOT, 'selfhost', 'fhircast.capnp'), '--directory-path', `storage=${storage}`, '--socket-addr', `http=127.0.0.1:${port}`], {
     env: { ...process.env, ...JWT_BINDINGS },
-    stdio: ['ignore', 'inherit', 'inherit'],
+    stdio: ['ignore', 'pipe', 'inherit'],
   });
+  proc.stdout.setEncoding('utf8');
+  proc.stdout.on('data', (d) => (stdout += d));
   const exited = new Promise((resolve) => proc.once('exit', resolve));
   proc.exited = exited;
   for (let i = 0; i < 100; i++) {
@@ -95,6 +99,13 @@ test('self-hosted: workerd with selfhost/fhircast.capnp verifies tokens, fans ou
   const late = await hub.join('Patient-open', { name: 'Late app', token });
   const replay = await late.next((m) => m.event?.['hub.event'] === 'Patient-open');
   assert.equal(replay.event.context[0].resource.id, 'p-selfhost');
+  // The timeline is stored with the topic: the event before the restart is in it.
+  const timeline = await hub.request(`/${hub.topic}/timeline`, { headers: { authorization: `Bearer ${token}` } });
+  assert.equal(timeline.status, 200, timeline.text);
+  assert.ok(timeline.json.facts.some((f) => f.fact === 'event' && f.id === 'open-1' && f.anchor === 'Patient/p-selfhost'));
+  // No queue here: the AuditEvents are lines of workerd's standard output.
+  const audits = stdout.split('\n').filter((l) => l.includes('AuditEvent {')).map((l) => JSON.parse(l.slice(l.indexOf('{'))));
+  assert.ok(audits.some((a) => a.entity.some((e) => e.what.reference === 'Patient/p-selfhost')), stdout);
   late.ws.close();
   viewer.ws.close();
 });

@@ -81,17 +81,23 @@ fn auth(u: &mut Unstructured<'_>, now: Timestamp) -> Result<Auth> {
             )?)),
             expires_at: None,
             topic: Some(T.into()),
+            subject: Some("user-1".into()),
+            client: Some("app-1".into()),
         },
-        4 => {
-            Auth { scopes: None, expires_at: Some(now.add(Duration::from_secs(u.int_in_range(0..=120)?))), topic: None }
-        }
-        _ => Auth { scopes: None, expires_at: None, topic: Some("T2".into()) },
+        4 => Auth { expires_at: Some(now.add(Duration::from_secs(u.int_in_range(0..=120)?))), ..Auth::open() },
+        _ => Auth { topic: Some("T2".into()), ..Auth::open() },
     })
 }
 
 impl Driver {
     fn new() -> Driver {
-        let config = HubConfig { max_subscriptions: 8, max_open_contexts: 4, dedup_window: 8, ..HubConfig::default() };
+        let config = HubConfig {
+            max_subscriptions: 8,
+            max_open_contexts: 4,
+            dedup_window: 8,
+            record: true,
+            ..HubConfig::default()
+        };
         Driver {
             topic: Topic::new(T, "fz", config),
             store: MemoryStore::default(),
@@ -296,6 +302,11 @@ impl Driver {
     }
 
     fn check_outputs(&mut self, before_subs: &BTreeSet<String>) {
+        // Issue 17: every fact serialises and makes an AuditEvent (or none) without panicking.
+        for fact in self.topic.take_facts() {
+            serde_json::to_string(&fact).expect("facts serialise");
+            let _ = fhircast_core::audit::audit_event(&fact, T, None);
+        }
         let out: Vec<Outbound> = std::iter::from_fn(|| self.topic.poll_outbound()).collect();
         let live = self.live_tokens();
         let mut closed = BTreeSet::new();

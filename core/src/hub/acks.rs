@@ -3,6 +3,7 @@
 
 use std::sync::Arc;
 
+use super::timeline::FactKind;
 use super::{Outbound, Topic};
 use crate::catalog::{EventKind, EventName};
 use crate::event::Event;
@@ -31,6 +32,22 @@ impl Topic {
         let Some(i) = sub.pending.iter().position(|p| *p.id == *ack.id) else { return };
         let p = sub.pending.remove(i);
         sub.last_answer = Some(super::state::Answer { id: p.id.clone(), event: p.event.clone(), status: ack.status });
+        if self.recording() {
+            let subscriber = self.state.subscriptions[token].display_name();
+            // Sent at the deadline less the ack timeout (the timeout is a setting: a restart
+            // with another one skews the latencies of answers owed across it).
+            let sent_ms = p.deadline.unix_millis() - self.config.ack_timeout.as_millis() as i64;
+            let latency_ms = (now.unix_millis() - sent_ms).max(0) as u64;
+            let what = FactKind::Answered {
+                subscriber,
+                id: p.id.to_string(),
+                event: p.event.clone(),
+                status: ack.status,
+                latency_ms,
+            };
+            self.record(now, what);
+        }
+        let sub = self.state.subscriptions.get_mut(token).expect("found above");
         if ack.is_success() || p.event.kind() == EventKind::SyncError {
             return;
         }
@@ -60,6 +77,11 @@ impl Topic {
             self.state.subscriptions.values().filter(|s| s.deadline() <= now).map(|s| s.endpoint.clone()).collect();
         for token in expired {
             let sub = self.state.subscriptions.remove(&token).expect("listed above");
+            let reason = if sub.is_connected() { "lease expired" } else { "never connected" };
+            self.record(
+                now,
+                FactKind::Unsubscribed { subscriber: sub.display_name(), reason: reason.into(), by: None },
+            );
             self.deny(&sub, "lease expired");
         }
         // Every silent subscriber is dropped before any SyncError about one of them goes out,
@@ -71,6 +93,24 @@ impl Topic {
             .filter(|s| s.pending.iter().any(|p| p.deadline <= now))
             .map(|s| s.endpoint.clone())
             .collect();
+        if self.recording() {
+            for token in &silent {
+                let sub = &self.state.subscriptions[token];
+                let late: Vec<_> = sub
+                    .pending
+                    .iter()
+                    .filter(|p| p.deadline <= now)
+                    .map(|p| FactKind::TimedOut {
+                        subscriber: sub.display_name(),
+                        id: p.id.to_string(),
+                        event: p.event.clone(),
+                    })
+                    .collect();
+                for what in late {
+                    self.record(now, what);
+                }
+            }
+        }
         let secs = self.config.ack_timeout.as_secs_f64();
         self.drop_unanswering(
             &silent,
@@ -123,6 +163,12 @@ impl Topic {
         now: Timestamp,
     ) {
         let gone: Vec<_> = tokens.iter().filter_map(|token| self.state.subscriptions.remove(token)).collect();
+        for sub in &gone {
+            self.record(
+                now,
+                FactKind::Unsubscribed { subscriber: sub.display_name(), reason: reason.into(), by: None },
+            );
+        }
         let secs = self.config.ack_timeout.as_secs_f64();
         for sub in &gone {
             if let Some(p) = sub.pending.iter().find(|p| owed(p) && p.event.kind() != EventKind::SyncError) {
@@ -182,6 +228,15 @@ impl Topic {
             prior_version_id: None,
             context: vec![details.context_entry()],
         };
+        let what = FactKind::SyncError {
+            id: event.id.clone(),
+            about_id: event_id.to_owned(),
+            about_event: event_name.clone(),
+            subscriber: subscriber.to_owned(),
+            source: "hub",
+            diagnostics: Some(details.diagnostics.clone()),
+        };
+        self.record(now, what);
         let text: Arc<str> = event.to_json().into();
         let targets: Vec<String> = self
             .state

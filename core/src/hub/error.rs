@@ -178,7 +178,7 @@ pub enum EventRejected {
     #[error(transparent)]
     Bundle(#[from] BundleError),
     /// A SyncError whose OperationOutcome cannot be read.
-    #[error("the SyncError's OperationOutcome cannot be read: {0} (req 92)")]
+    #[error("the SyncError's OperationOutcome cannot be read: {0}")]
     BadSyncError(String),
     /// The open event, as the Hub would store it, is over the Hub's size limit for one event.
     #[error("this {event} is {bytes} bytes as stored, over this hub's limit of {max} bytes for one event (MAX_BODY_BYTES); share large resources by reference")]
@@ -249,8 +249,10 @@ pub enum ContextError {
         /// The event.
         event: String,
     },
-    /// The token may not read SyncErrors, so not the roster either.
-    #[error("the access token lacks the scope fhircast/SyncError.read needed to read the topic's subscribers")]
+    /// The token may not read SyncErrors, so not the roster or the timeline either.
+    #[error(
+        "the access token lacks the scope fhircast/SyncError.read needed to read the topic's subscribers and timeline"
+    )]
     RosterNeedsSyncErrorRead,
 }
 

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use super::state::OpenAnchor;
 use super::store::EMPTY_CONTENT_BYTES;
+use super::timeline::{Fact, FactKind, Who};
 use super::{Auth, EventAccepted, EventRejected, Outbound, Topic};
 use crate::bundle::{Content, UpdateBundle};
 use crate::catalog::{EventKind, EventName};
@@ -23,6 +24,60 @@ impl Topic {
     /// The event's context is validated against the catalog here (req 64), so a shell may
     /// read the event with [`Event::parse_envelope`] to route it and leave the rest to this.
     pub fn handle_event(&mut self, event: Event, auth: &Auth, now: Timestamp) -> Result<EventAccepted, EventRejected> {
+        if !self.recording() {
+            return self.event(event, auth, now);
+        }
+        let (id, name, anchor) = (event.id.clone(), event.name.clone(), event.anchor().map(|k| k.to_string()));
+        let sync_error = match name.kind() {
+            EventKind::SyncError => SyncErrorDetails::from_context(&event.context).ok(),
+            _ => None,
+        };
+        let mark = self.facts.len();
+        let r = self.event(event, auth, now);
+        let by = Who::of(auth);
+        match &r {
+            Ok(acc) => {
+                let mut facts = vec![Fact {
+                    at: now,
+                    what: FactKind::Event {
+                        id: id.clone(),
+                        event: name,
+                        anchor,
+                        version_id: acc.version_id.clone(),
+                        duplicate: acc.duplicate,
+                        by,
+                    },
+                }];
+                if let (Some(d), false) = (sync_error, acc.duplicate) {
+                    // An app's SyncError: its diagnostics are the app's text, not recorded.
+                    let what = FactKind::SyncError {
+                        id,
+                        about_id: d.event_id,
+                        about_event: EventName::parse(&d.event_name).unwrap_or_else(|_| name_of_sync_error()),
+                        subscriber: d.subscriber_name,
+                        source: "subscriber",
+                        diagnostics: None,
+                    };
+                    facts.push(Fact { at: now, what });
+                }
+                self.facts.splice(mark..mark, facts);
+            }
+            Err(e) => {
+                self.facts.truncate(mark);
+                let what = FactKind::EventRefused {
+                    id,
+                    event: name,
+                    status: e.http_status(),
+                    reason: FactKind::reason(e),
+                    by,
+                };
+                self.record(now, what);
+            }
+        }
+        r
+    }
+
+    fn event(&mut self, event: Event, auth: &Auth, now: Timestamp) -> Result<EventAccepted, EventRejected> {
         if event.topic != self.state.topic {
             return Err(EventRejected::WrongTopic { expected: self.state.topic.clone(), found: event.topic.clone() });
         }
@@ -421,10 +476,15 @@ impl Topic {
         let text: Arc<str> = event.to_json().into();
         let id: Arc<str> = event.id.as_str().into();
         let deadline = now.add(self.config.ack_timeout);
+        let recording = self.config.record;
+        let mut to = Vec::new();
         let (subs, out) = (&mut self.state.subscriptions, &mut self.outbound);
         subs.update_where(|sub| {
             if !sub.is_connected() || !sub.wants(&event.name) || skip_subscribers_of.is_some_and(|s| sub.wants(s)) {
                 return false;
+            }
+            if recording {
+                to.push(sub.display_name());
             }
             out.push_back(Outbound::Send { to: sub.endpoint.clone(), text: text.clone() });
             sub.pending.push(super::state::PendingAck {
@@ -436,6 +496,10 @@ impl Topic {
             sub.note_direct(event);
             true
         });
+        if !to.is_empty() {
+            let what = FactKind::Notified { id: event.id.clone(), event: event.name.clone(), to, derived_from: None };
+            self.record(now, what);
+        }
     }
 
     /// After a context change (`source`), sends every connected subscriber whose view
@@ -622,6 +686,8 @@ impl Topic {
     ) {
         let deadline = now.add(self.config.ack_timeout);
         if let Some(sub) = self.state.subscriptions.get_mut(token) {
+            let derived_from = source.as_ref().map(|(id, _)| id.to_string());
+            let name = self.config.record.then(|| sub.display_name());
             sub.pending.push(super::state::PendingAck {
                 id: event.id.as_str().into(),
                 event: event.name.clone(),
@@ -629,6 +695,9 @@ impl Topic {
                 source,
             });
             self.outbound.push_back(Outbound::Send { to: token.to_owned(), text });
+            if let Some(name) = name {
+                self.record_sent(now, &event.id, &event.name, name, derived_from.as_deref());
+            }
         }
     }
 }
@@ -713,4 +782,9 @@ struct Derived {
     event: Event,
     text: Arc<str>,
     source: Option<(Arc<str>, EventName)>,
+}
+
+/// `SyncError`, for a SyncError whose OperationOutcome names an event that is not one.
+fn name_of_sync_error() -> EventName {
+    EventName::parse("SyncError").expect("catalogued")
 }

@@ -26,6 +26,7 @@ mod roster;
 mod state;
 pub mod store;
 mod subscriptions;
+pub mod timeline;
 mod tracked;
 
 use std::collections::VecDeque;
@@ -35,6 +36,7 @@ use std::time::Duration;
 pub use error::{ConnectError, ContextError, EventRejected, SubscribeError};
 pub use roster::{Roster, RosterAnswer, RosterEntry};
 pub use state::TopicState;
+pub use timeline::{Fact, FactKind, Who};
 
 use crate::scope::Scopes;
 use crate::time::Timestamp;
@@ -81,6 +83,9 @@ pub struct HubConfig {
     /// is refused (400): accepted, a wrong clock would make every app ignore every later,
     /// correctly stamped change (req 67) and lock the topic (decision, ARCHITECTURE.md).
     pub max_clock_ahead: Duration,
+    /// Collect the protocol facts of every input for the timeline and the audit trail
+    /// ([`timeline`]; the shell takes them with [`Topic::take_facts`]).
+    pub record: bool,
 }
 
 impl Default for HubConfig {
@@ -102,6 +107,7 @@ impl Default for HubConfig {
             max_content_bytes: 1 << 20,
             max_topic_bytes: 16 << 20,
             max_pending_acks: 256,
+            record: false,
         }
     }
 }
@@ -119,6 +125,12 @@ pub struct Auth {
     pub expires_at: Option<Timestamp>,
     /// The topic the token is bound to, if it names one (neg 4, neg 13).
     pub topic: Option<String>,
+    /// The token's subject (`sub`): who, for the timeline and the audit trail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// The token's client (`client_id`, else `azp`): which app, for the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<String>,
 }
 
 impl Auth {
@@ -178,6 +190,8 @@ pub struct Topic {
     /// Derived anchors recorded by the event being handled (not persisted): their recorded
     /// open goes out as it is, id included; any other derived open gets a fresh id.
     fresh_derived: Vec<crate::wire::ResourceKey>,
+    /// Facts recorded and not yet taken ([`timeline`]; not persisted).
+    facts: Vec<Fact>,
 }
 
 impl Topic {
@@ -185,12 +199,18 @@ impl Topic {
     /// events, versions) unique across topics and restarts (req 137): give it fresh random
     /// text, e.g. 16 hex digits from a CSPRNG.
     pub fn new(topic: &str, id_prefix: &str, config: HubConfig) -> Self {
-        Topic { config, state: TopicState::new(topic, id_prefix), outbound: VecDeque::new(), fresh_derived: Vec::new() }
+        Topic {
+            config,
+            state: TopicState::new(topic, id_prefix),
+            outbound: VecDeque::new(),
+            fresh_derived: Vec::new(),
+            facts: Vec::new(),
+        }
     }
 
     /// Rebuilds a topic from persisted state.
     pub fn restore(state: TopicState, config: HubConfig) -> Self {
-        Topic { config, state, outbound: VecDeque::new(), fresh_derived: Vec::new() }
+        Topic { config, state, outbound: VecDeque::new(), fresh_derived: Vec::new(), facts: Vec::new() }
     }
 
     /// The state to persist.

@@ -51,11 +51,9 @@ pub struct RosterAnswer {
 }
 
 impl Topic {
-    /// The roster of this topic.
-    ///
-    /// Decision: it needs what SyncErrors need — a token for this topic (if bound to one) that
-    /// may read `SyncError` — since it tells the same story (who does not follow) in more detail.
-    pub fn roster(&self, auth: &Auth) -> Result<Roster, ContextError> {
+    /// Whether `auth` may read how this topic's subscribers are doing: the roster, and the
+    /// timeline (issue 17), which tells the same story over time.
+    pub fn may_observe(&self, auth: &Auth) -> Result<(), ContextError> {
         if auth.topic.as_ref().is_some_and(|t| *t != self.state.topic) {
             return Err(ContextError::TopicNotAllowed { topic: self.state.topic.clone() });
         }
@@ -63,6 +61,15 @@ impl Topic {
         if auth.scopes.as_ref().is_some_and(|s| !s.allows(&sync_error, Access::Read)) {
             return Err(ContextError::RosterNeedsSyncErrorRead);
         }
+        Ok(())
+    }
+
+    /// The roster of this topic.
+    ///
+    /// Decision: it needs what SyncErrors need — a token for this topic (if bound to one) that
+    /// may read `SyncError` — since it tells the same story (who does not follow) in more detail.
+    pub fn roster(&self, auth: &Auth) -> Result<Roster, ContextError> {
+        self.may_observe(auth)?;
         let mut subs: Vec<_> = self.state.subscriptions.values().collect();
         subs.sort_by_key(|s| s.number);
         let subscribers = subs

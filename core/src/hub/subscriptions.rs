@@ -4,6 +4,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use super::state::{Phase, Subscription};
+use super::timeline::{FactKind, Who};
 use super::{endpoint_token, Auth, Outbound, SubscribeError, SubscriptionAccepted, Topic};
 use crate::catalog::{EventKind, EventName};
 use crate::scope::Access;
@@ -25,6 +26,22 @@ impl Topic {
     /// context for events newly granted. A subscribe without an endpoint always creates a new
     /// subscription.
     pub fn handle_subscription(
+        &mut self,
+        req: &SubscriptionRequest,
+        auth: &Auth,
+        new_endpoint: &str,
+        now: Timestamp,
+    ) -> Result<SubscriptionAccepted, SubscribeError> {
+        let r = self.subscription(req, auth, new_endpoint, now);
+        if let Err(e) = &r {
+            let what =
+                FactKind::SubscribeRefused { status: e.http_status(), reason: FactKind::reason(e), by: Who::of(auth) };
+            self.record(now, what);
+        }
+        r
+    }
+
+    fn subscription(
         &mut self,
         req: &SubscriptionRequest,
         auth: &Auth,
@@ -56,6 +73,12 @@ impl Topic {
             // SubscriptionRequest guarantees an endpoint on unsubscribe (req 50, neg 10).
             let token = existing.ok_or(SubscribeError::UnknownEndpoint)?;
             let sub = self.state.subscriptions.remove(&token).expect("checked above");
+            let what = FactKind::Unsubscribed {
+                subscriber: sub.display_name(),
+                reason: "unsubscribed".into(),
+                by: Who::of(auth),
+            };
+            self.record(now, what);
             self.deny(&sub, "unsubscribed");
             return Ok(SubscriptionAccepted { endpoint: token });
         }
@@ -81,6 +104,15 @@ impl Topic {
             if req.subscriber_name.is_some() {
                 sub.name = req.subscriber_name.clone();
             }
+            let what = FactKind::Subscribed {
+                subscriber: sub.display_name(),
+                events: sub.events.clone(),
+                lease_seconds: lease,
+                renewed: true,
+                by: Who::of(auth),
+            };
+            self.record(now, what);
+            let sub = self.state.subscriptions.get_mut(&token).expect("checked above");
             if sub.is_connected() {
                 sub.phase = Phase::Connected { lease_until: sub.lease_end(now) };
                 self.confirm(&token, now);
@@ -107,6 +139,16 @@ impl Topic {
             told: Vec::new(),
             view_refused: false,
         };
+        if self.recording() {
+            let what = FactKind::Subscribed {
+                subscriber: sub.display_name(),
+                events: sub.events.clone(),
+                lease_seconds: lease,
+                renewed: false,
+                by: Who::of(auth),
+            };
+            self.record(now, what);
+        }
         self.state.subscriptions.insert(new_endpoint.to_owned(), sub);
         Ok(SubscriptionAccepted { endpoint: new_endpoint.to_owned() })
     }
@@ -129,6 +171,8 @@ impl Topic {
             return Err(super::ConnectError::AlreadyConnected);
         }
         sub.phase = Phase::Connected { lease_until: sub.lease_end(now) };
+        let subscriber = sub.display_name();
+        self.record(now, FactKind::Connected { subscriber });
         self.confirm(token, now);
         self.replay(token, None, now);
         if let (Some(period), None) = (self.config.heartbeat, self.state.next_heartbeat) {
@@ -260,6 +304,7 @@ impl Topic {
     /// no longer follows.
     pub fn handle_close(&mut self, token: &str, code: u16, now: Timestamp) {
         let Some(sub) = self.state.subscriptions.remove(token) else { return };
+        self.record(now, FactKind::Closed { subscriber: sub.display_name(), code });
         if !sub.is_connected() || code == 1000 || code == 1001 {
             return;
         }

@@ -947,3 +947,133 @@ fn state_stored_before_the_roster_existed_still_loads() {
     let state: TopicState = serde_json::from_value(v).unwrap();
     assert_eq!(Topic::restore(state, HubConfig::default()).roster(&Auth::open()).unwrap().subscribers.len(), 1);
 }
+
+// Issue 17: the timeline's facts.
+
+fn recording() -> H {
+    hub_with(HubConfig { record: true, ack_timeout: Duration::from_secs(10), ..HubConfig::default() })
+}
+
+/// The facts taken, as JSON with `at` removed (the scripted session's times are checked apart).
+fn facts(h: &mut H) -> Vec<Value> {
+    h.topic
+        .take_facts()
+        .into_iter()
+        .map(|f| {
+            let mut v = serde_json::to_value(&f).unwrap();
+            v.as_object_mut().unwrap().remove("at");
+            v
+        })
+        .collect()
+}
+
+#[test]
+fn issue17_a_scripted_session_records_exactly_its_facts_in_order() {
+    let mut h = recording();
+    let viewer = h.join("Patient-open,Patient-close", "Viewer");
+    let ehr = h.join("Patient-open,SyncError", "EHR");
+    assert_eq!(
+        facts(&mut h),
+        vec![
+            json!({"fact":"subscribed","subscriber":"Viewer","events":["Patient-open","Patient-close"],"leaseSeconds":3600,"renewed":false}),
+            json!({"fact":"connected","subscriber":"Viewer"}),
+            json!({"fact":"subscribed","subscriber":"EHR","events":["Patient-open","SyncError"],"leaseSeconds":3600,"renewed":false}),
+            json!({"fact":"connected","subscriber":"EHR"}),
+        ]
+    );
+    let auth = Auth { subject: Some("dr-who".into()), client: Some("ehr-app".into()), ..Auth::open() };
+    let e = Event::parse_envelope(&ev(&h, "e1", "Patient-open", vec![patient("p1")]).to_string()).unwrap();
+    h.topic.handle_event(e, &auth, h.now).unwrap();
+    h.drain();
+    h.now = h.now.add(Duration::from_millis(40));
+    h.topic.handle_ack(&ehr, &Ack { id: "e1".into(), status: 200 }, h.now);
+    h.now = h.now.add(Duration::from_millis(60));
+    h.topic.handle_ack(&viewer, &Ack { id: "e1".into(), status: 409 }, h.now);
+    let sync_id = match &to(&h.drain(), &ehr)[..] {
+        [s] => s["id"].as_str().unwrap().to_owned(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        facts(&mut h),
+        vec![
+            json!({"fact":"event","id":"e1","event":"Patient-open","anchor":"Patient/p1","versionId":"h-3","by":{"subject":"dr-who","client":"ehr-app"}}),
+            json!({"fact":"notified","id":"e1","event":"Patient-open","to":["Viewer","EHR"]}),
+            json!({"fact":"answered","subscriber":"EHR","id":"e1","event":"Patient-open","status":200,"latencyMs":40}),
+            json!({"fact":"answered","subscriber":"Viewer","id":"e1","event":"Patient-open","status":409,"latencyMs":100}),
+            json!({"fact":"syncError","id":sync_id,"aboutId":"e1","aboutEvent":"Patient-open","subscriber":"Viewer","source":"hub","diagnostics":"Viewer refused to follow Patient-open (409 Conflict)"}),
+            json!({"fact":"notified","id":sync_id,"event":"SyncError","to":["EHR"]}),
+        ]
+    );
+    // A refused event: recorded with its status and reason, nothing else.
+    let stale = json!({"timestamp": "2020-01-01T00:00:00Z", "id": "e2", "event": {"hub.topic": T, "hub.event": "Patient-open", "context": [patient("p2")]}});
+    assert_eq!(h.post(stale).unwrap_err().http_status(), 409);
+    let refused = facts(&mut h);
+    assert_eq!(refused.len(), 1);
+    assert_eq!(refused[0]["fact"], "eventRefused");
+    assert_eq!(refused[0]["status"], 409);
+    assert!(refused[0]["reason"].as_str().unwrap().contains("earlier than"), "{refused:?}");
+    // The EHR leaves the SyncError unanswered: a timeout, then its subscription ends.
+    h.tick(Duration::from_secs(11));
+    let late = facts(&mut h);
+    assert_eq!(late[0], json!({"fact":"timedOut","subscriber":"EHR","id":sync_id,"event":"SyncError"}));
+    assert_eq!(late[1]["fact"], "unsubscribed");
+    assert_eq!(late[1]["subscriber"], "EHR");
+    assert!(late[1]["reason"].as_str().unwrap().starts_with("unresponsive"), "{late:?}");
+    // The viewer closes its socket; a new subscription never connects.
+    h.topic.handle_close(&viewer, 1001, h.now);
+    h.subscribe("Patient-open", "Ghost");
+    h.tick(Duration::from_secs(61));
+    let end = facts(&mut h);
+    assert_eq!(end[0], json!({"fact":"closed","subscriber":"Viewer","code":1001}));
+    assert_eq!(end[1]["fact"], "subscribed");
+    assert_eq!(end[2], json!({"fact":"unsubscribed","subscriber":"Ghost","reason":"never connected"}));
+}
+
+#[test]
+fn issue17_facts_name_anchors_never_resource_bodies_nor_an_apps_sync_error_text() {
+    let mut h = recording();
+    let t = h.join("Patient-open,DiagnosticReport-open,DiagnosticReport-update,SyncError", "Reporter");
+    let marked = "Zzyzx-MARKED-Name";
+    let pat = json!({"key":"patient","resource":{"resourceType":"Patient","id":"p9","name":[{"family":marked}]}});
+    let report = json!({"key":"report","resource":{"resourceType":"DiagnosticReport","id":"r9","status":"preliminary","conclusion":marked}});
+    let acc = h.post(ev(&h, "o1", "DiagnosticReport-open", vec![report, pat])).unwrap();
+    h.drain_acking();
+    let bundle = json!({"resourceType":"Bundle","type":"transaction","entry":[{"request":{"method":"PUT","url":"Observation/ob1"},"resource":{"resourceType":"Observation","id":"ob1","status":"final","code":{"text":marked}}}]});
+    let mut up = ev(
+        &h,
+        "u1",
+        "DiagnosticReport-update",
+        vec![
+            json!({"key":"report","reference":{"reference":"DiagnosticReport/r9"}}),
+            json!({"key":"updates","resource":bundle}),
+        ],
+    );
+    up["event"]["context.versionId"] = json!(acc.version_id.unwrap());
+    h.post(up).unwrap();
+    h.drain_acking();
+    // A refused event quoting the name, and an app's SyncError whose text names the patient.
+    let bad = json!({"key":"patient","resource":{"resourceType":"Patient","id":"p9","name":[{"family":marked}]}});
+    let mut refused = ev(&h, "o2", "Patient-open", vec![bad]);
+    refused["timestamp"] = json!("2020-01-01T00:00:00Z");
+    assert!(h.post(refused).is_err());
+    let outcome = json!({"key":"operationoutcome","resource":{"resourceType":"OperationOutcome","issue":[{"severity":"warning","code":"processing","diagnostics":format!("cannot show {marked}")}]}});
+    let mut se = ev(&h, "s1", "SyncError", vec![outcome]);
+    se["event"]["context"][0]["resource"]["issue"][0]["details"] = json!({"coding":[{"system":crate::syncerror::EVENT_ID_SYSTEM,"code":"o1"},{"system":crate::syncerror::EVENT_NAME_SYSTEM,"code":"DiagnosticReport-open"},{"system":crate::syncerror::SUBSCRIBER_NAME_SYSTEM,"code":"Reporter"}]});
+    let _ = h.post(se);
+    h.drain_acking();
+    let _ = t;
+    let text = serde_json::to_string(&h.topic.take_facts()).unwrap();
+    for shown in ["DiagnosticReport/r9", "\"eventRefused\"", "\"source\":\"subscriber\"", "\"aboutId\":\"o1\""] {
+        assert!(text.contains(shown), "{shown} missing: {text}");
+    }
+    assert!(!text.contains("MARKED"), "a fact carries resource content: {text}");
+}
+
+#[test]
+fn issue17_nothing_is_collected_when_recording_is_off() {
+    let mut h = hub();
+    h.join("Patient-open", "Viewer");
+    open_patient(&mut h, "e1", "p1");
+    h.drain_acking();
+    assert!(h.topic.take_facts().is_empty());
+}
