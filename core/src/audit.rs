@@ -89,12 +89,13 @@ pub fn audit_event(fact: &Fact, topic: &str, site: Option<&str>) -> Option<Value
                 vec![topic_entity(d)],
             )
         }
-        FactKind::SyncError { id, about_id, about_event, subscriber, source, diagnostics } => {
+        FactKind::SyncError { id, about_id, about_event, subscriber, source, cause, diagnostics } => {
             let d = vec![
                 ("event.id", id.clone()),
                 ("about.event.id", about_id.clone()),
                 ("subscriber.name", subscriber.clone()),
                 ("source", (*source).to_owned()),
+                ("cause", cause.as_str().to_owned()),
             ];
             // Outcome 4: an app did not follow (the Hub's diagnostics say why).
             ("sync-error", "E", 4, diagnostics.as_deref(), None, Some(about_event.as_str()), vec![topic_entity(d)])

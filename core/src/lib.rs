@@ -17,6 +17,7 @@ pub mod catalog;
 pub mod event;
 pub mod follower;
 pub mod hub;
+pub mod metrics;
 pub mod scope;
 pub mod sharing;
 pub mod subscriber;

@@ -76,6 +76,8 @@ pub struct TopicObject {
     unwritten: RefCell<Vec<String>>,
     /// The audit trail's sink ([`crate::audit`]).
     audit: crate::audit::Audit,
+    /// The metrics dataset, if bound ([`crate::metrics`]).
+    metrics: crate::metrics::Metrics,
 }
 
 /// Why an input could not be handled: the hub's problem, never the caller's. Its text goes
@@ -124,7 +126,10 @@ impl TopicObject {
         if self.topic.borrow().is_some() {
             return Ok(true);
         }
-        let config = self.settings()?.hub.clone();
+        let mut config = self.settings()?.hub.clone();
+        // Facts are recorded for the timeline and the audit (the settings say), and for metrics
+        // when a dataset is bound.
+        config.record |= self.metrics.bound();
         let mut topic = match self.store()?.load().map_err(Failure::Store)? {
             Some(state) => Topic::restore(state, config),
             None => match name {
@@ -249,6 +254,7 @@ impl TopicObject {
         // Audited once what the facts describe is stored (a request answered 503 is not).
         let settings = self.settings()?;
         self.audit.send(&facts, &topic_name, settings.audit_site.as_deref());
+        self.metrics.send(&facts, &topic_name);
         Ok(Some(out))
     }
 
@@ -436,6 +442,7 @@ impl DurableObject for TopicObject {
             e.to_string()
         });
         let audit = crate::audit::Audit::new(&env, settings.as_ref().as_ref().ok());
+        let metrics = crate::metrics::Metrics::new(&env);
         TopicObject {
             state,
             settings,
@@ -447,6 +454,7 @@ impl DurableObject for TopicObject {
             loaded_unsaved: RefCell::new(false),
             unwritten: RefCell::new(Vec::new()),
             audit,
+            metrics,
         }
     }
 

@@ -160,7 +160,7 @@ function describe(f) {
     case 'timedOut':
       return ['no answer', `${f.subscriber} did not answer ${f.event} ${f.id}`, 'timeout'];
     case 'syncError':
-      return ['SyncError', `${f.subscriber} did not follow ${f.aboutEvent} ${f.aboutId}${f.diagnostics ? `: ${f.diagnostics}` : ' (sent by the app)'}`, 'syncerror'];
+      return ['SyncError', `${f.subscriber} did not follow ${f.aboutEvent} ${f.aboutId}${f.diagnostics ? `: ${f.diagnostics}` : ' (sent by the app)'} [${f.cause}]`, 'syncerror'];
     default:
       return [f.fact, JSON.stringify(f)];
   }

@@ -114,7 +114,7 @@ test('audit: a scripted session (two subscribes, an event, a refusal of it, a re
         outcome: '4',
         why: 'Viewer refused to follow Patient-open (409 Conflict)',
         agents: ['110152:FHIRcast hub*'],
-        details: { 'event.id': all[3].entity[0].detail[0].valueString, 'about.event.id': 'e1', 'subscriber.name': 'Viewer', source: 'hub' },
+        details: { 'event.id': all[3].entity[0].detail[0].valueString, 'about.event.id': 'e1', 'subscriber.name': 'Viewer', source: 'hub', cause: 'refused' },
         anchors: [],
       },
       { what: 'event Patient-open', action: 'E', outcome: '4', why: all[4].outcomeDesc, agents: ['humanuser:dr-who*', '110150:ehr-app', '110152:FHIRcast hub'], details: { 'event.id': 'e2' }, anchors: [] },

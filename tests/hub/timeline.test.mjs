@@ -83,10 +83,10 @@ test('timeline: an event, who it went to, each answer with its latency, a refusa
   for (const a of facts.filter((f) => f.fact === 'answered')) assert.ok(Number.isInteger(a.latencyMs) && a.latencyMs >= 0 && a.latencyMs < 2000, JSON.stringify(a));
   const syncErrors = facts.filter((f) => f.fact === 'syncError');
   assert.deepEqual(
-    syncErrors.map((s) => [s.subscriber, s.aboutId, s.aboutEvent, s.source]),
+    syncErrors.map((s) => [s.subscriber, s.aboutId, s.aboutEvent, s.source, s.cause]),
     [
-      ['Viewer', 'open-1', 'Patient-open', 'hub'],
-      ['Silent', 'open-1', 'Patient-open', 'hub'],
+      ['Viewer', 'open-1', 'Patient-open', 'hub', 'refused'],
+      ['Silent', 'open-1', 'Patient-open', 'hub', 'unresponsive'],
     ],
   );
   assert.match(syncErrors[0].diagnostics, /Viewer refused to follow Patient-open/);
@@ -123,11 +123,11 @@ test('timeline: an event, who it went to, each answer with its latency, a refusa
   // and a SyncError naming it (sent to nobody: no one else follows SyncErrors).
   const n = newer.facts[0].seq;
   assert.deepEqual(
-    last.facts.map((f) => [f.seq, f.fact, f.subscriber, f.code ?? f.aboutId ?? f.id]),
+    last.facts.map((f) => [f.seq, f.fact, f.subscriber, f.code ?? f.aboutId ?? f.id, f.cause]),
     [
-      [n + 1, 'closed', 'EHR', 1006],
-      [n + 2, 'syncError', 'EHR', 'open-1'],
-      [n + 3, 'event', undefined, 'open-3'],
+      [n + 1, 'closed', 'EHR', 1006, undefined],
+      [n + 2, 'syncError', 'EHR', 'open-1', 'connection-lost'],
+      [n + 3, 'event', undefined, 'open-3', undefined],
     ],
   );
 });

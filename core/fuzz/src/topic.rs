@@ -306,6 +306,7 @@ impl Driver {
         for fact in self.topic.take_facts() {
             serde_json::to_string(&fact).expect("facts serialise");
             let _ = fhircast_core::audit::audit_event(&fact, T, None);
+            let _ = fhircast_core::metrics::data_point(&fact, T);
         }
         let out: Vec<Outbound> = std::iter::from_fn(|| self.topic.poll_outbound()).collect();
         let live = self.live_tokens();

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use super::timeline::FactKind;
+use super::timeline::{FactKind, SyncErrorCause};
 use super::{Outbound, Topic};
 use crate::catalog::{EventKind, EventName};
 use crate::event::Event;
@@ -63,7 +63,7 @@ impl Topic {
             s => format!("{name} failed to process {what} ({s})"),
         };
         let (id, event) = p.about();
-        self.send_sync_error(id, event, &name, diagnostics, ack.status == 413, Some(token), now);
+        self.send_sync_error(id, event, &name, diagnostics, SyncErrorCause::of_status(ack.status), Some(token), now);
     }
 
     /// Runs whatever is due at `now` (see [`Topic::poll_timeout`]):
@@ -178,7 +178,7 @@ impl Topic {
                     event,
                     &sub.display_name(),
                     diagnostics(sub, p),
-                    false,
+                    SyncErrorCause::Unresponsive,
                     Some(&sub.endpoint),
                     now,
                 );
@@ -189,7 +189,8 @@ impl Topic {
                     "{} did not answer a SyncError within {secs} s and was unsubscribed: it no longer follows the context",
                     sub.display_name()
                 );
-                self.send_sync_error(&id, &event, &sub.display_name(), diagnostics, false, Some(&sub.endpoint), now);
+                let cause = SyncErrorCause::Unresponsive;
+                self.send_sync_error(&id, &event, &sub.display_name(), diagnostics, cause, Some(&sub.endpoint), now);
             }
         }
         for sub in &gone {
@@ -206,7 +207,7 @@ impl Topic {
         event_name: &EventName,
         subscriber: &str,
         diagnostics: String,
-        too_long: bool,
+        cause: SyncErrorCause,
         exclude: Option<&str>,
         now: Timestamp,
     ) {
@@ -215,7 +216,7 @@ impl Topic {
             event_name: event_name.to_string(),
             subscriber_name: subscriber.to_owned(),
             diagnostics,
-            code: if too_long { IssueCode::TooLong } else { IssueCode::Processing },
+            code: if cause == SyncErrorCause::TooLong { IssueCode::TooLong } else { IssueCode::Processing },
             // Seed 003: every SyncError the Hub generates is `information`.
             severity: Severity::Information,
         };
@@ -234,6 +235,7 @@ impl Topic {
             about_event: event_name.clone(),
             subscriber: subscriber.to_owned(),
             source: "hub",
+            cause,
             diagnostics: Some(details.diagnostics.clone()),
         };
         self.record(now, what);

@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use super::state::OpenAnchor;
 use super::store::EMPTY_CONTENT_BYTES;
-use super::timeline::{Fact, FactKind, Who};
+use super::timeline::{Fact, FactKind, SyncErrorCause, Who};
 use super::{Auth, EventAccepted, EventRejected, Outbound, Topic};
 use crate::bundle::{Content, UpdateBundle};
 use crate::catalog::{EventKind, EventName};
@@ -56,6 +56,7 @@ impl Topic {
                         about_event: EventName::parse(&d.event_name).unwrap_or_else(|_| name_of_sync_error()),
                         subscriber: d.subscriber_name,
                         source: "subscriber",
+                        cause: SyncErrorCause::App,
                         diagnostics: None,
                     };
                     facts.push(Fact { at: now, what });

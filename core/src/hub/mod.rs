@@ -36,7 +36,7 @@ use std::time::Duration;
 pub use error::{ConnectError, ContextError, EventRejected, SubscribeError};
 pub use roster::{Roster, RosterAnswer, RosterEntry};
 pub use state::TopicState;
-pub use timeline::{Fact, FactKind, Who};
+pub use timeline::{Fact, FactKind, SyncErrorCause, Who};
 
 use crate::scope::Scopes;
 use crate::time::Timestamp;

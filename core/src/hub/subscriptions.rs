@@ -320,7 +320,8 @@ impl Topic {
         if let Some((id, event)) = about {
             let diagnostics =
                 format!("{} lost its connection to the hub (WebSocket close code {code})", sub.display_name());
-            self.send_sync_error(&id, &event, &sub.display_name(), diagnostics, false, Some(token), now);
+            let cause = super::timeline::SyncErrorCause::ConnectionLost;
+            self.send_sync_error(&id, &event, &sub.display_name(), diagnostics, cause, Some(token), now);
         }
     }
 }

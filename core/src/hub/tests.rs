@@ -1000,7 +1000,7 @@ fn issue17_a_scripted_session_records_exactly_its_facts_in_order() {
             json!({"fact":"notified","id":"e1","event":"Patient-open","to":["Viewer","EHR"]}),
             json!({"fact":"answered","subscriber":"EHR","id":"e1","event":"Patient-open","status":200,"latencyMs":40}),
             json!({"fact":"answered","subscriber":"Viewer","id":"e1","event":"Patient-open","status":409,"latencyMs":100}),
-            json!({"fact":"syncError","id":sync_id,"aboutId":"e1","aboutEvent":"Patient-open","subscriber":"Viewer","source":"hub","diagnostics":"Viewer refused to follow Patient-open (409 Conflict)"}),
+            json!({"fact":"syncError","id":sync_id,"aboutId":"e1","aboutEvent":"Patient-open","subscriber":"Viewer","source":"hub","cause":"refused","diagnostics":"Viewer refused to follow Patient-open (409 Conflict)"}),
             json!({"fact":"notified","id":sync_id,"event":"SyncError","to":["EHR"]}),
         ]
     );
@@ -1019,12 +1019,19 @@ fn issue17_a_scripted_session_records_exactly_its_facts_in_order() {
     assert_eq!(late[1]["fact"], "unsubscribed");
     assert_eq!(late[1]["subscriber"], "EHR");
     assert!(late[1]["reason"].as_str().unwrap().starts_with("unresponsive"), "{late:?}");
+    // The others are told it stopped following: a SyncError whose cause is "unresponsive".
+    assert_eq!(
+        (late[2]["fact"].as_str(), late[2]["cause"].as_str()),
+        (Some("syncError"), Some("unresponsive")),
+        "{late:?}"
+    );
     // The viewer closes its socket; a new subscription never connects.
     h.topic.handle_close(&viewer, 1001, h.now);
     h.subscribe("Patient-open", "Ghost");
     h.tick(Duration::from_secs(61));
     let end = facts(&mut h);
     assert_eq!(end[0], json!({"fact":"closed","subscriber":"Viewer","code":1001}));
+    assert_eq!(end.len(), 3, "a 1001 close raises no SyncError: {end:?}");
     assert_eq!(end[1]["fact"], "subscribed");
     assert_eq!(end[2], json!({"fact":"unsubscribed","subscriber":"Ghost","reason":"never connected"}));
 }

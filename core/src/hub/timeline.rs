@@ -51,6 +51,47 @@ impl Who {
     }
 }
 
+/// Why a SyncError was raised: what metrics count them by (issue 17).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SyncErrorCause {
+    /// A subscriber answered 4xx (409: it refused to follow).
+    Refused,
+    /// A subscriber answered 413 (req 96).
+    TooLong,
+    /// A subscriber answered something else (5xx, …).
+    Failed,
+    /// A subscriber did not answer in time, or owed too many answers.
+    Unresponsive,
+    /// A subscriber's socket closed abnormally.
+    ConnectionLost,
+    /// An app sent it (it accepted, then could not follow; req 75).
+    App,
+}
+
+impl SyncErrorCause {
+    /// The cause of a failed answer with `status`.
+    pub(crate) fn of_status(status: u16) -> SyncErrorCause {
+        match status {
+            413 => SyncErrorCause::TooLong,
+            400..=499 => SyncErrorCause::Refused,
+            _ => SyncErrorCause::Failed,
+        }
+    }
+
+    /// Its name in facts and metrics.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SyncErrorCause::Refused => "refused",
+            SyncErrorCause::TooLong => "too-long",
+            SyncErrorCause::Failed => "failed",
+            SyncErrorCause::Unresponsive => "unresponsive",
+            SyncErrorCause::ConnectionLost => "connection-lost",
+            SyncErrorCause::App => "app",
+        }
+    }
+}
+
 /// What happened. Serialised with `"fact": "<kind>"` and camelCase fields.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 #[serde(tag = "fact", rename_all = "camelCase", rename_all_fields = "camelCase")]
@@ -183,6 +224,8 @@ pub enum FactKind {
         subscriber: String,
         /// "hub" when the Hub generated it, "subscriber" when an app sent it.
         source: &'static str,
+        /// Why.
+        cause: SyncErrorCause,
         /// The Hub's diagnostics (absent for an app's SyncError: its text is the app's).
         #[serde(skip_serializing_if = "Option::is_none")]
         diagnostics: Option<String>,
