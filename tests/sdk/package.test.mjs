@@ -23,7 +23,7 @@ test('packaging: the packed tarball installs into a fresh project, bundles with 
   // npm pack: exactly the files package.json lists.
   const packed = JSON.parse(execFileSync('npm', ['pack', '--json', '--pack-destination', dir], { cwd: NPM, encoding: 'utf8' }))[0];
   const files = packed.files.map((f) => f.path).sort();
-  assert.deepEqual(files, ['CHANGELOG.md', 'README.md', 'index.d.ts', 'package.json', 'pkg/fhircast_sdk_bg.wasm', 'pkg/index.js', 'pkg/react.js', 'pkg/status.js', 'react.d.ts', 'status.d.ts', 'wasm.d.ts']);
+  assert.deepEqual(files, ['CHANGELOG.md', 'README.md', 'bridge.d.ts', 'embedded.d.ts', 'index.d.ts', 'package.json', 'pkg/bridge.js', 'pkg/embedded.js', 'pkg/fhircast_sdk_bg.wasm', 'pkg/index.js', 'pkg/react.js', 'pkg/status.js', 'react.d.ts', 'status.d.ts', 'wasm.d.ts']);
   const manifest = JSON.parse(readFileSync(join(NPM, 'package.json'), 'utf8'));
   assert.equal(manifest.type, 'module');
   assert.equal(Object.keys(manifest.exports['.'])[0], 'types', 'types first in exports');
@@ -92,6 +92,6 @@ test('packaging: `npm publish --dry-run` is clean (nothing for npm to correct or
   const warnings = r.stderr.split('\n').filter((l) => l.startsWith('npm warn') && !/requires you to be logged in/.test(l));
   assert.deepEqual(warnings, []);
   assert.match(r.stderr, /fhircast-sdk@0\.1\.0/);
-  assert.match(r.stderr, /total files: 11/);
+  assert.match(r.stderr, /total files: 15/);
 });
 

@@ -89,6 +89,8 @@ test("docs: every snippet of README.md and npm/README.md type-checks under Vite'
             'fhircast-sdk/wasm': [join(npm, 'wasm.d.ts')],
             'fhircast-sdk/react': [join(npm, 'react.d.ts')],
             'fhircast-sdk/status': [join(npm, 'status.d.ts')],
+            'fhircast-sdk/bridge': [join(npm, 'bridge.d.ts')],
+            'fhircast-sdk/embedded': [join(npm, 'embedded.d.ts')],
             'react/jsx-runtime': [join(ROOT, 'node_modules', '@types', 'react', 'jsx-runtime.d.ts')],
             react: [join(ROOT, 'node_modules', '@types', 'react', 'index.d.ts')],
             'https://your.cdn.example/fhircast-sdk/pkg/index.js': [join(npm, 'index.d.ts')],
