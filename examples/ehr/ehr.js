@@ -3,6 +3,7 @@
 // closing a tab publishes its -close. It follows what other apps open too, shows every
 // subscriber's state (from the hub's roster) and every SyncError, and hosts an app in an iframe.
 import init, { FhircastClient } from 'fhircast-sdk';
+import { FhircastBridge } from 'fhircast-sdk/bridge';
 import { PATIENTS, studiesOf, displayName, patientById } from '../lib/data.js';
 import { HUB_URL, topicFromUrl, launchUrl } from '../lib/launch.js';
 import { renderStatus, logLine, describeContext, syncErrorLine } from '../lib/ui.js';
@@ -12,7 +13,10 @@ const topic = topicFromUrl();
 $('topic').textContent = topic;
 $('launch-viewer').href = launchUrl('/viewer/', topic);
 $('launch-report').href = launchUrl('/report/', topic);
-$('embedded').src = launchUrl('/embedded/', topic);
+// The embedded app follows through this page (FhircastBridge, below): its URL carries nothing
+// of the hub. `?embed=direct` embeds it the other way, as its own subscriber with the hub URL
+// and topic in its URL.
+const direct = new URLSearchParams(location.search).get('embed') === 'direct';
 
 /** Open contexts by anchor ("Patient/pat-ada"): the open event's name and context. */
 const tabs = new Map();
@@ -39,6 +43,14 @@ function track(name, context) {
 let client;
 try {
   await init(); // loads the SDK's WebAssembly module, once
+  if (direct) {
+    $('embedded').src = launchUrl('/embedded/', topic);
+  } else {
+    // Apps from this origin may follow through this page; the hub sees each under its own name.
+    const bridge = new FhircastBridge({ hubUrl: HUB_URL, topic, allowedOrigins: [location.origin] }).start();
+    addEventListener('pagehide', () => bridge.close());
+    $('embedded').src = '/embedded/';
+  }
   client = await FhircastClient.connect({
   hubUrl: HUB_URL,
   topic,

@@ -1,7 +1,6 @@
 // What the embedded app and the viewer share: follow the EHR's context with the SDK, show the
 // sync status and every SyncError, and simulate "unsaved work" that refuses a context change
 // (409) or asks the user first (202, then a refusal becomes a SyncError: FHIRcast req 75).
-import init, { FhircastClient } from 'fhircast-sdk';
 import { launchParameters } from './launch.js';
 import { renderStatus, logLine, ask, describeContext, syncErrorLine } from './ui.js';
 
@@ -37,19 +36,29 @@ export async function followContext({ subscriberName, events, render }) {
     return 'accept';
   };
   const on = Object.fromEntries(events.filter((e) => /-(open|close)$/.test(e)).map((e) => [e, onContextEvent]));
+  const options = {
+    events,
+    subscriberName,
+    on,
+    onStatusChange: (status) => renderStatus($('banner'), status, client?.currentContext()),
+    onSyncError: (e) => logLine($('syncerrors'), syncErrorLine(e, subscriberName), { className: 'syncerror' }),
+    onContextChange: (current) => {
+      render(current);
+      if (client) renderStatus($('banner'), client.status(), current);
+    },
+  };
   try {
-    await init(); // loads the WebAssembly module, once
-    client = await FhircastClient.fromSmartLaunch(launchParameters(), {
-      events,
-      subscriberName,
-      on,
-      onStatusChange: (status) => renderStatus($('banner'), status, client?.currentContext()),
-      onSyncError: (e) => logLine($('syncerrors'), syncErrorLine(e, subscriberName), { className: 'syncerror' }),
-      onContextChange: (current) => {
-        render(current);
-        if (client) renderStatus($('banner'), client.status(), current);
-      },
-    });
+    if (new URLSearchParams(location.search).has('hub.topic')) {
+      // Launched with the hub and topic (a SMART launch): a subscriber of its own.
+      const { default: init, FhircastClient } = await import('fhircast-sdk');
+      await init(); // loads the WebAssembly module, once
+      client = await FhircastClient.fromSmartLaunch(launchParameters(), options);
+    } else {
+      // Launched bare inside the EHR: through the EHR page's FhircastBridge. No hub URL, no
+      // token, no WebSocket and no WebAssembly in this page (fhircast-sdk/embedded).
+      const { FhircastClient } = await import('fhircast-sdk/embedded');
+      client = await FhircastClient.connectViaParent(options);
+    }
   } catch (e) {
     $('banner').textContent = `Cannot follow the session: ${e.message}`;
     $('banner').dataset.state = 'error';
