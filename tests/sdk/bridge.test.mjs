@@ -113,7 +113,7 @@ test('bridge: an iframe from an origin not allowed gets nothing and is told so; 
   await page.context().close();
 });
 
-test('bridge: removing an iframe unsubscribes its app (close 1000, no SyncError); a hub restart is reported inside each embedded app, which then follows again', async () => {
+test('bridge: removing or navigating an iframe unsubscribes its app (close 1000, no SyncError); a hub restart is reported inside each embedded app, which then follows again', async () => {
   env.hub.topic = `bridge-${Date.now()}`;
   const page = await ehr();
   const appB = await embed(page, 'b', b.origin, 'Viewer B');
@@ -126,6 +126,14 @@ test('bridge: removing an iframe unsubscribes its app (close 1000, no SyncError)
   await eventually(() => appC.evaluate(() => window.client.currentContext()?.anchor === 'Patient/p1'), { message: 'C follows' });
   await sleep(300);
   assert.deepEqual(await appC.evaluate(() => window.log.syncErrors), [], 'a removed app is not a failed one');
+
+  // An iframe that navigates away ends its subscription too (the page said goodbye).
+  const appE = await embed(page, 'e', b.origin, 'Navigating E');
+  await eventually(async () => (await roster()).some((s) => s.name === 'Navigating E' && s.connected), { message: 'E subscribed' });
+  assert.equal(await appE.evaluate(() => window.appError), undefined);
+  await page.evaluate(() => (document.getElementById('e').src = 'about:blank'));
+  await eventually(async () => !(await roster()).some((s) => s.name === 'Navigating E'), { message: 'E unsubscribed after navigating', timeout: 5000 });
+  assert.deepEqual(await appC.evaluate(() => window.log.syncErrors), [], 'leaving is not failing');
 
   await env.hub.restart();
   await eventually(() => appC.evaluate(() => window.log.status.includes('disconnected')), { message: 'C shows the lost connection', timeout: 10000 });
