@@ -109,6 +109,8 @@ export interface ContextEntry {
 
 /** A notification as the hub sent it (req 59-62), handed to the event's handler. */
 export interface FhircastEvent {
+  /** The resource of the context entry `key`, e.g. `event.resource('patient')`. */
+  resource(key: string): Resource | undefined;
   /** When the event occurred (ISO 8601). */
   timestamp: string;
   /** The event's id (req 60). */
@@ -138,6 +140,8 @@ export type EventHandler = (event: FhircastEvent) => HandlerResult | Promise<Han
 
 /** What the app should show: the current anchor and its context. */
 export interface CurrentContext {
+  /** The resource of the context entry `key`, e.g. `client.currentContext()?.resource('patient')`. */
+  resource(key: string): Resource | undefined;
   /** The anchor, `"Type/id"`, e.g. `"Patient/p1"`. */
   anchor: string;
   /** The open event that set it, e.g. `"Patient-open"`. */

@@ -28,6 +28,14 @@ export class FhircastError extends Error {
   }
 }
 
+/** `resource(key)` as the main entry gives it (a structured clone loses functions). */
+function withResource(target, context) {
+  if (target && typeof target == 'object' && !target.resource) {
+    Object.defineProperty(target, 'resource', { value: (key) => context?.find((c) => c.key === key)?.resource });
+  }
+  return target;
+}
+
 /** What a handler returned, as the bridge takes it (HandlerResult, req 71, 75). */
 function outcome(result) {
   if (result === undefined || result === true || result === 'accept') return 'accept';
@@ -126,7 +134,7 @@ export class FhircastClient {
     const handler = this.handlers.get(name) ?? this.handlers.get('*');
     let result;
     try {
-      result = outcome(handler ? await handler(event) : undefined);
+      result = outcome(handler ? await handler(withResource(event, event?.event?.context)) : undefined);
     } catch {
       result = 'fail';
     }
@@ -139,7 +147,7 @@ export class FhircastClient {
   }
 
   setContext(context) {
-    this.context = context;
+    this.context = withResource(context, context?.context);
     for (const f of this.listeners.context) f(context);
   }
 

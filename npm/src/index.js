@@ -74,6 +74,26 @@ function assertReady() {
 const LISTENERS = ['onSyncError', 'onStatusChange', 'onContextChange'];
 
 /** A FHIRcast subscriber: one subscription to one topic, followed over a WebSocket. */
+/**
+ * `resource(key)` on an event or a current context: the resource of its context entry `key`
+ * (`event.resource('patient')`), without searching the array by hand. Not enumerable, so a
+ * postMessage (the bridge) or JSON of the object carries only its data.
+ */
+function withResource(target, context) {
+  if (target && typeof target == 'object' && !target.resource) {
+    Object.defineProperty(target, 'resource', { value: (key) => context?.find((c) => c.key === key)?.resource });
+  }
+  return target;
+}
+
+/** A handler or a context listener as the core calls it: its argument gets `resource(key)`. */
+const wrapped = new WeakMap();
+function wrap(f, ofEvent) {
+  if (typeof f != 'function') return f; // the core says what is wrong with it
+  if (!wrapped.has(f)) wrapped.set(f, (x) => f(withResource(x, ofEvent ? x?.event?.context : x?.context)));
+  return wrapped.get(f);
+}
+
 export class FhircastClient {
   #c;
 
@@ -89,6 +109,9 @@ export class FhircastClient {
   static connect(options) {
     try {
       assertReady();
+      const on = options?.on;
+      if (on && typeof on == 'object') options = { ...options, on: Object.fromEntries(Object.entries(on).map(([k, h]) => [k, wrap(h, 1)])) };
+      if (options?.onContextChange) options = { ...options, onContextChange: wrap(options.onContextChange) };
       return WasmClient.connect(options).then((inner) => new FhircastClient(inner));
     } catch (e) {
       return Promise.reject(e); // bad options: a rejection, like every other failure
@@ -119,6 +142,7 @@ export class FhircastClient {
 
   /** Sets the handler of an event (case-insensitive; '*' for any other). Returns a remover. */
   on(eventName, handler) {
+    handler = wrap(handler, 1);
     this.#c.on(eventName, handler);
     return () => this.#c.off(eventName, handler);
   }
@@ -135,7 +159,7 @@ export class FhircastClient {
 
   /** Called with what the app should show (or null) whenever that changes. Returns a remover. */
   onContextChange(callback) {
-    return this.#listen(LISTENERS[2], callback);
+    return this.#listen(LISTENERS[2], wrap(callback));
   }
 
   #listen(kind, callback) {
@@ -165,7 +189,8 @@ export class FhircastClient {
 
   /** What the app should show, or null. */
   currentContext() {
-    return this.#c.currentContext();
+    const c = this.#c.currentContext();
+    return withResource(c, c?.context);
   }
 
   /** Whether the app shows what the hub holds: {state, reason?}. */

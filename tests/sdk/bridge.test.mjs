@@ -55,6 +55,9 @@ test('bridge: two apps from two origins follow under their own names; each refus
   assert.equal((await env.hub.post(env.hub.event('Patient-open', [patient('p1')], { id: 'open-1' }))).status, 202);
   await eventually(async () => (await anchor(appB)) === 'Patient/p1' && (await anchor(appC)) === 'Patient/p1', { message: 'both follow p1' });
   assert.deepEqual(await appB.evaluate(() => window.log.events), ['open-1']);
+  // The same accessors as the main entry's, across the bridge.
+  assert.deepEqual(await appB.evaluate(() => window.log.patients), ['p1']);
+  assert.equal(await appB.evaluate(() => window.client.currentContext().resource('patient').id), 'p1');
 
   // B refuses: the hub's SyncError names B, and C is told.
   await appB.evaluate(() => (window.mode = 'refuse'));

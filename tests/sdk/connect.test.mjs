@@ -174,3 +174,19 @@ test('req129: UserLogout reaches its handler and clears what the app shows', asy
   assert.equal(await app.eval(() => client.status().state), 'in-sync');
   await app.eval(() => client.close());
 });
+
+test("issue 15: event.resource('patient') in handlers, and currentContext() / onContextChange's resource(key): the context entry's resource, not enumerated (JSON and postMessage carry only the data)", async () => {
+  env.hub.topic = uid('topic');
+  const app = await env.app();
+  await app.connect(
+    { events: ['Patient-open', 'ImagingStudy-open'], subscriberName: 'Viewer' },
+    `{ 'Patient-open': (e) => { log.events.push([e.resource('patient')?.id, e.resource('nothing'), Object.keys(e).includes('resource'), JSON.stringify(e).includes('"resource":{')]); } }`,
+  );
+  await app.eval(() => window.client.onContextChange((c) => window.log.contexts.push(['listener', c?.resource('patient')?.id ?? null])));
+  await env.hub.post(env.hub.event('Patient-open', [patient('p7')], { id: 'open-p7' }));
+  await eventually(async () => (await app.log()).events.length === 1, { message: 'the handler ran' });
+  // The accessor finds the entry; it is no own enumerable key (the event's JSON still has its resources).
+  assert.deepEqual((await app.log()).events[0], ['p7', undefined, false, true]);
+  assert.equal(await app.eval(() => window.client.currentContext().resource('patient').id), 'p7');
+  await eventually(async () => (await app.log()).contexts.some((c) => Array.isArray(c) && c[1] === 'p7'), { message: 'onContextChange got resource()' });
+});
