@@ -6,7 +6,7 @@ import init, { FhircastClient } from 'fhircast-sdk';
 import { FhircastBridge } from 'fhircast-sdk/bridge';
 import { PATIENTS, studiesOf, displayName, patientById } from '../lib/data.js';
 import { HUB_URL, topicFromUrl, launchUrl } from '../lib/launch.js';
-import { renderStatus, logLine, describeContext, syncErrorLine } from '../lib/ui.js';
+import { renderStatus, logLine, describeContext, syncErrorLine, resourceOf } from '../lib/ui.js';
 
 const $ = (id) => document.getElementById(id);
 const topic = topicFromUrl();
@@ -133,22 +133,72 @@ for (const p of PATIENTS) {
 }
 
 /** The tabs: every open context; the current one marked; × closes. */
+/** The patient an open context belongs to ("Patient/pat-ada"), or its own anchor. */
+function patientOf(anchor, context) {
+  const p = context.find((c) => c.key === 'patient')?.resource;
+  return p?.id ? `Patient/${p.id}` : anchor;
+}
+
+/** An open context inside its patient's tab: "chart", the study, or the report. */
+function itemLabel(anchor, context) {
+  switch (anchor.split('/')[0]) {
+    case 'Patient':
+      return 'chart';
+    case 'ImagingStudy':
+      return resourceOf(context, 'study')?.description ?? anchor;
+    case 'DiagnosticReport':
+      return `report${resourceOf(context, 'study')?.description ? ` · ${resourceOf(context, 'study').description}` : ''}`;
+    default:
+      return anchor;
+  }
+}
+
+/**
+ * One tab per patient: the patient's open contexts (the patient, a study, a report) are items
+ * inside it, not tabs of their own, so one patient does not pile up as three tabs. Each item can
+ * be made current again (its open re-sent) or closed on its own; × on the patient's row closes
+ * its contexts, most specific first (req 122-125).
+ */
 function renderTabs() {
   const current = client?.currentContext()?.anchor;
   const ul = $('tabs');
   ul.replaceChildren();
   if (tabs.size === 0) ul.innerHTML = '<li class="empty">Nothing open: pick a patient or a study.</li>';
-  for (const [anchor, { name, context }] of tabs) {
-    const li = document.createElement('li');
-    li.dataset.anchor = anchor;
-    li.classList.toggle('current', anchor === current);
-    // Clicking a tab makes it current again: the same open event, re-sent.
-    const label = Object.assign(document.createElement('button'), { textContent: describeContext({ context }) || anchor, className: 'tab' });
-    label.onclick = () => send(name, context);
-    const close = Object.assign(document.createElement('button'), { textContent: '×', title: `close ${anchor}`, className: 'close' });
-    close.onclick = () => send(name.replace(/-open$/, '-close'), context);
-    li.append(label, close);
-    ul.append(li);
+  const groups = new Map();
+  for (const [anchor, tab] of tabs) {
+    const key = patientOf(anchor, tab.context);
+    if (!groups.has(key)) groups.set(key, []);
+    groups.get(key).push([anchor, tab]);
+  }
+  for (const [patient, items] of groups) {
+    const group = document.createElement('li');
+    group.className = 'patient';
+    group.dataset.patient = patient;
+    group.classList.toggle('current', items.some(([a]) => a === current));
+    const p = items.map(([, t]) => resourceOf(t.context, 'patient')).find(Boolean);
+    const head = Object.assign(document.createElement('span'), { className: 'who', textContent: p ? displayName(p) : patient });
+    const closeAll = Object.assign(document.createElement('button'), { textContent: '×', title: `close everything open for ${head.textContent}`, className: 'close-all' });
+    // Most specific first: a report before its study before the patient.
+    // One at a time: the hub refuses to close a patient while its study is still current.
+    closeAll.onclick = async () => {
+      for (const [, t] of [...items].reverse()) await send(t.name.replace(/-open$/, '-close'), t.context);
+    };
+    const list = Object.assign(document.createElement('ul'), { className: 'items' });
+    for (const [anchor, { name, context }] of items) {
+      const li = document.createElement('li');
+      li.dataset.anchor = anchor;
+      li.classList.toggle('current', anchor === current);
+      const what = itemLabel(anchor, context);
+      // Clicking an item makes it current again: the same open event, re-sent.
+      const label = Object.assign(document.createElement('button'), { textContent: what, className: 'tab', title: describeContext({ context }) || anchor });
+      label.onclick = () => send(name, context);
+      const close = Object.assign(document.createElement('button'), { textContent: '×', title: `close ${anchor}`, className: 'close' });
+      close.onclick = () => send(name.replace(/-open$/, '-close'), context);
+      li.append(label, close);
+      list.append(li);
+    }
+    group.append(head, closeAll, list);
+    ul.append(group);
   }
 }
 

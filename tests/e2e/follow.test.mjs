@@ -82,7 +82,9 @@ test('opening a patient in the EHR: the embedded app and the viewer show that pa
   assert.equal(await viewer.locator('#images .tile').count(), 4);
   await embedded(ehr).locator('#study', { hasText: 'MRI brain without contrast' }).waitFor();
   await ehr.locator('#tabs li.current[data-anchor="ImagingStudy/st-alan-mr"]').waitFor();
-  assert.deepEqual(await ehr.locator('#tabs li').evaluateAll((l) => l.map((li) => li.dataset.anchor)), ['Patient/pat-ada', 'ImagingStudy/st-alan-mr']);
+  assert.deepEqual(await ehr.locator('#tabs li[data-anchor]').evaluateAll((l) => l.map((li) => li.dataset.anchor)), ['Patient/pat-ada', 'ImagingStudy/st-alan-mr']);
+  // One tab per patient (issue 15): Ada's and Alan's.
+  assert.deepEqual(await ehr.locator('#tabs > li.patient').evaluateAll((l) => l.map((li) => li.dataset.patient)), ['Patient/pat-ada', 'Patient/pat-alan']);
   await env.shot(viewer, 'viewer');
 
   // Back to the first tab: it is current again, and the apps show Ada again.
@@ -101,7 +103,7 @@ test('opening a patient in the EHR: the embedded app and the viewer show that pa
   // Closing the current tab leaves the other one open but no current context (req 124).
   await ehr.locator('#tabs li[data-anchor="Patient/pat-ada"] .close').click();
   await viewer.locator('#patient', { hasText: 'No patient' }).waitFor();
-  assert.deepEqual(await ehr.locator('#tabs li').evaluateAll((l) => l.map((li) => [li.dataset.anchor, li.className])), [['ImagingStudy/st-alan-mr', '']]);
+  assert.deepEqual(await ehr.locator('#tabs li[data-anchor]').evaluateAll((l) => l.map((li) => [li.dataset.anchor, li.className])), [['ImagingStudy/st-alan-mr', '']]);
   // Picking it makes it current again.
   await ehr.locator('#tabs li[data-anchor="ImagingStudy/st-alan-mr"] .tab').click();
   await viewer.locator('#patient', { hasText: 'Turing, Alan' }).waitFor();
@@ -109,6 +111,29 @@ test('opening a patient in the EHR: the embedded app and the viewer show that pa
   // Closing the last: nothing open anywhere.
   await ehr.locator('#tabs li[data-anchor="ImagingStudy/st-alan-mr"] .close').click();
   await viewer.locator('#patient', { hasText: 'No patient' }).waitFor();
+  await embedded(ehr).locator('#patient', { hasText: '—' }).waitFor();
+  assert.deepEqual(env.errors, []);
+});
+
+test("EHR: one patient is one tab (issue 15): the patient's chart, study and report are items in it; × on the tab closes them all, most specific first", async () => {
+  await env.fresh();
+  const ehr = await env.ehr();
+  await ehr.locator('[data-open="Patient/pat-ada"]').click();
+  await ehr.locator('#tabs li.current[data-anchor="Patient/pat-ada"]').waitFor();
+  await ehr.locator('[data-open="ImagingStudy/st-ada-ct"]').click();
+  await ehr.locator('#tabs li.current[data-anchor="ImagingStudy/st-ada-ct"]').waitFor();
+  await ehr.locator('[data-open="ImagingStudy/st-ada-xr"]').click();
+  await ehr.locator('#tabs li.current[data-anchor="ImagingStudy/st-ada-xr"]').waitFor();
+  // One tab for Ada, holding her chart and her two studies; it is the current one.
+  assert.deepEqual(await ehr.locator('#tabs > li.patient').evaluateAll((l) => l.map((li) => [li.dataset.patient, li.classList.contains('current')])), [['Patient/pat-ada', true]]);
+  assert.deepEqual(await ehr.locator('#tabs > li.patient .items .tab').allTextContents(), ['chart', 'CT chest with contrast', 'Chest X-ray, 2 views']);
+  // Back to the CT: an item of the same tab becomes current.
+  await ehr.locator('#tabs li[data-anchor="ImagingStudy/st-ada-ct"] .tab').click();
+  await ehr.locator('#tabs li.current[data-anchor="ImagingStudy/st-ada-ct"]').waitFor();
+  await embedded(ehr).locator('#study', { hasText: 'CT chest with contrast' }).waitFor();
+  // × on the tab: everything of Ada's closes; nothing is open anywhere.
+  await ehr.locator('#tabs > li.patient .close-all').click();
+  await ehr.locator('#tabs li.empty').waitFor();
   await embedded(ehr).locator('#patient', { hasText: '—' }).waitFor();
   assert.deepEqual(env.errors, []);
 });
