@@ -949,3 +949,44 @@ fn fan_out_shares_one_text() {
     assert_eq!(texts.len(), 2);
     assert!(Arc::ptr_eq(texts[0], texts[1]));
 }
+
+/// The minimal case `state_survives_a_json_round_trip_at_any_step` found in CI (2026-12-04),
+/// restored at every step: the derived anchors an event recorded stayed marked after it, so a
+/// later re-subscribe sent the recorded open where the restored topic minted a fresh id.
+#[test]
+fn regression_a_renewal_after_a_derived_open_survives_a_round_trip_at_every_step() {
+    let ops = vec![
+        Op::Subscribe { events: 1, lease: 0, named: false, reuse: None, connect: false },
+        Op::Subscribe { events: 1, lease: 0, named: false, reuse: None, connect: false },
+        Op::HomeOpen { skew: 0 },
+        Op::Subscribe { events: 1, lease: 0, named: false, reuse: None, connect: false },
+        Op::Subscribe { events: 1, lease: 0, named: false, reuse: None, connect: false },
+        Op::Subscribe { events: 1, lease: 0, named: false, reuse: None, connect: false },
+        Op::Subscribe { events: 1, lease: 0, named: false, reuse: None, connect: false },
+        Op::Subscribe { events: 1, lease: 0, named: false, reuse: None, connect: false },
+        Op::PostSyncError { skew: 0 },
+        Op::Subscribe { events: 1, lease: 0, named: false, reuse: None, connect: false },
+        Op::Subscribe { events: 1, lease: 0, named: false, reuse: None, connect: false },
+        Op::Subscribe { events: 1, lease: 0, named: false, reuse: None, connect: false },
+        Op::Subscribe { events: 1, lease: 0, named: false, reuse: None, connect: false },
+        Op::Subscribe { events: 1, lease: 0, named: false, reuse: None, connect: false },
+        Op::HomeOpen { skew: -2 },
+        Op::Subscribe { events: 1, lease: 0, named: false, reuse: None, connect: false },
+        Op::Subscribe { events: 1, lease: 0, named: false, reuse: None, connect: false },
+        Op::Logout { skew: 0 },
+        Op::OpenReport { r: 0, p: 0, study: Some(0), skew: 0 },
+        Op::Subscribe { events: 132, lease: 0, named: false, reuse: None, connect: true },
+        Op::Subscribe { events: 170, lease: 0, named: true, reuse: Some(0), connect: false },
+    ];
+    for k in 0..=ops.len() {
+        let mut a = Sim::new(Check::None);
+        for op in &ops[..k] {
+            a.step(op);
+        }
+        let mut b = Sim { topic: restore(&a.topic), m: a.m.clone(), check: Check::None };
+        for op in &ops[k..] {
+            assert_eq!(a.step(op), b.step(op), "restored at step {k}: outputs differ after {op:?}");
+            assert_eq!(a.topic.state(), b.topic.state());
+        }
+    }
+}

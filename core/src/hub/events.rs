@@ -24,6 +24,15 @@ impl Topic {
     /// The event's context is validated against the catalog here (req 64), so a shell may
     /// read the event with [`Event::parse_envelope`] to route it and leave the rest to this.
     pub fn handle_event(&mut self, event: Event, auth: &Auth, now: Timestamp) -> Result<EventAccepted, EventRejected> {
+        let r = self.event_recorded(event, auth, now);
+        // Marks for the event being handled only: a later input (a re-subscribe's replay) must
+        // mint as a topic restored from storage would, where nothing is marked.
+        self.fresh_derived.clear();
+        r
+    }
+
+    /// [`Topic::handle_event`], recording its facts ([`super::timeline`]).
+    fn event_recorded(&mut self, event: Event, auth: &Auth, now: Timestamp) -> Result<EventAccepted, EventRejected> {
         if !self.recording() {
             return self.event(event, auth, now);
         }
