@@ -35,19 +35,22 @@ thread_local! {
         Closure::new(|e: JsValue| worker::console_error!("setting the alarm: {e:?}"));
 }
 
-const SCHEMA: [&str; 6] = [
+const SCHEMA: [&str; 7] = [
     "CREATE TABLE IF NOT EXISTS topic_meta (key TEXT PRIMARY KEY, json TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS anchor_opens (key TEXT PRIMARY KEY, json TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS anchor_contents (key TEXT PRIMARY KEY, json TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS subscriptions (key TEXT PRIMARY KEY, json TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS recent_ids (seq INTEGER PRIMARY KEY, id TEXT NOT NULL, fingerprint TEXT NOT NULL)",
-    // The timeline (issue 17): one fact per row, the last TIMELINE_LIMIT kept. Never emptied
-    // while recording, so `seq` keeps growing and a reader's `since` stays meaningful.
-    "CREATE TABLE IF NOT EXISTS timeline (seq INTEGER PRIMARY KEY, fact TEXT NOT NULL)",
+    // The timeline (issue 17): the facts of one write in one row (a JSON array), numbered
+    // `first..=last`; the rows holding the last TIMELINE_LIMIT facts are kept. Never emptied
+    // while recording, so numbers keep growing and a reader's `since` stays meaningful.
+    "CREATE TABLE IF NOT EXISTS timeline_batches (last INTEGER PRIMARY KEY, first INTEGER NOT NULL, facts TEXT NOT NULL)",
+    // A layout of the timeline that never left this repository's main branch (a row per fact).
+    "DROP TABLE IF EXISTS timeline",
 ];
 
-/// The most bytes of facts bound to one statement (a JSON array read with `json_each`): well
-/// under the platform's 2 MB for one string, whatever the facts.
+/// The most bytes of facts in one row: well under the platform's 2 MB per value, whatever the
+/// facts (a write with more is split over several rows).
 const TIMELINE_CHUNK_BYTES: usize = 512 << 10;
 
 /// Facts to append to the timeline (their JSON texts), and how many to keep.
@@ -56,25 +59,29 @@ pub(crate) struct TimelineAppend<'a> {
     pub(crate) keep: usize,
 }
 
-/// One stored fact.
-#[derive(serde::Deserialize)]
+/// One stored fact: its number and its JSON.
 pub(crate) struct StoredFact {
-    pub(crate) seq: f64,
+    pub(crate) seq: u64,
     pub(crate) fact: String,
 }
 
-/// Appends the facts in statements of at most [`TIMELINE_CHUNK_BYTES`] (each inserts a JSON
-/// array's elements, one row each), then drops all but the last `keep`.
-fn append_timeline(sql: &SqlStorage, t: &TimelineAppend<'_>) -> Result<(), worker::Error> {
+/// Appends the facts numbered from `first` as rows of at most [`TIMELINE_CHUNK_BYTES`] (one
+/// statement each, usually one for the whole write: per fact this was a measurable part of
+/// recording's cost, BENCHMARKS.md), then drops the rows entirely older than the last `keep`.
+/// Returns the next number.
+fn append_timeline(sql: &SqlStorage, t: &TimelineAppend<'_>, first: u64) -> Result<u64, worker::Error> {
     if t.facts.is_empty() {
-        return Ok(());
+        return Ok(first);
     }
+    let mut next = first;
     let mut chunk = String::from("[");
-    let flush = |chunk: &mut String| -> Result<(), worker::Error> {
+    let mut chunk_first = first;
+    let flush = |chunk: &mut String, from: u64, to: u64| -> Result<(), worker::Error> {
         chunk.push(']');
+        let (last, first) = (SqlStorageValue::Integer(to as i64), SqlStorageValue::Integer(from as i64));
         sql.exec(
-            "INSERT INTO timeline (fact) SELECT value FROM json_each(?) ORDER BY key",
-            Some(vec![chunk.as_str().into()]),
+            "INSERT INTO timeline_batches (last, first, facts) VALUES (?, ?, ?)",
+            Some(vec![last, first, chunk.as_str().into()]),
         )?;
         chunk.clear();
         chunk.push('[');
@@ -82,17 +89,24 @@ fn append_timeline(sql: &SqlStorage, t: &TimelineAppend<'_>) -> Result<(), worke
     };
     for f in t.facts {
         if chunk.len() > 1 && chunk.len() + f.len() > TIMELINE_CHUNK_BYTES {
-            flush(&mut chunk)?;
+            flush(&mut chunk, chunk_first, next - 1)?;
+            chunk_first = next;
         }
         if chunk.len() > 1 {
             chunk.push(',');
         }
         chunk.push_str(f);
+        next += 1;
     }
-    flush(&mut chunk)?;
-    let keep = SqlStorageValue::Integer(t.keep.max(1) as i64);
-    sql.exec("DELETE FROM timeline WHERE seq <= (SELECT MAX(seq) FROM timeline) - ?", Some(vec![keep]))?;
-    Ok(())
+    flush(&mut chunk, chunk_first, next - 1)?;
+    let keep = t.keep.max(1) as u64;
+    if next - 1 > keep {
+        sql.exec(
+            "DELETE FROM timeline_batches WHERE last <= ?",
+            Some(vec![SqlStorageValue::Integer((next - 1 - keep) as i64)]),
+        )?;
+    }
+    Ok(next)
 }
 
 /// The tables of earlier layouts, emptied by the first write after a migration.
@@ -107,6 +121,8 @@ pub(crate) struct TopicStore {
     row_limit: usize,
     /// The stored state came from an earlier layout: the next write also empties its tables.
     migrating: std::cell::Cell<bool>,
+    /// The next timeline number, once read from storage.
+    timeline_next: std::cell::Cell<Option<u64>>,
 }
 
 fn storage_error(e: impl std::fmt::Display) -> StoreError {
@@ -129,7 +145,13 @@ impl TopicStore {
         let js = js_sys::Reflect::get(state.as_raw(), &JsValue::from_str("storage"))
             .map_err(|_| storage_error("ctx.storage is not available"))?
             .unchecked_into::<JsStorage>();
-        Ok(TopicStore { sql, js, row_limit, migrating: std::cell::Cell::new(false) })
+        Ok(TopicStore {
+            sql,
+            js,
+            row_limit,
+            migrating: std::cell::Cell::new(false),
+            timeline_next: std::cell::Cell::new(None),
+        })
     }
 
     fn rows(&self, query: &str) -> Result<Vec<KeyJson>, StoreError> {
@@ -203,12 +225,14 @@ impl TopicStore {
         w.check(self.row_limit)?;
         let sql = self.sql.clone();
         let migrating = self.migrating.get();
-        // The closure must be 'static: the facts are copied into one string per chunk anyway.
+        let first = self.timeline_next()?;
+        let next = first + timeline.facts.len() as u64;
+        // The closure must be 'static: the facts are copied into one string per row anyway.
         let facts = timeline.facts.to_vec();
         let keep = timeline.keep;
         let run = Closure::once(move || -> Result<JsValue, JsValue> {
             let js = |e: worker::Error| JsValue::from_str(&e.to_string());
-            append_timeline(&sql, &TimelineAppend { facts: &facts, keep }).map_err(js)?;
+            append_timeline(&sql, &TimelineAppend { facts: &facts, keep }, first).map_err(js)?;
             for r in &w.rows {
                 match r {
                     // Table names are fixed (`Table::name`), never from input.
@@ -251,36 +275,86 @@ impl TopicStore {
             .transaction_sync(run.as_ref().unchecked_ref())
             .map_err(|e| storage_error(e.as_string().unwrap_or_else(|| format!("{e:?}"))))?;
         self.migrating.set(false);
+        self.timeline_next.set(Some(next));
         Ok(())
     }
 }
 
 impl TopicStore {
+    /// The next timeline number: one past the last stored (read once).
+    fn timeline_next(&self) -> Result<u64, StoreError> {
+        if let Some(n) = self.timeline_next.get() {
+            return Ok(n);
+        }
+        #[derive(serde::Deserialize)]
+        struct Last {
+            last: Option<f64>,
+        }
+        let rows: Vec<Last> = self
+            .sql
+            .exec("SELECT MAX(last) AS last FROM timeline_batches", None)
+            .and_then(|c| c.to_array())
+            .map_err(storage_error)?;
+        let n = rows.first().and_then(|r| r.last).map_or(1, |l| l as u64 + 1);
+        self.timeline_next.set(Some(n));
+        Ok(n)
+    }
+
     /// Appends facts to the timeline on their own (a read of the timeline writes what is
     /// pending first), in one transaction.
     pub(crate) fn append_timeline(&self, timeline: TimelineAppend<'_>) -> Result<(), StoreError> {
+        if timeline.facts.is_empty() {
+            return Ok(());
+        }
         let sql = self.sql.clone();
+        let first = self.timeline_next()?;
+        let next = first + timeline.facts.len() as u64;
         let facts = timeline.facts.to_vec();
         let keep = timeline.keep;
         let run = Closure::once(move || -> Result<JsValue, JsValue> {
-            append_timeline(&sql, &TimelineAppend { facts: &facts, keep })
+            append_timeline(&sql, &TimelineAppend { facts: &facts, keep }, first)
                 .map_err(|e| JsValue::from_str(&e.to_string()))?;
             Ok(JsValue::UNDEFINED)
         });
         self.js
             .transaction_sync(run.as_ref().unchecked_ref())
             .map_err(|e| storage_error(e.as_string().unwrap_or_else(|| format!("{e:?}"))))?;
+        self.timeline_next.set(Some(next));
         Ok(())
     }
 
-    /// The facts after `since`, oldest first, at most `limit`.
-    pub(crate) fn timeline(&self, since: u64, limit: usize) -> Result<Vec<StoredFact>, StoreError> {
-        let since = SqlStorageValue::Integer(since.min(i64::MAX as u64) as i64);
-        let limit = SqlStorageValue::Integer(limit as i64);
-        self.sql
-            .exec("SELECT seq, fact FROM timeline WHERE seq > ? ORDER BY seq LIMIT ?", Some(vec![since, limit]))
+    /// The facts after `since` among the last `keep`, oldest first, at most `limit`.
+    pub(crate) fn timeline(&self, since: u64, limit: usize, keep: usize) -> Result<Vec<StoredFact>, StoreError> {
+        #[derive(serde::Deserialize)]
+        struct Batch {
+            first: f64,
+            facts: String,
+        }
+        let last = self.timeline_next()?.saturating_sub(1);
+        let floor = since.max(last.saturating_sub(keep as u64));
+        let rows: Vec<Batch> = self
+            .sql
+            .exec(
+                "SELECT first, facts FROM timeline_batches WHERE last > ? ORDER BY last",
+                Some(vec![SqlStorageValue::Integer(floor.min(i64::MAX as u64) as i64)]),
+            )
             .and_then(|c| c.to_array())
-            .map_err(storage_error)
+            .map_err(storage_error)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let facts: Vec<&serde_json::value::RawValue> = serde_json::from_str(&row.facts)
+                .map_err(|e| StoreError::Unreadable { what: "timeline_batches".into(), reason: e.to_string() })?;
+            for (i, f) in facts.into_iter().enumerate() {
+                let seq = row.first as u64 + i as u64;
+                if seq > floor {
+                    if out.len() == limit {
+                        return Ok(out);
+                    }
+                    out.push(StoredFact { seq, fact: f.get().to_owned() });
+                }
+            }
+        }
+        Ok(out)
     }
 
     /// Sets the one alarm to `next` (ms since the epoch), or deletes it, without waiting: the

@@ -357,7 +357,7 @@ impl TopicObject {
             let store = self.store()?;
             let pending = std::mem::take(&mut *self.unwritten.borrow_mut());
             store.append_timeline(TimelineAppend { facts: &pending, keep }).map_err(Failure::Store)?;
-            store.timeline(since, limit).map_err(Failure::Store)
+            store.timeline(since, limit, keep).map_err(Failure::Store)
         };
         let facts = match read() {
             Ok(f) => f,
@@ -367,7 +367,7 @@ impl TopicObject {
         let mut body = format!("{{\"hub.topic\":{},\"facts\":[", serde_json::to_string(topic_name).expect("a string"));
         let mut last = since;
         for (i, f) in facts.iter().enumerate() {
-            let seq = f.seq as u64;
+            let seq = f.seq;
             last = last.max(seq);
             if i > 0 {
                 body.push(',');
