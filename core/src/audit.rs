@@ -170,6 +170,17 @@ pub fn audit_event(fact: &Fact, topic: &str, site: Option<&str>) -> Option<Value
     Some(audit)
 }
 
+/// [`audit_event`] as JSON text with `resourceType` first, as FHIR JSON is written (the
+/// object's other members follow in name order).
+pub fn audit_event_json(fact: &Fact, topic: &str, site: Option<&str>) -> Option<String> {
+    let mut audit = audit_event(fact, topic, site)?;
+    let rest = audit.as_object_mut().map(|o| {
+        o.remove("resourceType");
+        serde_json::to_string(o).unwrap_or_else(|_| unreachable!("JSON values serialise"))
+    })?;
+    Some(format!("{{\"resourceType\":\"AuditEvent\",{}", &rest[1..]))
+}
+
 /// The AuditEvent outcome of an HTTP status: 0 success, 4 refused (4xx), 8 the Hub failed.
 fn outcome_of(status: u16) -> u8 {
     match status {
@@ -230,6 +241,15 @@ mod tests {
         assert_eq!(a["entity"][0]["what"]["identifier"]["value"], "T1");
         assert_eq!(a["entity"][1]["what"]["reference"], "Patient/p1");
         assert_eq!(a["entity"][1]["role"]["code"], "1");
+    }
+
+    #[test]
+    fn issue17_the_json_starts_with_resource_type_and_holds_the_same_members() {
+        let fact = at(FactKind::Unsubscribed { subscriber: "Viewer".into(), reason: "lease expired".into(), by: None });
+        let text = audit_event_json(&fact, "T1", None).unwrap();
+        assert!(text.starts_with(r#"{"resourceType":"AuditEvent","action":"D","#), "{text}");
+        let back: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, audit_event(&fact, "T1", None).unwrap());
     }
 
     #[test]

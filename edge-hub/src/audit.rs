@@ -5,7 +5,7 @@
 //! Sent after the input's writes succeeded and without waiting: a queue that refuses a batch
 //! is logged as an error with the AuditEvents it held, so none is lost silently.
 
-use fhircast_core::audit::audit_event;
+use fhircast_core::audit::audit_event_json;
 use fhircast_core::hub::Fact;
 use wasm_bindgen::prelude::*;
 use worker::{console_error, console_log, Env};
@@ -60,8 +60,7 @@ impl Audit {
         if matches!(self, Audit::Off) || facts.is_empty() {
             return;
         }
-        let events: Vec<String> =
-            facts.iter().filter_map(|f| audit_event(f, topic, site)).map(|a| a.to_string()).collect();
+        let events: Vec<String> = facts.iter().filter_map(|f| audit_event_json(f, topic, site)).collect();
         if events.is_empty() {
             return;
         }

@@ -102,6 +102,7 @@ test('audit: a scripted session (two subscribes, an event, a refusal of it, a re
   const all = await hub.received();
   assert.ok(!JSON.stringify(all).includes('MARKED'), 'a resource body in the audit trail');
   assert.equal(all[0].source.site, 'radiology-1');
+  assert.equal(Object.keys(all[0])[0], 'resourceType');
   assert.deepEqual(
     all.map((a) => summary(a, hub.topic)),
     [
@@ -142,6 +143,8 @@ test('audit: with no queue bound, each AuditEvent is one line of the Worker log;
     ],
   );
   assert.ok(!lines.some((l) => l.includes('MARKED')));
+  // Written as FHIR JSON is: resourceType first.
+  for (const l of lines.filter((x) => x.includes('AuditEvent {'))) assert.ok(l.slice(l.indexOf('{')).startsWith('{"resourceType":"AuditEvent",'), l);
 
   const quiet = [];
   const off = await start({ AUDIT_SINK: 'off' }, { queue: false, stdout: (l) => quiet.push(l) });
