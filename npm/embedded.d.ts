@@ -2,13 +2,11 @@
 // EHR page that runs a `FhircastBridge`: no hub URL, token or WebSocket in the iframe, and no
 // WebAssembly to load.
 import type {
-  ContentChanges,
-  ContextEntry,
   CurrentContext,
   EventHandler,
   EventName,
+  FhircastClient as HubClient,
   FhircastErrorCode,
-  Remover,
   SyncErrorDetails,
   SyncStatus,
 } from './index.js';
@@ -34,21 +32,16 @@ export declare class FhircastError extends Error {
   status?: number;
 }
 
-/** The same API as the main entry's `FhircastClient`, through the parent page's bridge. */
-export declare class FhircastClient {
-  private constructor();
-  /** Connects through the parent page's `FhircastBridge`; rejects with code `no-bridge` when none answers. */
-  static connectViaParent(options: ConnectViaParentOptions): Promise<FhircastClient>;
+/**
+ * The same API as the main entry's `FhircastClient` (`on`, `publish`, `update`, `select`,
+ * `decide`, `currentContext`, `status`, `onSyncError`, …, documented there), through the parent
+ * page's bridge; `topic` is known once connected.
+ */
+export interface FhircastClient extends Omit<HubClient, 'topic'> {
   readonly topic: string | undefined;
-  on(eventName: EventName | '*', handler: EventHandler): Remover;
-  onSyncError(callback: (details: SyncErrorDetails) => void): Remover;
-  onStatusChange(callback: (status: SyncStatus) => void): Remover;
-  onContextChange(callback: (context: CurrentContext | null) => void): Remover;
-  publish(eventName: EventName, context: ContextEntry[]): Promise<string>;
-  update(anchor: string, changes: ContentChanges): Promise<string>;
-  select(anchor: string, references: string[]): Promise<string>;
-  decide(eventId: string, outcome: 'accept' | 'refuse' | 'fail'): void;
-  currentContext(): CurrentContext | null;
-  status(): SyncStatus;
-  close(): Promise<void>;
 }
+
+export declare const FhircastClient: {
+  /** Connects through the parent page's `FhircastBridge`; rejects with code `no-bridge` when none answers. */
+  connectViaParent(options: ConnectViaParentOptions): Promise<FhircastClient>;
+};

@@ -223,16 +223,14 @@ impl TopicStore {
     /// Writes `w` and appends `timeline` whole or not at all.
     pub(crate) fn write(&self, w: Writes, timeline: TimelineAppend<'_>) -> Result<(), StoreError> {
         w.check(self.row_limit)?;
-        let sql = self.sql.clone();
         let migrating = self.migrating.get();
         let first = self.timeline_next()?;
         let next = first + timeline.facts.len() as u64;
         // The closure must be 'static: the facts are copied into one string per row anyway.
         let facts = timeline.facts.to_vec();
         let keep = timeline.keep;
-        let run = Closure::once(move || -> Result<JsValue, JsValue> {
-            let js = |e: worker::Error| JsValue::from_str(&e.to_string());
-            append_timeline(&sql, &TimelineAppend { facts: &facts, keep }, first).map_err(js)?;
+        self.transaction(move |sql| {
+            append_timeline(sql, &TimelineAppend { facts: &facts, keep }, first)?;
             for r in &w.rows {
                 match r {
                     // Table names are fixed (`Table::name`), never from input.
@@ -241,39 +239,35 @@ impl TopicStore {
                             "INSERT INTO {} (key, json) VALUES (?, ?) ON CONFLICT(key) DO UPDATE SET json = excluded.json",
                             table.name()
                         );
-                        sql.exec(&q, Some(vec![key.as_str().into(), json.as_str().into()])).map_err(js)?;
+                        sql.exec(&q, Some(vec![key.as_str().into(), json.as_str().into()]))?;
                     }
                     RowWrite::Delete { table, key } => {
                         let q = format!("DELETE FROM {} WHERE key = ?", table.name());
-                        sql.exec(&q, Some(vec![key.as_str().into()])).map_err(js)?;
+                        sql.exec(&q, Some(vec![key.as_str().into()]))?;
                     }
                 }
             }
             if w.recent.rewrite {
-                sql.exec("DELETE FROM recent_ids", None).map_err(js)?;
+                sql.exec("DELETE FROM recent_ids", None)?;
             }
             for (id, fingerprint) in &w.recent.append {
                 sql.exec(
                     "INSERT INTO recent_ids (id, fingerprint) VALUES (?, ?)",
                     Some(vec![id.as_str().into(), fingerprint.as_str().into()]),
-                )
-                .map_err(js)?;
+                )?;
             }
             if !w.recent.append.is_empty() {
                 let keep = SqlStorageValue::Integer(w.recent.keep as i64);
                 sql.exec("DELETE FROM recent_ids WHERE seq <= (SELECT MAX(seq) FROM recent_ids) - ?", Some(vec![keep]))
-                    .map_err(js)?;
+                    ?;
             }
             if migrating {
                 for t in LEGACY_TABLES {
-                    sql.exec(&format!("DROP TABLE IF EXISTS {t}"), None).map_err(js)?;
+                    sql.exec(&format!("DROP TABLE IF EXISTS {t}"), None)?;
                 }
             }
-            Ok(JsValue::UNDEFINED)
-        });
-        self.js
-            .transaction_sync(run.as_ref().unchecked_ref())
-            .map_err(|e| storage_error(e.as_string().unwrap_or_else(|| format!("{e:?}"))))?;
+            Ok(())
+        })?;
         self.migrating.set(false);
         self.timeline_next.set(Some(next));
         Ok(())
@@ -306,20 +300,28 @@ impl TopicStore {
         if timeline.facts.is_empty() {
             return Ok(());
         }
-        let sql = self.sql.clone();
         let first = self.timeline_next()?;
         let next = first + timeline.facts.len() as u64;
         let facts = timeline.facts.to_vec();
         let keep = timeline.keep;
+        self.transaction(move |sql| append_timeline(sql, &TimelineAppend { facts: &facts, keep }, first).map(|_| ()))?;
+        self.timeline_next.set(Some(next));
+        Ok(())
+    }
+
+    /// Runs `f` in `transactionSync`: every statement it runs, or none (an error rolls back).
+    fn transaction(
+        &self,
+        f: impl FnOnce(&SqlStorage) -> Result<(), worker::Error> + 'static,
+    ) -> Result<(), StoreError> {
+        let sql = self.sql.clone();
         let run = Closure::once(move || -> Result<JsValue, JsValue> {
-            append_timeline(&sql, &TimelineAppend { facts: &facts, keep }, first)
-                .map_err(|e| JsValue::from_str(&e.to_string()))?;
+            f(&sql).map_err(|e| JsValue::from_str(&e.to_string()))?;
             Ok(JsValue::UNDEFINED)
         });
         self.js
             .transaction_sync(run.as_ref().unchecked_ref())
             .map_err(|e| storage_error(e.as_string().unwrap_or_else(|| format!("{e:?}"))))?;
-        self.timeline_next.set(Some(next));
         Ok(())
     }
 

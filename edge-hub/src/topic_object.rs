@@ -239,7 +239,10 @@ impl TopicObject {
             let mut guard = self.topic.borrow_mut();
             let topic = guard.as_mut().expect("loaded");
             let (out, store) = f(topic, now());
-            (out, store, topic.take_facts(), topic.topic().to_owned())
+            let facts = topic.take_facts();
+            // Only inputs that recorded something need the name (an answer per subscriber does).
+            let name = (!facts.is_empty()).then(|| topic.topic().to_owned());
+            (out, store, facts, name)
         };
         if !facts.is_empty() && self.settings()?.timeline_limit > 0 {
             let mut unwritten = self.unwritten.borrow_mut();
@@ -252,9 +255,10 @@ impl TopicObject {
             }
         }
         // Audited once what the facts describe is stored (a request answered 503 is not).
-        let settings = self.settings()?;
-        self.audit.send(&facts, &topic_name, settings.audit_site.as_deref());
-        self.metrics.send(&facts, &topic_name);
+        if let Some(topic_name) = topic_name {
+            self.audit.send(&facts, &topic_name, self.settings()?.audit_site.as_deref());
+            self.metrics.send(&facts, &topic_name);
+        }
         Ok(Some(out))
     }
 

@@ -12,29 +12,11 @@
 //     on: { 'Patient-open': (event) => show(event) },
 //   });
 
+import { FhircastError, withResource } from './shared.js';
+
+export { FhircastError };
+
 const VERSION = 1;
-
-/** The SDK's error class, recognised by `instanceof FhircastError` of the main entry too. */
-export class FhircastError extends Error {
-  constructor(message, code, status) {
-    super('fhircast-sdk: ' + message);
-    this.name = 'FhircastError';
-    this.code = code;
-    if (status !== undefined) this.status = status;
-  }
-
-  static [Symbol.hasInstance](value) {
-    return value instanceof Error && value.name === 'FhircastError';
-  }
-}
-
-/** `resource(key)` as the main entry gives it (a structured clone loses functions). */
-function withResource(target, context) {
-  if (target && typeof target == 'object' && !target.resource) {
-    Object.defineProperty(target, 'resource', { value: (key) => context?.find((c) => c.key === key)?.resource });
-  }
-  return target;
-}
 
 /** What a handler returned, as the bridge takes it (HandlerResult, req 71, 75). */
 function outcome(result) {

@@ -3,23 +3,9 @@
 // wasm-bindgen's glue (../pkg/fhircast_sdk.js) into the package's one JS file, pkg/index.js,
 // minified, next to pkg/fhircast_sdk_bg.wasm. Types: ../index.d.ts.
 import wasmInit, { FhircastClient as WasmClient } from '../pkg/fhircast_sdk.js';
+import { FhircastError, withResource } from './shared.js';
 
-/**
- * Every error the SDK throws or rejects with. `code` says what kind of failure it is, `status`
- * is the hub's HTTP status when there was one. The WebAssembly core creates its errors as plain
- * `Error`s named `FhircastError`; `instanceof FhircastError` recognises them too.
- */
-export class FhircastError extends Error {
-  constructor(message, code) {
-    super('fhircast-sdk: ' + message);
-    this.name = 'FhircastError';
-    this.code = code;
-  }
-
-  static [Symbol.hasInstance](value) {
-    return value instanceof Error && value.name === 'FhircastError';
-  }
-}
+export { FhircastError };
 
 let loading = null;
 let ready = false;
@@ -74,18 +60,6 @@ function assertReady() {
 const LISTENERS = ['onSyncError', 'onStatusChange', 'onContextChange'];
 
 /** A FHIRcast subscriber: one subscription to one topic, followed over a WebSocket. */
-/**
- * `resource(key)` on an event or a current context: the resource of its context entry `key`
- * (`event.resource('patient')`), without searching the array by hand. Not enumerable, so a
- * postMessage (the bridge) or JSON of the object carries only its data.
- */
-function withResource(target, context) {
-  if (target && typeof target == 'object' && !target.resource) {
-    Object.defineProperty(target, 'resource', { value: (key) => context?.find((c) => c.key === key)?.resource });
-  }
-  return target;
-}
-
 /** A handler or a context listener as the core calls it: its argument gets `resource(key)`. */
 const wrapped = new WeakMap();
 function wrap(f, ofEvent) {

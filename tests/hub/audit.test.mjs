@@ -4,11 +4,7 @@
 // receives), or to the Worker's log when none is bound. Never a resource body.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Miniflare } from 'miniflare';
-import { Hub, freePort, miniflareOptions, patient } from './harness.mjs';
+import { startHubWith, patient } from './harness.mjs';
 import { jwt, JWT_BINDINGS } from './tokens.mjs';
 
 const cleanup = [];
@@ -26,12 +22,7 @@ export default {
 
 /** The hub with `bindings`, its audit queue consumed by the sink; `stdout` gets workerd's output lines. */
 async function start(bindings, { queue = true, stdout } = {}) {
-  const dir = mkdtempSync(join(tmpdir(), 'fhircast-audit-'));
-  const port = await freePort();
-  const { host, port: _p, durableObjectsPersist, cf, ...hubWorker } = miniflareOptions({ bindings: { AUDIT_SINK: 'auto', ...bindings }, persist: dir, port });
-  const workers = [{ name: 'hub', ...hubWorker, ...(queue ? { queueProducers: { AUDIT_QUEUE: 'audit' } } : {}) }];
-  if (queue) workers.push({ name: 'sink', modules: true, script: SINK, compatibilityDate: '2026-07-01', queueConsumers: { audit: { maxBatchTimeout: 1 } } });
-  const options = { host, port, durableObjectsPersist, cf, workers };
+  const options = {};
   if (stdout) {
     options.handleRuntimeStdio = (out, err) => {
       let buf = '';
@@ -44,14 +35,14 @@ async function start(bindings, { queue = true, stdout } = {}) {
       err.resume();
     };
   }
-  const mf = new Miniflare(options);
-  const url = await mf.ready;
-  cleanup.push(async () => {
-    await mf.dispose();
-    rmSync(dir, { recursive: true, force: true });
+  const hub = await startHubWith({
+    bindings: { AUDIT_SINK: 'auto', ...bindings },
+    hub: queue ? { queueProducers: { AUDIT_QUEUE: 'audit' } } : {},
+    workers: queue ? [{ name: 'sink', modules: true, script: SINK, compatibilityDate: '2026-07-01', queueConsumers: { audit: { maxBatchTimeout: 1 } } }] : [],
+    options,
   });
-  const hub = new Hub(`${url.origin}/api/hub`, url.origin);
-  hub.received = async () => (await (await mf.getWorker('sink')).fetch('http://sink/')).json();
+  cleanup.push(() => hub.stop());
+  hub.received = async () => (await (await hub.worker('sink')).fetch('http://sink/')).json();
   return hub;
 }
 

@@ -104,6 +104,27 @@ export async function startHub({ bindings = {}, persist, options } = {}) {
   return hub;
 }
 
+/**
+ * The hub beside other Workers in one workerd (a queue consumer, a stand-in binding…): `hub`
+ * adds Miniflare options to the hub's Worker, `workers` are the others, `options` are shared
+ * options (e.g. `handleRuntimeStdio`). Returns the Hub with `hub.worker(name)` (a fetcher of
+ * one of the others) and `hub.stop()`.
+ */
+export async function startHubWith({ bindings = {}, hub: extra = {}, workers = [], options = {} } = {}) {
+  const dir = mkdtempSync(join(tmpdir(), 'fhircast-hub-'));
+  const port = await freePort();
+  const { host, port: _port, durableObjectsPersist, cf, ...hubWorker } = miniflareOptions({ bindings, persist: dir, port });
+  const mf = new Miniflare({ host, port, durableObjectsPersist, cf, ...options, workers: [{ name: 'hub', ...hubWorker, ...extra }, ...workers] });
+  const url = await mf.ready;
+  const hub = new Hub(`${url.origin}/api/hub`, url.origin);
+  hub.worker = (name) => mf.getWorker(name);
+  hub.stop = async () => {
+    await mf.dispose();
+    rmSync(dir, { recursive: true, force: true });
+  };
+  return hub;
+}
+
 /** The workerd processes this test process started that listen on `port`. */
 function workerdPids(port) {
   const ps = execFileSync('ps', ['-eo', 'pid=,ppid=,args='], { encoding: 'utf8' });

@@ -4,11 +4,7 @@
 // the hub cannot tell the difference. Columns: core/src/metrics.rs, queries: README "Metrics".
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { Miniflare } from 'miniflare';
-import { Hub, freePort, miniflareOptions, patient } from './harness.mjs';
+import { startHubWith, patient } from './harness.mjs';
 
 const cleanup = [];
 after(async () => {
@@ -23,27 +19,16 @@ const RECORDER = `const points = [];
 export default { async fetch(req) { if (req.method === 'POST') { points.push(await req.json()); return new Response('ok'); } return Response.json(points); } };`;
 
 async function start(bindings) {
-  const dir = mkdtempSync(join(tmpdir(), 'fhircast-metrics-'));
-  const port = await freePort();
-  const { host, port: _p, durableObjectsPersist, cf, ...hubWorker } = miniflareOptions({ bindings, persist: dir, port });
-  const mf = new Miniflare({
-    host,
-    port,
-    durableObjectsPersist,
-    cf,
+  const hub = await startHubWith({
+    bindings,
+    hub: { wrappedBindings: { METRICS: { scriptName: 'dataset' } } },
     workers: [
-      { name: 'hub', ...hubWorker, wrappedBindings: { METRICS: { scriptName: 'dataset' } } },
       { name: 'dataset', modules: true, script: DATASET, serviceBindings: { RECORDER: 'recorder' } },
       { name: 'recorder', modules: true, script: RECORDER, compatibilityDate: '2026-07-01' },
     ],
   });
-  const url = await mf.ready;
-  cleanup.push(async () => {
-    await mf.dispose();
-    rmSync(dir, { recursive: true, force: true });
-  });
-  const hub = new Hub(`${url.origin}/api/hub`, url.origin);
-  hub.points = async () => (await (await mf.getWorker('recorder')).fetch('http://recorder/')).json();
+  cleanup.push(() => hub.stop());
+  hub.points = async () => (await (await hub.worker('recorder')).fetch('http://recorder/')).json();
   return hub;
 }
 
