@@ -52,6 +52,18 @@ done
 node_modules/.bin/esbuild --log-level=warning --bundle --minify --format=esm --target=es2022 \
   npm/src/embedded.js --outfile="$OUT/embedded.js"
 
+# fhircast-sdk/testing: the in-process hub for app tests (testkit/: the core's hub::Topic), its
+# own WebAssembly module, loaded only by that entry point. Tests load it, not pages: -Oz once.
+cargo build -p fhircast-testkit --target wasm32-unknown-unknown --release
+wasm-bindgen --target web --no-typescript --out-dir "$OUT" target/wasm32-unknown-unknown/release/fhircast_testkit.wasm
+"$WASM_OPT" -Oz --strip-producers --strip-debug \
+  --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
+  --enable-reference-types --enable-multivalue --enable-mutable-globals \
+  "$OUT/fhircast_testkit_bg.wasm" -o "$OUT/fhircast_testkit_bg.wasm"
+node_modules/.bin/esbuild --log-level=warning --bundle --minify --format=esm --target=es2022 \
+  npm/src/testing.js --outfile="$OUT/testing.js"
+rm "$OUT/fhircast_testkit.js"
+
 gz() { gzip -9 -c "$1" | wc -c; }
 total_raw=0; total_gz=0
 printf '%-28s %10s %10s\n' file raw gzipped
@@ -62,9 +74,10 @@ for f in "$OUT/fhircast_sdk_bg.wasm" "$OUT/index.js"; do
 done
 printf '%-28s %10d %10d   (budget %d B gzipped)\n' total "$total_raw" "$total_gz" "$BUDGET"
 echo "SDK-SIZE raw=$total_raw gzip=$total_gz"
-for entry in status react bridge embedded; do
+for entry in status react bridge embedded testing; do
   printf '%-28s %10d %10d   (fhircast-sdk/%s, loaded only by apps that import it)\n' "pkg/$entry.js" "$(wc -c <"$OUT/$entry.js")" "$(gz "$OUT/$entry.js")" "$entry"
 done
+printf '%-28s %10d %10d   (the in-process hub of fhircast-sdk/testing, for tests only)\n' pkg/fhircast_testkit_bg.wasm "$(wc -c <"$OUT/fhircast_testkit_bg.wasm")" "$(gz "$OUT/fhircast_testkit_bg.wasm")"
 if (( total_gz > BUDGET )); then
   echo "WARNING: the SDK is over its size budget: $total_gz > $BUDGET bytes gzipped" >&2
   if [[ "${SDK_BUDGET_STRICT:-}" == 1 ]]; then exit 1; fi

@@ -16,6 +16,8 @@ done
 rm -rf "$OUT.tmp"
 mkdir -p "$OUT.tmp/fhircast-sdk/pkg"
 cp -R examples/. "$OUT.tmp/"
+# examples/vitest is a test project (fhircast-sdk/testing with vitest), not a page.
+rm -rf "$OUT.tmp/vitest"
 cp npm/index.d.ts npm/wasm.d.ts npm/status.d.ts npm/react.d.ts npm/bridge.d.ts npm/embedded.d.ts npm/package.json npm/README.md npm/CHANGELOG.md "$OUT.tmp/fhircast-sdk/"
 cp npm/pkg/index.js npm/pkg/status.js npm/pkg/react.js npm/pkg/bridge.js npm/pkg/embedded.js npm/pkg/fhircast_sdk_bg.wasm "$OUT.tmp/fhircast-sdk/pkg/"
 rm -rf "$OUT"

@@ -59,6 +59,8 @@ test("docs: every snippet of README.md and npm/README.md type-checks under Vite'
     }
     assert.ok(files.length >= 5, `found ${files.length} snippets`);
     writeFileSync(join(dir, 'prelude.ts'), PRELUDE);
+    // The testing section's app module, as examples/vitest has it (plain JS, types inferred).
+    writeFileSync(join(dir, 'report-app.js'), readFileSync(join(ROOT, 'examples', 'vitest', 'report-app.js')));
     const npm = join(ROOT, 'npm');
     writeFileSync(
       join(dir, 'tsconfig.json'),
@@ -83,6 +85,7 @@ test("docs: every snippet of README.md and npm/README.md type-checks under Vite'
           noUncheckedSideEffectImports: true,
           // Vite's react-ts template adds these.
           jsx: 'react-jsx',
+          allowJs: true,
           typeRoots: [join(ROOT, 'node_modules', '@types')],
           paths: {
             'fhircast-sdk': [join(npm, 'index.d.ts')],
@@ -91,6 +94,8 @@ test("docs: every snippet of README.md and npm/README.md type-checks under Vite'
             'fhircast-sdk/status': [join(npm, 'status.d.ts')],
             'fhircast-sdk/bridge': [join(npm, 'bridge.d.ts')],
             'fhircast-sdk/embedded': [join(npm, 'embedded.d.ts')],
+            'fhircast-sdk/testing': [join(npm, 'testing.d.ts')],
+            vitest: [join(ROOT, 'node_modules', 'vitest', 'dist', 'index.d.ts')],
             'react/jsx-runtime': [join(ROOT, 'node_modules', '@types', 'react', 'jsx-runtime.d.ts')],
             react: [join(ROOT, 'node_modules', '@types', 'react', 'index.d.ts')],
             'https://your.cdn.example/fhircast-sdk/pkg/index.js': [join(npm, 'index.d.ts')],

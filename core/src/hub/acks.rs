@@ -125,6 +125,22 @@ impl Topic {
         }
     }
 
+    /// Ends the lease of the subscription of `token` at `now`, as if it had run out, and runs
+    /// what is due ([`Topic::handle_timeout`]): the subscriber gets its denial and its socket is
+    /// closed (req 56, neg 27). For an operator revoking an app, and for the test kit's
+    /// "expire the lease" fault (`fhircast-sdk/testing`), which must take the same path as a
+    /// lease that ends by itself. `false` when no such subscription is connected.
+    pub fn expire_lease(&mut self, token: &str, now: Timestamp) -> bool {
+        if !self.state.subscriptions.get(token).is_some_and(|s| s.is_connected()) {
+            return false;
+        }
+        if let Some(sub) = self.state.subscriptions.get_mut(token) {
+            sub.phase = super::state::Phase::Connected { lease_until: now };
+        }
+        self.handle_timeout(now);
+        true
+    }
+
     /// Drops subscribers that owe more answers than `max_pending_acks`: they do not keep up
     /// (a subscription's stored row is bounded by it). Treated as unresponsive: the others get
     /// a SyncError naming it, it gets a denial (req 87).

@@ -306,6 +306,25 @@ fn req56_neg27_lease_expiry_denies_and_closes() {
 }
 
 #[test]
+fn req56_expire_lease_takes_the_path_of_a_lease_that_ran_out() {
+    let mut h = hub();
+    let a = h.join("Patient-open", "A");
+    let b = h.join("Patient-open", "B");
+    assert!(h.topic.expire_lease(&a, h.now));
+    let out = h.drain();
+    assert_eq!(to(&out, &a)[0]["hub.mode"], "denied");
+    assert_eq!(to(&out, &a)[0]["hub.reason"], "lease expired");
+    assert_eq!(closes(&out, &a), vec![1000]);
+    assert!(to(&out, &b).is_empty(), "the other subscriber is untouched");
+    assert_eq!(h.topic.subscription_count(), 1);
+    // Unknown, or issued and not connected: nothing happens.
+    assert!(!h.topic.expire_lease(&a, h.now));
+    let issued = h.subscribe("Patient-open", "C");
+    assert!(!h.topic.expire_lease(&issued, h.now));
+    assert_eq!(h.topic.subscription_count(), 2);
+}
+
+#[test]
 fn req20_neg8_lease_is_clamped_to_maximum_and_token_expiry() {
     let mut h = hub();
     let mut r = sub_req("Patient-open", None);
