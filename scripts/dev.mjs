@@ -14,6 +14,7 @@ import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { Miniflare } from 'miniflare';
 import { ROOT, miniflareOptions } from '../tests/hub/harness.mjs';
+import { withSmartDev } from './smart-dev.mjs';
 
 const host = process.env.DEV_HOST || '127.0.0.1';
 const port = Number(process.env.DEV_PORT || 8787);
@@ -26,8 +27,10 @@ if (!existsSync(join(site, 'index.html'))) {
 }
 mkdirSync(state, { recursive: true });
 
+// With the dev SMART authorization server on the same origin (scripts/smart-dev-worker.js): the
+// EHR example launches the viewer through it.
 const mf = new Miniflare(
-  miniflareOptions({
+  withSmartDev(miniflareOptions({
     persist: join(state, 'do'),
     // Audit events off unless asked for (AUDIT_SINK=log make dev): the inspector shows the
     // same facts, and a log line per event would bury everything else.
@@ -37,7 +40,7 @@ const mf = new Miniflare(
       host,
       assets: { directory: site, binding: 'ASSETS', routerConfig: { has_user_worker: true } },
     },
-  }),
+  })),
 );
 const url = await mf.ready;
 const origin = `http://${host}:${url.port}`;
@@ -45,6 +48,7 @@ console.log(`
   Examples:     ${origin}/
   Inspector:    ${origin}/inspector/?topic=…
   FHIRcast hub: ${origin}/api/hub
+  SMART (dev):  ${origin}/smart/fhir (authorize and token endpoints for the examples' launch)
   well-known:   ${origin}/api/hub/.well-known/fhircast-configuration
   state:        ${state} (delete it to start afresh)
 

@@ -107,6 +107,7 @@ setup_node() {
   need npm "install Node.js and npm"
   if [[ -f $stamp && $stamp -nt $lock ]]; then
     say node "ok (cached) (node_modules matches package-lock.json)"
+    setup_fhirclient
     return
   fi
   # npm ci and nothing else: it installs exactly the lock, or refuses. A lock it refuses is a bug
@@ -116,6 +117,35 @@ setup_node() {
   fi
   touch "$stamp"
   say node "installed (npm ci)"
+  setup_fhirclient
+}
+
+# SMART's JavaScript client (fhirclient), for the examples' SMART launch: its browser bundle
+# only. Not a devDependency: its npm dependencies pull in expo (~8,700 lock lines) for what the
+# browser bundle already contains. `npm pack` fetches the one pinned tarball, whose integrity is
+# checked before anything is taken from it.
+FHIRCLIENT_VERSION=2.6.3
+FHIRCLIENT_INTEGRITY=sha512-CirZixcwWelbkIXxpxlNQx5+ZdJirl6F1s4y4yvA1X7hHAkr9n99aVHaMi0wX+97nATjKQ65X6NB5as/wZoJzg==
+setup_fhirclient() {
+  local dir="$ROOT/node_modules/.vendor/fhirclient-$FHIRCLIENT_VERSION"
+  if [[ -f $dir/fhir-client.min.js ]]; then
+    say fhirclient "ok (cached) ($FHIRCLIENT_VERSION)"
+    return
+  fi
+  local tmp
+  tmp=$(mktemp -d)
+  local got
+  got=$(cd "$tmp" && npm pack "fhirclient@$FHIRCLIENT_VERSION" --json --no-audit --no-fund 2>/dev/null | node -e 'let s="";process.stdin.on("data",d=>s+=d).on("end",()=>console.log(JSON.parse(s)[0].integrity))') \
+    || die "could not fetch fhirclient@$FHIRCLIENT_VERSION from the npm registry"
+  if [[ "$got" != "$FHIRCLIENT_INTEGRITY" ]]; then
+    rm -rf "$tmp"
+    die "fhirclient@$FHIRCLIENT_VERSION: integrity $got, expected $FHIRCLIENT_INTEGRITY"
+  fi
+  tar -xzf "$tmp/fhirclient-$FHIRCLIENT_VERSION.tgz" -C "$tmp" package/build/fhir-client.min.js package/LICENSE
+  mkdir -p "$dir"
+  mv "$tmp/package/build/fhir-client.min.js" "$tmp/package/LICENSE" "$dir/"
+  rm -rf "$tmp"
+  say fhirclient "installed ($FHIRCLIENT_VERSION, browser bundle)"
 }
 
 main() {

@@ -5,13 +5,15 @@
 import init, { FhircastClient } from 'fhircast-sdk';
 import { FhircastBridge } from 'fhircast-sdk/bridge';
 import { PATIENTS, studiesOf, displayName, patientById } from '../lib/data.js';
-import { HUB_URL, topicFromUrl, launchUrl } from '../lib/launch.js';
+import { HUB_URL, topicFromUrl, launchUrl, smartLaunchUrl } from '../lib/launch.js';
 import { renderStatus, logLine, describeContext, syncErrorLine, resourceOf } from '../lib/ui.js';
 
 const $ = (id) => document.getElementById(id);
 const topic = topicFromUrl();
 $('topic').textContent = topic;
-$('launch-viewer').href = launchUrl('/viewer/', topic);
+// The viewer is launched as a SMART app (EHR launch through fhirclient, the dev authorization
+// server's token response carrying hub.url and hub.topic); the report app with both in its URL.
+$('launch-viewer').href = smartLaunchUrl('/viewer/launch.html', topic);
 $('launch-report').href = launchUrl('/report/', topic);
 // The embedded app follows through this page (FhircastBridge, below): its URL carries nothing
 // of the hub. `?embed=direct` embeds it the other way, as its own subscriber with the hub URL

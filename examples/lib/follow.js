@@ -10,11 +10,12 @@ const $ = (id) => document.getElementById(id);
 const guard = () => document.querySelector('input[name=guard]:checked')?.value ?? 'none';
 
 /**
- * Connects as `subscriberName` to the hub and topic of the launch URL, and calls
+ * Connects as `subscriberName` to the hub and topic of `tokenResponse` (a SMART launch's) or
+ * else of the launch URL, and calls
  * `render(currentContext | null)` whenever what the app should show changes.
  * The page has #banner, #syncerrors (a list), #ask (a dialog) and the guard radio buttons.
  */
-export async function followContext({ subscriberName, events, render }) {
+export async function followContext({ subscriberName, events, render, tokenResponse }) {
   $('banner').textContent = 'Loading…';
   let client;
   // What the app answers to a context change (open or close), decided by "unsaved work".
@@ -48,11 +49,11 @@ export async function followContext({ subscriberName, events, render }) {
     },
   };
   try {
-    if (new URLSearchParams(location.search).has('hub.topic')) {
+    if (tokenResponse || new URLSearchParams(location.search).has('hub.topic')) {
       // Launched with the hub and topic (a SMART launch): a subscriber of its own.
       const { default: init, FhircastClient } = await import('fhircast-sdk');
       await init(); // loads the WebAssembly module, once
-      client = await FhircastClient.fromSmartLaunch(launchParameters(), options);
+      client = await FhircastClient.fromSmartLaunch(tokenResponse ?? launchParameters(), options);
     } else {
       // Launched bare inside the EHR: through the EHR page's FhircastBridge. No hub URL, no
       // token, no WebSocket and no WebAssembly in this page (fhircast-sdk/embedded).

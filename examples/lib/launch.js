@@ -32,6 +32,19 @@ export function launchUrl(appPath, topic, hubUrl = HUB_URL) {
   return `${appPath}?${q}`;
 }
 
+/** The FHIR base of the dev SMART authorization server `make dev` serves (scripts/smart-dev-worker.js). */
+export const SMART_ISS = `${location.origin}/smart/fhir`;
+
+/**
+ * An EHR launch of a SMART app (SMART App Launch: `iss` and `launch` on the app's launch URL).
+ * `launch` names the session: the authorization server puts it into the token response as
+ * `hub.topic`, with `hub.url` (FHIRcast req 7).
+ */
+export function smartLaunchUrl(launchPath, topic) {
+  const launch = btoa(JSON.stringify({ topic })).replace(/\+/g, '-').replace(/\//g, '_').replace(/=+$/, '');
+  return `${launchPath}?${new URLSearchParams({ iss: SMART_ISS, launch })}`;
+}
+
 /**
  * What an app was launched with, shaped like a SMART token response.
  *
@@ -54,4 +67,24 @@ export function launchParameters() {
     else console.warn(`launch: the access_token in this page's URL is not sent to ${hubUrl}, a hub on another origin than this page's`);
   }
   return tokenResponse;
+}
+
+/**
+ * The token response of a SMART launch that came back to this page (?code=…&state=…, or a
+ * reload after one: fhirclient keeps its state in sessionStorage), or null when the page was not
+ * launched through SMART. fhirclient (SMART's JavaScript client) exchanges the code at the token
+ * endpoint, with the PKCE verifier it kept; it is loaded only then.
+ */
+export async function smartTokenResponse() {
+  const q = new URLSearchParams(location.search);
+  if (q.has('hub.topic') || !(q.has('code') || q.has('error') || sessionStorage.getItem('SMART_KEY'))) return null;
+  await new Promise((resolve, reject) => {
+    const s = document.createElement('script');
+    s.src = '/vendor/fhir-client.min.js';
+    s.onload = resolve;
+    s.onerror = () => reject(new Error('could not load /vendor/fhir-client.min.js'));
+    document.head.append(s);
+  });
+  const smart = await globalThis.FHIR.oauth2.ready();
+  return smart.state.tokenResponse;
 }

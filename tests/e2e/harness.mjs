@@ -10,6 +10,7 @@
 import { existsSync, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { startHub, ROOT, uid } from '../hub/harness.mjs';
+import { withSmartDev } from '../../scripts/smart-dev.mjs';
 import { launchBrowser } from '../sdk/harness.mjs';
 
 export { eventually, sleep } from '../sdk/harness.mjs';
@@ -26,7 +27,7 @@ export async function setup() {
   if (!existsSync(join(SITE, 'index.html')) || !existsSync(join(SITE, 'fhircast-sdk', 'pkg', 'fhircast_sdk_bg.wasm'))) {
     throw new Error(`${SITE} is missing or incomplete: run scripts/build-site.sh (make site)`);
   }
-  const [hub, browser] = await Promise.all([startHub({ options: ASSETS }), launchBrowser()]);
+  const [hub, browser] = await Promise.all([startHub({ options: ASSETS, compose: withSmartDev }), launchBrowser()]);
   const context = await browser.newContext({ viewport: { width: 1280, height: 760 } });
   context.setDefaultTimeout(10000);
   const errors = [];

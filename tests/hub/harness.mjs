@@ -58,12 +58,14 @@ export function miniflareOptions({ bindings, persist, port, options = {} }) {
 
 /**
  * Starts the hub. `bindings` are wrangler vars/secrets (strings); `options` are more Miniflare
- * options (e.g. `assets`, as tests/e2e serves the examples).
+ * options (e.g. `assets`, as tests/e2e serves the examples); `compose` turns the hub's Miniflare
+ * options into the ones to run (e.g. scripts/smart-dev.mjs withSmartDev: a second Worker).
  */
-export async function startHub({ bindings = {}, persist, options } = {}) {
+export async function startHub({ bindings = {}, persist, options, compose = (o) => o } = {}) {
   const dir = persist ?? mkdtempSync(join(tmpdir(), 'fhircast-hub-'));
   const port = await freePort();
-  let mf = new Miniflare(miniflareOptions({ bindings, persist: dir, port, options }));
+  const config = () => compose(miniflareOptions({ bindings, persist: dir, port, options }));
+  let mf = new Miniflare(config());
   const url = await mf.ready;
   const hub = new Hub(`${url.origin}/api/hub`, url.origin);
   hub.persist = dir;
@@ -71,7 +73,7 @@ export async function startHub({ bindings = {}, persist, options } = {}) {
   /** Stops the workerd process (connected sockets drop) and starts it again on the same state. */
   hub.restart = async () => {
     await mf.dispose();
-    mf = new Miniflare(miniflareOptions({ bindings, persist: dir, port, options }));
+    mf = new Miniflare(config());
     await mf.ready;
   };
   /** Stops the workerd process, leaving its state on disk. */
@@ -93,7 +95,7 @@ export async function startHub({ bindings = {}, persist, options } = {}) {
   hub.workerdPids = () => workerdPids(port);
   /** Starts it again after kill() or sigkill(). */
   hub.start = async () => {
-    mf = new Miniflare(miniflareOptions({ bindings, persist: dir, port, options }));
+    mf = new Miniflare(config());
     await mf.ready;
   };
   hub.stop = async () => {
