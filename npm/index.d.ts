@@ -154,6 +154,14 @@ export interface CurrentContext {
   eventId?: string;
   /** When the open occurred, when known. */
   timestamp?: string;
+  /**
+   * The anchor's shared resources (content sharing, req 105-117): what the hub's content for
+   * it holds, kept by the SDK from get-current-context and every `*-update` the app accepted.
+   * Present when the app follows the anchor's `<Type>-update` event and the content is known;
+   * absent while it is being read again (after a missed update, or when an anchor opened before
+   * this app knew its content becomes current: the status is then not in sync).
+   */
+  resources?: Resource[];
 }
 
 /** Why the app is out of sync or disconnected. */

@@ -129,6 +129,13 @@
 //!   anchor type F follows, not only the current one, and a follower cannot tell it from live
 //!   news, so it passes through those anchors; once the replay is delivered, `R` is empty.)
 //!
+//! **Content** (issue 15). An in-sync follower that shows its view, with nothing in flight to it
+//! and no undetected break, and that keeps content for the anchor it shows
+//! (`Follower::shared_of`), keeps exactly the Hub's content of that anchor: its Bundles (a
+//! snapshot's collection, then the updates it followed), applied in order with the core's own
+//! `Content::apply`, equal `content_of` in the Hub's state. Counted as `content_checks`
+//! (checks of non-empty content), which must not be zero over a thousand seeds.
+//!
 //! With nothing in flight and no undetected break this says exactly: an in-sync follower
 //! shows its view of the Hub. With news in flight it may lag, but only by what is in flight.
 //! A notification delivered to the app and not yet decided is not "in flight": the follower
@@ -761,6 +768,9 @@ struct Stats {
     told_checked: usize,
     own_checked: usize,
     version_gaps: usize,
+    /// Content checks (an in-sync follower's shared resources against the Hub's) of non-empty
+    /// content: that the content invariant is not vacuous.
+    content_checks: usize,
     /// Changes of the Hub's state after which it held `max_open_contexts` open contexts.
     open_contexts_full: usize,
 }
@@ -788,6 +798,7 @@ impl Stats {
         self.told_checked += s.told_checked;
         self.own_checked += s.own_checked;
         self.version_gaps += s.version_gaps;
+        self.content_checks += s.content_checks;
         self.open_contexts_full += s.open_contexts_full;
     }
 }

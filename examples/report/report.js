@@ -10,36 +10,15 @@ import { renderStatus, logLine, describeContext, resourceOf, syncErrorLine } fro
 const $ = (id) => document.getElementById(id);
 const launch = launchParameters();
 
-/** The open report's Observations by id, the version they are at, and the selection. */
-let observations = new Map();
-let shownVersion = null;
+/** The selection (DiagnosticReport-select is not content: it is not kept by the hub). */
 let selected = new Set();
 
 const isReport = (c) => c?.anchor?.startsWith('DiagnosticReport/');
 
-/** Applies another app's update: the transaction Bundle's PUTs and DELETEs (req 111-113). */
-function applyUpdate(event) {
-  const bundle = resourceOf(event.event.context, 'updates');
-  for (const entry of bundle?.entry ?? []) {
-    const method = entry.request?.method;
-    if (method === 'PUT' || method === 'POST') observations.set(entry.resource.id, entry.resource);
-    if (method === 'DELETE') observations.delete((entry.request.url ?? entry.fullUrl).split('/').pop());
-  }
-  shownVersion = event.event['context.versionId'];
-}
-
-/** Reads the report's content from the hub (get current context, req 105): after a reconnect,
- *  or when the version moved without an update this window applied (its own, for instance). */
-async function resync() {
-  const headers = launch.access_token ? { authorization: `Bearer ${launch.access_token}` } : {};
-  const r = await fetch(`${launch['hub.url']}/${encodeURIComponent(launch['hub.topic'])}`, { headers });
-  if (!r.ok) return;
-  const current = await r.json();
-  const content = resourceOf(current.context, 'content');
-  observations = new Map((content?.entry ?? []).filter((e) => e.resource?.resourceType === 'Observation').map((e) => [e.resource.id, e.resource]));
-  shownVersion = current['context.versionId'] ?? null;
-  render();
-}
+/** The open report's findings: the SDK keeps the report's shared resources (req 105-117) from
+ *  the hub's content and every update followed since, its own included, and reads them again
+ *  after a missed update or a reconnect. `resources` is absent while they are being read. */
+const findings = (c) => (c?.resources ?? []).filter((r) => r.resourceType === 'Observation');
 
 // Each window its own name, so that the EHR's roster tells two report windows apart: numbered
 // per session in the order they opened, and kept across reloads of the same tab.
@@ -58,7 +37,6 @@ try {
     events: ['Patient-open', 'Patient-close', 'ImagingStudy-open', 'ImagingStudy-close', 'DiagnosticReport-open', 'DiagnosticReport-close', 'DiagnosticReport-update', 'DiagnosticReport-select', 'UserLogout', 'SyncError'],
     on: {
       'DiagnosticReport-update': (e) => {
-        if (e.event.context[0]?.reference?.reference === client?.currentContext()?.anchor) applyUpdate(e);
         logLine($('log'), `Update from another app: version ${e.event['context.versionId']}`);
       },
       'DiagnosticReport-select': (e) => {
@@ -70,13 +48,7 @@ try {
     onSyncError: (e) => logLine($('syncerrors'), syncErrorLine(e, name), { className: 'syncerror' }),
     onContextChange: (c) => {
       if (client) renderStatus($('banner'), client.status(), c);
-      if (!isReport(c)) {
-        observations = new Map();
-        shownVersion = null;
-        selected = new Set();
-      } else if (c.versionId !== shownVersion) {
-        resync();
-      }
+      if (!isReport(c)) selected = new Set();
       render();
     },
   });
@@ -110,7 +82,12 @@ function render() {
   $('version').textContent = current.versionId ?? '—';
   const ul = $('observations');
   ul.replaceChildren();
-  for (const o of observations.values()) {
+  if (!current.resources) {
+    ul.innerHTML = '<li class="empty">Reading the report…</li>';
+    return;
+  }
+  const observations = findings(current);
+  for (const o of observations) {
     const li = document.createElement('li');
     li.dataset.id = o.id;
     li.classList.toggle('selected', selected.has(`Observation/${o.id}`));
@@ -121,7 +98,7 @@ function render() {
     li.append(text, ' ', remove);
     ul.append(li);
   }
-  if (!observations.size) ul.innerHTML = '<li class="empty">No findings yet.</li>';
+  if (!observations.length) ul.innerHTML = '<li class="empty">No findings yet.</li>';
 }
 
 async function openReport(study) {
@@ -141,10 +118,7 @@ async function openReport(study) {
 /** Shares a change of the report's content: a DiagnosticReport-update (req 116-117). */
 async function change(changes, what) {
   try {
-    await client.update(client.currentContext().anchor, changes); // resolves once echoed
-    for (const o of changes.put ?? []) observations.set(o.id, o);
-    for (const ref of changes.delete ?? []) observations.delete(ref.split('/')[1]);
-    shownVersion = client.currentContext()?.versionId;
+    await client.update(client.currentContext().anchor, changes); // resolves once echoed, applied
     render();
     logLine($('log'), `${what}: now version ${client.currentContext()?.versionId}`);
   } catch (e) {

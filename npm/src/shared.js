@@ -28,7 +28,30 @@ export class FhircastError extends Error {
  */
 export function withResource(target, context) {
   if (target && typeof target == 'object' && !target.resource) {
+    // A current context of an app that follows its anchor's updates carries the anchor's
+    // content as the Bundles the core kept (a snapshot's, then each update applied): the
+    // resources they leave, in place of the Bundles.
+    if (target.shared) {
+      target.resources = resourcesOf(target.shared);
+      delete target.shared;
+    }
     Object.defineProperty(target, 'resource', { value: (key) => context?.find((c) => c.key === key)?.resource });
   }
   return target;
+}
+
+/**
+ * The resources left by applying `bundles` in order (content sharing, req 111): an entry with a
+ * resource puts it under its type and id, a DELETE removes the resource its fullUrl (or
+ * request.url) names. The core checked versions and order; this only replays its Bundles.
+ */
+function resourcesOf(bundles) {
+  const m = new Map();
+  for (const b of bundles) {
+    for (const e of b.entry ?? []) {
+      if (/^delete$/i.test(e.request?.method)) m.delete(String(e.fullUrl ?? e.request.url).split('/_history/')[0].split('/').slice(-2).join('/'));
+      else if (e.resource) m.set(e.resource.resourceType + '/' + e.resource.id, e.resource);
+    }
+  }
+  return [...m.values()];
 }

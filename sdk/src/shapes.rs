@@ -4,6 +4,7 @@
 //! TypeScript declarations in `npm/index.d.ts` describe exactly these. Tested natively.
 
 use fhircast_core::follower::{Context, Decision, OutOfSyncReason, SyncErrorNotice, SyncStatus};
+use serde_json::value::RawValue;
 
 /// A JSON object under construction. Keys are literals that need no escaping.
 struct Obj(String);
@@ -102,17 +103,25 @@ fn reason_json(r: &OutOfSyncReason) -> String {
         .end()
 }
 
-/// What the app shows: `{anchor, event, context, versionId?, eventId?, timestamp?}`.
-pub(crate) fn context_json(c: &Context) -> String {
+/// What the app shows: `{anchor, event, context, versionId?, eventId?, timestamp?, shared?}`.
+/// `shared`: the anchor's content as Bundles to apply in order (the core's
+/// `Follower::shared_of`), which the facade turns into `resources` (npm/src/shared.js).
+pub(crate) fn context_json(c: &Context, shared: Option<&[Box<RawValue>]>) -> String {
     let context = serde_json::to_string(&c.context).unwrap_or_else(|_| unreachable!("context entries serialise"));
-    Obj::new()
+    let obj = Obj::new()
         .str("anchor", &c.anchor.to_string())
         .str("event", c.event.as_str())
         .raw("context", &context)
         .opt("versionId", c.version_id.as_deref())
         .opt("eventId", c.event_id.as_deref())
-        .opt("timestamp", c.timestamp.map(|t| t.to_rfc3339()).as_deref())
-        .end()
+        .opt("timestamp", c.timestamp.map(|t| t.to_rfc3339()).as_deref());
+    match shared {
+        Some(bundles) => {
+            let parts: Vec<&str> = bundles.iter().map(|b| b.get()).collect();
+            obj.raw("shared", &format!("[{}]", parts.join(","))).end()
+        }
+        None => obj.end(),
+    }
 }
 
 /// A SyncError received (req 84-96), for `onSyncError`.
@@ -192,7 +201,7 @@ mod tests {
             timestamp: Some(Timestamp::from_unix_millis(0)),
         };
         assert_eq!(
-            v(context_json(&c)),
+            v(context_json(&c, None)),
             json!({"anchor": "Patient/p1", "event": "Patient-open", "versionId": "v1", "timestamp": "1970-01-01T00:00:00.000Z",
                 "context": [{"key": "patient", "resource": {"resourceType": "Patient", "id": "p1"}}]})
         );

@@ -148,3 +148,63 @@ test('req76 req119 req121: select() of the current anchor is sent and reaches th
   await app.eval(() => client.close());
   await other.close();
 });
+
+/** The ids of the Observations in `client.currentContext().resources`, in the page (null: absent). */
+const shared = (app) => app.eval(() => client.currentContext()?.resources?.map((r) => r.id).sort() ?? null);
+
+test('req117: currentContext().resources is the anchor\'s shared content: read on opening, every update applied (own and others\'), read again after a missed update, told through onContextChange', async () => {
+  env.hub.topic = uid('topic');
+  const report = [{ key: 'report', resource: REPORT }, { key: 'patient', resource: PATIENT }];
+  // Content exists before the app connects: it is read with the current context.
+  let r = await env.hub.post(env.hub.event('DiagnosticReport-open', report, { id: 'open-1' }));
+  const v1 = JSON.parse(r.text)['context.versionId'];
+  r = await env.hub.post(env.hub.event('DiagnosticReport-update', [{ key: 'report', reference: { reference: 'DiagnosticReport/r1' } }, bundle([observationPut('o1')])], { id: 'u-1', versionId: v1 }));
+  assert.equal(r.status, 202, r.text);
+  const v2 = JSON.parse(r.text)['context.versionId'];
+
+  const app = await env.app();
+  await app.connect(
+    { events: ['DiagnosticReport-open', 'DiagnosticReport-update', 'DiagnosticReport-close'], subscriberName: 'Reporting' },
+    `{ 'DiagnosticReport-update': (e) => (window.refuseUpdates ? 'refuse' : undefined) }`,
+  );
+  await app.until(() => client.status().state === 'in-sync');
+  assert.deepEqual(await shared(app), ['o1']);
+
+  // Another app's update: applied, and onContextChange says so.
+  r = await env.hub.post(env.hub.event('DiagnosticReport-update', [{ key: 'report', reference: { reference: 'DiagnosticReport/r1' } }, bundle([observationPut('o2')])], { id: 'u-2', versionId: v2 }));
+  const v3 = JSON.parse(r.text)['context.versionId'];
+  await app.until((v3) => client.currentContext().versionId === v3, v3);
+  assert.deepEqual(await shared(app), ['o1', 'o2']);
+  const told = (await app.log()).contexts.at(-1);
+  assert.deepEqual(told.resources.map((x) => x.id).sort(), ['o1', 'o2'], 'onContextChange carries the resources');
+  assert.equal(told.shared, undefined, 'the Bundles themselves are not handed to the app');
+
+  // Its own update: a DELETE; applied once echoed, and told through onContextChange too.
+  const before = (await app.log()).contexts.length;
+  await app.eval(() => client.update('DiagnosticReport/r1', { delete: ['Observation/o1'] }));
+  assert.deepEqual(await shared(app), ['o2']);
+  await app.until((n) => log.contexts.length > n && log.contexts.at(-1).resources?.length === 1, before);
+
+  // It refuses an update (unsaved work): out of sync, the refused change not shown. The next
+  // update is one it cannot apply (its prior version is the refused one's): read again.
+  await app.eval(() => (window.refuseUpdates = true));
+  let v = (await app.eval(() => client.currentContext())).versionId;
+  r = await env.hub.post(env.hub.event('DiagnosticReport-update', [{ key: 'report', reference: { reference: 'DiagnosticReport/r1' } }, bundle([observationPut('o3')])], { id: 'u-3', versionId: v }));
+  v = JSON.parse(r.text)['context.versionId'];
+  await app.until(() => client.status().state === 'out-of-sync');
+  assert.deepEqual(await shared(app), ['o2'], 'the refused update is not applied');
+  await app.eval(() => (window.refuseUpdates = false));
+  r = await env.hub.post(env.hub.event('DiagnosticReport-update', [{ key: 'report', reference: { reference: 'DiagnosticReport/r1' } }, bundle([observationPut('o4')])], { id: 'u-4', versionId: v }));
+  await app.until(() => client.currentContext()?.resources?.length === 3);
+  assert.deepEqual(await shared(app), ['o2', 'o3', 'o4'], 'what the hub holds, read again');
+  assert.equal(await app.eval(() => client.status().state), 'in-sync');
+
+  // An app that does not follow the anchor's updates has no resources.
+  const viewer = await env.app();
+  await viewer.connect({ events: ['DiagnosticReport-open'], subscriberName: 'Viewer' });
+  await viewer.until(() => client.status().state === 'in-sync');
+  assert.equal((await viewer.eval(() => client.currentContext())).anchor, 'DiagnosticReport/r1');
+  assert.equal(await shared(viewer), null);
+  await viewer.eval(() => client.close());
+  await app.eval(() => client.close());
+});

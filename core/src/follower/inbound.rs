@@ -152,10 +152,23 @@ impl Follower {
                 self.deliver(event, now);
             }
             EventKind::Update => {
+                // A snapshot under way may have been taken before this update: its content
+                // would be older than what the Hub holds now. Asked for again (as for a context
+                // change): applied, it would put an app that refused this update back in sync
+                // on the older content.
+                if let Snapshot::Requested { dirty } = &mut self.snapshot {
+                    *dirty = true;
+                }
                 if self.own.contains_key(&event.id) {
                     self.ack(&event.id, 200);
+                    let before = self.current.as_ref().and_then(|c| c.version_id.clone());
                     self.apply(&event);
                     self.own_echoed(&event.id, now);
+                    // The app's own update changed what it shows (its version, its resources):
+                    // told as another app's would be.
+                    if self.current.as_ref().and_then(|c| c.version_id.clone()) != before {
+                        self.outputs.push_back(Output::ContextChanged(self.current.clone()));
+                    }
                     return;
                 }
                 if let Some(anchor) = event.anchor() {
@@ -172,10 +185,12 @@ impl Follower {
                             // Missed while not on screen: get-current-context would not carry
                             // it, so it is read again when it becomes current (decision, issue
                             // 12); what the app shows now is not affected.
+                            self.shared.remove(&anchor);
                             self.versions.insert(anchor, String::new());
                             return;
                         }
                         // A missed update: the content is unknown until resynchronised.
+                        self.shared.remove(&anchor);
                         self.set_status(SyncStatus::OutOfSync {
                             reason: OutOfSyncReason::VersionGap { anchor: anchor.to_string() },
                         });
@@ -239,7 +254,7 @@ impl Follower {
             self.status,
             SyncStatus::InSync | SyncStatus::OutOfSync { reason: OutOfSyncReason::Deciding { .. } }
         );
-        if deciding && is_context_change(event.name.kind()) {
+        if deciding && self.holds_sync(&event) {
             self.set_status(SyncStatus::OutOfSync {
                 reason: OutOfSyncReason::Deciding { event_id: event.id.clone(), event_name: event.name.to_string() },
             });
@@ -281,8 +296,9 @@ impl Follower {
                     p.acked_202 = true;
                 }
                 p.deadline = p.received.add(self.config.decide_within);
+                let holds = self.holds_sync(&p.event);
                 self.pending.insert(id.to_owned(), p);
-                if is_context_change(kind) {
+                if holds {
                     self.set_status(SyncStatus::OutOfSync {
                         reason: OutOfSyncReason::Deciding { event_id: id.to_owned(), event_name: name },
                     });
@@ -332,10 +348,23 @@ impl Follower {
         match event.name.kind() {
             EventKind::Open => {
                 if let Some(anchor) = event.anchor() {
-                    if self.versions.get(&anchor).is_some_and(|v| v.is_empty()) {
-                        // Current again, with content missed meanwhile: read it again (not in
-                        // sync until the snapshot is applied: the follower stays out of sync,
-                        // deciding, meanwhile).
+                    // Current again, with content missed meanwhile: read it again (not in sync
+                    // until the snapshot is applied: the follower stays out of sync, deciding,
+                    // meanwhile).
+                    let mut read = self.versions.get(&anchor).is_some_and(|v| v.is_empty());
+                    // Content sharing: the content is known only if it was followed up to the
+                    // version this open names. Else (an anchor opened before this app learnt its
+                    // content: new, or opened earlier by another app) it is read the same way.
+                    if self.shares(&anchor) {
+                        let known = self.shared.contains_key(&anchor)
+                            && event.version_id.is_some()
+                            && self.versions.get(&anchor) == event.version_id.as_ref();
+                        if !known {
+                            self.shared.remove(&anchor);
+                            read = true;
+                        }
+                    }
+                    if read {
                         self.request_snapshot();
                     }
                     if let Some(v) = &event.version_id {
@@ -354,6 +383,7 @@ impl Follower {
             EventKind::Close => {
                 if let Some(anchor) = event.anchor() {
                     self.versions.remove(&anchor);
+                    self.shared.remove(&anchor);
                     if self.current.as_ref().is_some_and(|c| c.anchor == anchor) {
                         self.current = None;
                     }
@@ -363,11 +393,28 @@ impl Follower {
             EventKind::UserLogout => {
                 self.current = None;
                 self.versions.clear();
+                self.shared.clear();
             }
             EventKind::Update => {
                 if let (Some(anchor), Some(v)) = (event.anchor(), &event.version_id) {
+                    if self.versions.get(&anchor).is_some_and(|known| Some(known) != event.prior_version_id.as_ref()) {
+                        // Decided after the anchor moved on (a snapshot or a newer open set
+                        // another version meanwhile): applying it would put older content over
+                        // newer. The app followed it; what it shows is the newer state.
+                        return;
+                    }
                     if let Some(c) = self.current.as_mut().filter(|c| c.anchor == anchor) {
                         c.version_id = Some(v.clone());
+                    }
+                    // The update's Bundle, after those that gave the content at its prior version
+                    // (checked on receipt). No Bundle: the content is no longer known.
+                    let bundle = event.context.iter().find(|e| e.key == crate::bundle::UPDATES_KEY);
+                    match (self.shared.get_mut(&anchor), bundle) {
+                        (Some(bundles), Some(b)) => bundles.push(b.value.clone()),
+                        (Some(_), None) => {
+                            self.shared.remove(&anchor);
+                        }
+                        (None, _) => {}
                     }
                     self.versions.insert(anchor, v.clone());
                 }
@@ -471,9 +518,19 @@ impl Follower {
             self.refused = None;
         }
         self.diverged = false;
+        let mut content_learnt = false;
         if let Some(c) = &current {
             if let Some(v) = &c.version_id {
                 self.versions.insert(c.anchor.clone(), v.clone());
+            }
+            // The anchor's content at that version (req 105): the `content` Bundle, or none.
+            if self.shares(&c.anchor) {
+                let content = snapshot.context.iter().find(|e| e.key == crate::bundle::CONTENT_KEY);
+                let bundles = content.map(|e| vec![e.value.clone()]).unwrap_or_default();
+                content_learnt = self.shared.get(&c.anchor).is_none_or(|old| {
+                    old.len() != bundles.len() || old.iter().zip(&bundles).any(|(a, b)| a.get() != b.get())
+                });
+                self.shared.insert(c.anchor.clone(), bundles);
             }
         }
         // The snapshot names what the app already shows (the replay on connecting delivered
@@ -488,6 +545,9 @@ impl Follower {
         if !same {
             self.current = current;
             self.outputs.push_back(Output::ContextChanged(self.current.clone()));
+        } else if content_learnt {
+            // Same context, its shared resources now known (or different): the app is told.
+            self.outputs.push_back(Output::ContextChanged(self.current.clone()));
         }
         if matches!(self.status, SyncStatus::Disconnected { .. }) {
             return;
@@ -497,7 +557,7 @@ impl Follower {
         let undecided = self
             .pending
             .values()
-            .filter(|p| !p.superseded && is_context_change(p.event.name.kind()))
+            .filter(|p| !p.superseded && self.holds_sync(&p.event))
             .max_by_key(|p| p.received)
             .map(|p| (p.event.id.clone(), p.event.name.to_string()));
         match undecided {
@@ -539,10 +599,10 @@ impl Follower {
                 self.ack(&id, 202);
                 p.acked_202 = true;
                 p.deadline = p.received.add(self.config.decide_within);
-                let kind = p.event.name.kind();
+                let holds = self.holds_sync(&p.event);
                 let name = p.event.name.to_string();
                 self.pending.insert(id.clone(), p);
-                if is_context_change(kind) {
+                if holds {
                     self.set_status(SyncStatus::OutOfSync {
                         reason: OutOfSyncReason::Deciding { event_id: id, event_name: name },
                     });

@@ -26,6 +26,7 @@ use std::fmt;
 use std::time::Duration;
 
 use serde::Serialize;
+use serde_json::value::RawValue;
 
 use crate::catalog::{EventKind, EventName};
 use crate::event::Event;
@@ -306,6 +307,14 @@ pub struct Follower {
     /// `context.versionId` per open anchor; an empty one marks content that is unknown (an
     /// update was missed while the anchor was not current), read again when it becomes current.
     versions: VecMap<ResourceKey, String>,
+    /// Content sharing (req 105-117), for the anchors whose `*-update` the app follows: the
+    /// Bundles that, applied in order, give an anchor's shared resources at its version in
+    /// `versions` — the content of a snapshot (a collection Bundle), then each update applied
+    /// since (transaction Bundles), kept as the Hub sent them. Absent while unknown (the anchor
+    /// was opened before this app learnt its content, or an update was missed): a snapshot
+    /// reads it when the anchor is current. The shell applies them for the app
+    /// (`currentContext().resources`); the core only decides which bytes are current.
+    shared: VecMap<ResourceKey, Vec<Box<RawValue>>>,
     granted: Vec<EventName>,
     /// Notification ids answered, with the status sent (duplicates are answered the same).
     answered: VecDeque<(String, u16)>,
@@ -348,6 +357,7 @@ impl Follower {
             current: None,
             context_ts: None,
             versions: VecMap::new(),
+            shared: VecMap::new(),
             granted: Vec::new(),
             answered: VecDeque::new(),
             history: VecDeque::new(),
@@ -395,6 +405,19 @@ impl Follower {
     /// The last known `context.versionId` of an open anchor.
     pub fn version_of(&self, anchor: &ResourceKey) -> Option<&str> {
         self.versions.get(anchor).map(String::as_str).filter(|v| !v.is_empty())
+    }
+
+    /// The Bundles whose entries, applied in order (a PUT adds or replaces the resource of its
+    /// type and id, a DELETE removes its `fullUrl`), are an anchor's shared resources now;
+    /// `None` while they are unknown, or for an anchor whose updates the app does not follow.
+    pub fn shared_of(&self, anchor: &ResourceKey) -> Option<&[Box<RawValue>]> {
+        self.shared.get(anchor).map(Vec::as_slice)
+    }
+
+    /// Whether the app follows the `*-update` events of `anchor`'s type: only then is its
+    /// content kept (content sharing is opt-in by subscription, req 107).
+    fn shares(&self, anchor: &ResourceKey) -> bool {
+        EventName::of(&anchor.resource_type, EventKind::Update).is_some_and(|u| self.granted.contains(&u))
     }
 
     /// The next thing to do.
@@ -476,11 +499,23 @@ impl Follower {
             return;
         }
         if matches!(self.status, SyncStatus::OutOfSync { .. }) && matches!(self.snapshot, Snapshot::Idle) {
-            let undecided = self.pending.values().any(|p| !p.superseded && is_context_change(p.event.name.kind()));
+            let undecided = self.pending.values().any(|p| !p.superseded && self.holds_sync(&p.event));
             if !undecided {
                 self.set_status(SyncStatus::InSync);
             }
         }
+    }
+}
+
+impl Follower {
+    /// Whether the app shows what the Hub holds only once it has followed `event`: a context
+    /// change, or an update of the anchor it shows (its content, req 111). Until the app has
+    /// decided about such an event it is not in sync (`Deciding`).
+    fn holds_sync(&self, event: &Event) -> bool {
+        let kind = event.name.kind();
+        is_context_change(kind)
+            || (kind == EventKind::Update
+                && self.current.as_ref().is_some_and(|c| event.anchor().is_some_and(|a| a == c.anchor)))
     }
 }
 

@@ -31,6 +31,17 @@ fn follower() -> F {
 }
 
 impl F {
+    /// Receives and accepts `report_open(id, v)`: its content is unknown, so the follower reads
+    /// it (content sharing), and gets `content` (a collection Bundle's entries) at `v`.
+    fn open_report(&mut self, id: &str, v: &str, content: Value) {
+        let now = self.now;
+        self.recv(report_open(id, v));
+        self.f.decide(id, Decision::Accept, now);
+        assert!(self.drain().contains(&Output::FetchCurrentContext), "the report's content is read");
+        self.f.handle_snapshot(&report_snapshot(v, content), now);
+        self.drain();
+    }
+
     fn drain(&mut self) -> Vec<Output> {
         std::iter::from_fn(|| self.f.poll_output()).collect()
     }
@@ -375,6 +386,15 @@ fn report_open(id: &str, v: &str) -> Value {
         {"key":"report","resource":{"resourceType":"DiagnosticReport","id":"r1"}},{"key":"patient","resource":{"resourceType":"Patient","id":"p1"}}]}})
 }
 
+/// Get-current-context with report r1 current at version `v`, its content Bundle's entries `content`.
+fn report_snapshot(v: &str, content: Value) -> CurrentContext {
+    serde_json::from_value(json!({"context.type":"DiagnosticReport","context.versionId":v,"context":[
+        {"key":"report","resource":{"resourceType":"DiagnosticReport","id":"r1"}},
+        {"key":"patient","resource":{"resourceType":"Patient","id":"p1"}},
+        {"key":"content","resource":{"resourceType":"Bundle","type":"collection","entry":content}}]}))
+    .unwrap()
+}
+
 fn report_update(id: &str, v: &str, prior: &str) -> Value {
     json!({"timestamp": t0().to_rfc3339(), "id": id, "event": {"hub.topic":"T1","hub.event":"DiagnosticReport-update","context.versionId": v, "context.priorVersionId": prior, "context":[
         {"key":"report","reference":{"reference":"DiagnosticReport/r1"}},
@@ -385,9 +405,7 @@ fn report_update(id: &str, v: &str, prior: &str) -> Value {
 fn req110_req117_versions_are_tracked_and_a_gap_resyncs() {
     let mut f = follower();
     let now = f.now;
-    f.recv(report_open("o1", "v1"));
-    f.f.decide("o1", Decision::Accept, now);
-    f.drain();
+    f.open_report("o1", "v1", json!([]));
     f.recv(report_update("u1", "v2", "v1"));
     assert_eq!(delivered(&f.drain()), vec!["u1"]);
     f.f.decide("u1", Decision::Accept, now);
@@ -628,8 +646,7 @@ fn a_snapshot_while_the_app_decides_does_not_leave_the_follower_connecting() {
 fn no_snapshot_puts_a_follower_in_sync_before_the_hub_confirms_it() {
     let mut f = follower();
     let now = f.now;
-    f.recv(report_open("o1", "v1"));
-    f.f.decide("o1", Decision::Accept, now);
+    f.open_report("o1", "v1", json!([]));
     f.f.handle_disconnected("connection lost (1006)", now);
     f.f.handle_connecting(now);
     let ctx = vec![
@@ -720,8 +737,7 @@ fn req57_a_renewal_confirmation_on_the_same_connection_keeps_the_status_and_asks
 fn issue12_7_a_version_gap_on_a_non_current_anchor_is_read_again_when_it_becomes_current() {
     let mut f = follower();
     let now = f.now;
-    f.recv(report_open("o1", "v1"));
-    f.f.decide("o1", Decision::Accept, now);
+    f.open_report("o1", "v1", json!([]));
     f.recv(open("e2", "p2", now));
     f.f.decide("e2", Decision::Accept, now);
     f.drain();
@@ -747,4 +763,110 @@ fn issue12_7_a_version_gap_on_a_non_current_anchor_is_read_again_when_it_becomes
     assert_eq!(f.f.version_of(&ResourceKey::new("DiagnosticReport", "r1")), Some("v4"));
     f.recv(report_update("u6", "v6", "v4"));
     assert_eq!(delivered(&f.drain()), vec!["u6"], "updates flow again");
+}
+
+// ---- Content sharing kept for the app (issue 15: `currentContext().resources`) ----
+
+fn bundles(f: &F, anchor: &ResourceKey) -> Option<Vec<Value>> {
+    f.f.shared_of(anchor).map(|b| b.iter().map(|r| serde_json::from_str(r.get()).unwrap()).collect())
+}
+
+fn obs(id: &str) -> Value {
+    json!({"resourceType":"Observation","id":id,"status":"preliminary"})
+}
+
+fn report_update_with(id: &str, v: &str, prior: &str, entries: Value) -> Value {
+    json!({"timestamp": t0().to_rfc3339(), "id": id, "event": {"hub.topic":"T1","hub.event":"DiagnosticReport-update","context.versionId": v, "context.priorVersionId": prior, "context":[
+        {"key":"report","reference":{"reference":"DiagnosticReport/r1"}},
+        {"key":"updates","resource":{"resourceType":"Bundle","type":"transaction","entry":entries}}]}})
+}
+
+#[test]
+fn req105_req111_content_is_the_snapshot_then_every_update_applied_in_order() {
+    let mut f = follower();
+    let now = f.now;
+    let r1 = ResourceKey::new("DiagnosticReport", "r1");
+    f.open_report("o1", "v1", json!([{"fullUrl":"Observation/o1","resource":obs("o1")}]));
+    assert_eq!(f.f.status(), &SyncStatus::InSync);
+    let b = bundles(&f, &r1).unwrap();
+    assert_eq!(b.len(), 1);
+    assert_eq!(b[0]["entry"][0]["resource"]["id"], "o1");
+    let put = json!([{"request":{"method":"PUT","url":"Observation/o2"},"resource":obs("o2")},
+                     {"fullUrl":"Observation/o1","request":{"method":"DELETE","url":"Observation/o1"}}]);
+    f.recv(report_update_with("u1", "v2", "v1", put.clone()));
+    f.f.decide("u1", Decision::Accept, now);
+    let b = bundles(&f, &r1).unwrap();
+    assert_eq!(b.len(), 2, "the update's Bundle follows the snapshot's");
+    assert_eq!(b[1]["entry"], put);
+    // A refused update is not applied.
+    f.recv(report_update_with("u2", "v3", "v2", json!([{"resource":obs("o3")}])));
+    f.f.decide("u2", Decision::Refuse, now);
+    assert_eq!(bundles(&f, &r1).unwrap().len(), 2);
+}
+
+#[test]
+fn req117_a_missed_update_makes_the_content_unknown_until_the_snapshot_reads_it() {
+    let mut f = follower();
+    let now = f.now;
+    let r1 = ResourceKey::new("DiagnosticReport", "r1");
+    f.open_report("o1", "v1", json!([]));
+    f.recv(report_update("u3", "v3", "v2"));
+    assert!(f.drain().contains(&Output::FetchCurrentContext));
+    assert_eq!(bundles(&f, &r1), None, "not shown as known while it is not");
+    f.f.handle_snapshot(&report_snapshot("v3", json!([{"resource":obs("o9")}])), now);
+    let out = f.drain();
+    assert!(out.iter().any(|o| matches!(o, Output::ContextChanged(_))), "the app is told the content");
+    assert_eq!(bundles(&f, &r1).unwrap()[0]["entry"][0]["resource"]["id"], "o9");
+    assert_eq!(f.f.status(), &SyncStatus::InSync);
+}
+
+#[test]
+fn req107_an_anchor_opened_again_at_the_version_followed_keeps_its_content_without_a_read() {
+    let mut f = follower();
+    let now = f.now;
+    let r1 = ResourceKey::new("DiagnosticReport", "r1");
+    f.open_report("o1", "v1", json!([{"resource":obs("o1")}]));
+    f.recv(open("e2", "p2", now));
+    f.f.decide("e2", Decision::Accept, now);
+    f.drain();
+    // r1 current again, at the version this app followed: no read, content kept.
+    let mut again = report_open("o3", "v1");
+    again["timestamp"] = json!(now.add(Duration::from_secs(1)).to_rfc3339());
+    f.recv(again);
+    f.f.decide("o3", Decision::Accept, now);
+    assert!(!f.drain().contains(&Output::FetchCurrentContext));
+    assert_eq!(f.f.status(), &SyncStatus::InSync);
+    assert_eq!(bundles(&f, &r1).unwrap().len(), 1);
+    // At a version it did not follow: read again, not in sync meanwhile.
+    let mut moved = report_open("o4", "v7");
+    moved["timestamp"] = json!(now.add(Duration::from_secs(2)).to_rfc3339());
+    f.recv(moved);
+    f.f.decide("o4", Decision::Accept, now);
+    assert!(f.drain().contains(&Output::FetchCurrentContext));
+    assert_eq!(bundles(&f, &r1), None);
+    assert!(matches!(f.f.status(), SyncStatus::OutOfSync { .. }), "content unknown: not in sync");
+    f.f.handle_snapshot(&report_snapshot("v7", json!([])), now);
+    assert_eq!(f.f.status(), &SyncStatus::InSync);
+    assert_eq!(bundles(&f, &r1), Some(vec![json!({"resourceType":"Bundle","type":"collection","entry":[]})]));
+    // Closed, or a logout: forgotten.
+    f.recv(json!({"timestamp": now.add(Duration::from_secs(3)).to_rfc3339(), "id": "c1", "event": {"hub.topic":"T1","hub.event":"UserLogout","context":[]}}));
+    f.f.decide("c1", Decision::Accept, now);
+    f.drain();
+    assert_eq!(bundles(&f, &r1), None);
+}
+
+#[test]
+fn req107_an_app_that_does_not_follow_updates_keeps_no_content_and_reads_nothing_on_open() {
+    let mut f = Follower::new("T1", Some("Viewer".into()), FollowerConfig::default());
+    let now = t0();
+    f.handle_connecting(now);
+    f.handle_text(r#"{"hub.mode":"subscribe","hub.topic":"T1","hub.events":"DiagnosticReport-open,SyncError","hub.lease_seconds":3600}"#, now).unwrap();
+    f.handle_snapshot(&CurrentContext::empty(), now);
+    let mut f = F { f, now };
+    f.drain();
+    f.recv(report_open("o1", "v1"));
+    f.f.decide("o1", Decision::Accept, now);
+    assert!(!f.drain().contains(&Output::FetchCurrentContext));
+    assert_eq!(f.f.status(), &SyncStatus::InSync);
+    assert!(f.f.shared_of(&ResourceKey::new("DiagnosticReport", "r1")).is_none());
 }

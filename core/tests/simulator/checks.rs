@@ -2,6 +2,7 @@
 //! documentation of the simulator).
 
 use super::*;
+use fhircast_core::bundle::{Content, UpdateBundle};
 
 impl Sim {
     /// Whether every accepting app is past its transient states: connected, not resynchronising,
@@ -82,6 +83,7 @@ impl Sim {
             self.stats.in_sync_checks += 1;
             let view_now = &n.views.last().expect("a view from the start").1;
             if shown == *view_now {
+                self.check_content(i)?;
                 continue;
             }
             let undetected_break = self.sockets.iter().any(|s| s.node == i && s.broken && !s.node_knows_end);
@@ -133,6 +135,48 @@ impl Sim {
                 );
             }
             self.stats.in_sync_lagging += 1;
+        }
+        Ok(())
+    }
+
+    /// Content sharing (issue 15): an in-sync follower that shows its view, with nothing in
+    /// flight to it and no break it has not been told of, and that keeps content for the anchor
+    /// it shows, keeps the Hub's content of that anchor: its Bundles, applied in order, give
+    /// exactly what the Hub holds (req 105-117). What the app would list as
+    /// `currentContext().resources` is never silently wrong.
+    fn check_content(&mut self, i: usize) -> Res {
+        let n = &self.nodes[i];
+        let Some(anchor) = n.f().current().map(|c| c.anchor.clone()) else { return Ok(()) };
+        let Some(bundles) = n.f().shared_of(&anchor) else { return Ok(()) };
+        if !n.gets_in_flight.is_empty() {
+            return Ok(());
+        }
+        match n.sock.map(|s| &self.sockets[s]) {
+            Some(s) if !s.broken && s.down_in_flight.is_empty() && s.replay_in_flight == 0 => {}
+            _ => return Ok(()),
+        }
+        let mut kept = Content::default();
+        for b in bundles {
+            if b.get().contains("\"collection\"") {
+                kept = Content::from_collection_bundle(b.get()).expect("a snapshot's content Bundle reads");
+            } else {
+                kept.apply(&UpdateBundle::parse(b.get(), usize::MAX).expect("an update the hub sent parses"));
+            }
+        }
+        let hub = self.hub.state().content_of(&anchor).cloned().unwrap_or_default();
+        if !hub.is_empty() {
+            self.stats.content_checks += 1;
+        }
+        if kept != hub {
+            return fail(
+                "content",
+                format!(
+                    "{} is InSync showing {anchor} with content {} but the hub holds {}",
+                    n.name,
+                    kept.collection_bundle_json(),
+                    hub.collection_bundle_json()
+                ),
+            );
         }
         Ok(())
     }

@@ -116,6 +116,9 @@ pub(super) fn run_range(seeds: std::ops::Range<u64>) {
     if std::env::var("SIM_STATS").is_ok() {
         println!("seeds {seeds:?} [{}]: {:?} in {:?}", features.names(), total, started.elapsed());
     }
+    if seeds.end - seeds.start >= 1_000 {
+        assert!(total.content_checks > 0, "the content invariant checked no shared content in {seeds:?}");
+    }
 }
 
 /// Seeds per test (two tests, so that both cores work); `SIM_SEEDS=<n>` runs `n` seeds in all.

@@ -115,7 +115,8 @@ fn decision_of(v: &JsValue, event: &str) -> Decision {
 }
 
 fn context_js(s: &State) -> JsValue {
-    s.sub.follower().current().map_or(JsValue::NULL, |c| js::from_json_text(&context_json(c)))
+    let f = s.sub.follower();
+    f.current().map_or(JsValue::NULL, |c| js::from_json_text(&context_json(c, f.shared_of(&c.anchor))))
 }
 
 /// A handler for an event this client did not subscribe to would never run: say so.
