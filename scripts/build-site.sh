@@ -21,7 +21,7 @@ rm -rf "$OUT.tmp/vitest"
 cp npm/index.d.ts npm/wasm.d.ts npm/status.d.ts npm/react.d.ts npm/bridge.d.ts npm/embedded.d.ts npm/package.json npm/README.md npm/CHANGELOG.md "$OUT.tmp/fhircast-sdk/"
 cp npm/pkg/index.js npm/pkg/status.js npm/pkg/react.js npm/pkg/bridge.js npm/pkg/embedded.js npm/pkg/fhircast_sdk_bg.wasm "$OUT.tmp/fhircast-sdk/pkg/"
 # SMART's JavaScript client for the viewer's SMART launch (scripts/setup.sh node fetches it).
-FHIRCLIENT=node_modules/.vendor/fhirclient-2.6.3
+FHIRCLIENT=node_modules/.vendor/fhirclient-$(sed -n 's/^FHIRCLIENT_VERSION=//p' scripts/setup.sh)
 [[ -f $FHIRCLIENT/fhir-client.min.js ]] || { echo "build-site: $FHIRCLIENT is missing: run scripts/setup.sh node" >&2; exit 1; }
 mkdir -p "$OUT.tmp/vendor"
 cp "$FHIRCLIENT/fhir-client.min.js" "$OUT.tmp/vendor/"

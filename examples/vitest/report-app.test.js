@@ -1,6 +1,6 @@
 // The report app's sync handling, tested against fhircast-sdk/testing's in-process hub:
 // `npx vitest run`. No hub to start, no network: the hub's own state machine runs in-process.
-import { afterEach, beforeEach, expect, test } from 'vitest';
+import { afterEach, beforeEach, expect, test, vi } from 'vitest';
 import { createTestHub } from 'fhircast-sdk/testing';
 import { startReportApp } from './report-app.js';
 
@@ -60,4 +60,17 @@ test('comes back after the hub restarts, and shows what the hub holds', async ()
   await hub.publish('Patient-open', patient('p2'));
   await expect.poll(() => app.patient).toBe('p2');
   expect(app.client.status().state).toBe('in-sync');
+});
+
+test('is told, within the hub\'s 10 s, of an app that never answers (fake timers move the hub\'s clock too)', async () => {
+  vi.useFakeTimers({ toFake: ['setTimeout', 'clearTimeout', 'Date'] });
+  try {
+    await hub.app({ name: 'Silent viewer', answer: 'silent' });
+    await hub.publish('Patient-open', patient('p1'));
+    await vi.advanceTimersByTimeAsync(10_000);
+    expect(hub.syncErrors()).toMatchObject([{ subscriber: 'Silent viewer', cause: 'unresponsive' }]);
+    expect(app.client.status()).toMatchObject({ state: 'out-of-sync', reason: { kind: 'sync-error', subscriberName: 'Silent viewer' } });
+  } finally {
+    vi.useRealTimers();
+  }
 });
