@@ -8,6 +8,7 @@
 //                           launch, code_challenge(_method=S256) -> 302 redirect_uri?code&state
 //   POST /smart/token       grant_type=authorization_code, code, redirect_uri, client_id,
 //                           code_verifier -> { access_token, …, "hub.url", "hub.topic" }
+//                           (once per code)
 //
 // The EHR names the session in `launch` (base64url of {"topic": …}); the token response carries
 // it as `hub.topic` with `hub.url`, as an EHR supporting FHIRcast does when the app asked for a
@@ -19,6 +20,8 @@
 // code is this server's and fresh.
 
 const CODE_TTL_MS = 60_000;
+/** Codes exchanged, by their nonce, with when they expire. */
+const used = new Map();
 // Made on first use: a Worker may not make random values at startup, outside a request.
 let keyPromise = null;
 const key = () => (keyPromise ??= crypto.subtle.generateKey({ name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify']));
@@ -87,10 +90,12 @@ async function authorize(url) {
   if (redirect.origin !== url.origin) {
     return oauthError(400, 'invalid_request', `redirect_uri must be on ${url.origin}, not ${redirect.origin}`);
   }
-  const fail = (error, description) => {
-    redirect.search = new URLSearchParams({ error, error_description: description, state: q.get('state') ?? '' });
+  // The redirect URI's own query is kept (RFC 6749 §3.1.2); code or error and state are added.
+  const back = (params) => {
+    for (const [k, v] of Object.entries(params)) redirect.searchParams.set(k, v);
     return Response.redirect(redirect.href, 302);
   };
+  const fail = (error, description) => back({ error, error_description: description, state: q.get('state') ?? '' });
   if (q.get('response_type') !== 'code') return fail('unsupported_response_type', 'response_type must be "code"');
   if (!q.get('client_id')) return fail('invalid_request', 'client_id is missing');
   if (q.get('aud') !== iss) return fail('invalid_request', `aud must be this server's FHIR base, ${iss}; got ${q.get('aud')}`);
@@ -99,16 +104,19 @@ async function authorize(url) {
   if (q.get('code_challenge_method') !== 'S256' || !q.get('code_challenge')) {
     return fail('invalid_request', 'PKCE is required: code_challenge with code_challenge_method=S256');
   }
+  // Granted: what is asked among what this server can give (no id_token: no openid, fhirUser).
+  const scope = (q.get('scope') ?? '').split(/\s+/).filter((s) => s === 'launch' || /^fhircast\/\S+$/.test(s)).join(' ');
   const code = await sign({
     topic,
     client_id: q.get('client_id'),
-    redirect_uri: redirect.href,
-    scope: q.get('scope') ?? '',
+    // As sent: the token request must repeat it exactly (RFC 6749 §4.1.3).
+    redirect_uri: q.get('redirect_uri'),
+    scope,
     challenge: q.get('code_challenge'),
+    nonce: b64url(crypto.getRandomValues(new Uint8Array(12))),
     exp: Date.now() + CODE_TTL_MS,
   });
-  redirect.search = new URLSearchParams({ code, state: q.get('state') ?? '' });
-  return Response.redirect(redirect.href, 302);
+  return back({ code, state: q.get('state') ?? '' });
 }
 
 async function token(request, url) {
@@ -126,6 +134,10 @@ async function token(request, url) {
   const verifier = q.get('code_verifier') ?? '';
   const digest = b64url(await crypto.subtle.digest('SHA-256', enc.encode(verifier)));
   if (digest !== code.challenge) return oauthError(400, 'invalid_grant', 'code_verifier does not match the code_challenge (PKCE)');
+  // A code is good for one token (RFC 6749 §4.1.2). Remembered until it would expire anyway.
+  if (used.has(code.nonce)) return oauthError(400, 'invalid_grant', 'the code was already used');
+  used.set(code.nonce, code.exp);
+  for (const [n, exp] of used) if (exp < Date.now()) used.delete(n);
   const access = b64url(crypto.getRandomValues(new Uint8Array(24)));
   return json(200, {
     access_token: access,
@@ -151,8 +163,8 @@ export default {
           response_types_supported: ['code'],
           code_challenge_methods_supported: ['S256'],
           token_endpoint_auth_methods_supported: ['none'],
-          scopes_supported: ['launch', 'openid', 'fhirUser', 'fhircast/*.read', 'fhircast/*.write'],
-          capabilities: ['launch-ehr', 'client-public', 'context-ehr-patient'],
+          scopes_supported: ['launch', 'fhircast/*.read', 'fhircast/*.write'],
+          capabilities: ['launch-ehr', 'client-public'],
         });
       case 'GET /smart/authorize':
         return authorize(url);

@@ -41,17 +41,27 @@ export function withResource(target, context) {
 }
 
 /**
- * The resources left by applying `bundles` in order (content sharing, req 111): an entry with a
- * resource puts it under its type and id, a DELETE removes the resource its fullUrl (or
- * request.url) names. The core checked versions and order; this only replays its Bundles.
+ * The resources left by applying `bundles` in order (content sharing, req 111), as the hub's
+ * core does (core/src/bundle.rs): an entry with a resource puts it under its type and id; a
+ * DELETE removes the resource its fullUrl names, else its request.url. Sorted by type and id,
+ * as the hub keeps them, so a snapshot and followed updates list them alike. The core checked
+ * versions and order; this only replays its Bundles.
  */
 function resourcesOf(bundles) {
   const m = new Map();
   for (const b of bundles) {
     for (const e of b.entry ?? []) {
-      if (/^delete$/i.test(e.request?.method)) m.delete(String(e.fullUrl ?? e.request.url).split('/_history/')[0].split('/').slice(-2).join('/'));
+      if (/^delete$/i.test(e.request?.method)) m.delete(keyOf(e.fullUrl) ?? keyOf(e.request.url));
       else if (e.resource) m.set(e.resource.resourceType + '/' + e.resource.id, e.resource);
     }
   }
-  return [...m.values()];
+  return [...m].sort(([a], [b]) => (a < b ? -1 : 1)).map((e) => e[1]);
+}
+
+/** `Type/id` of a URL naming a resource (relative, absolute, or with `/_history/`), as
+ *  ResourceKey::from_url reads it; undefined for `urn:` and search URLs. */
+function keyOf(url) {
+  const u = String(url ?? '').trim();
+  const k = u.split('/_history/')[0].replace(/\/+$/, '').split('/').slice(-2).join('/');
+  if (!/^urn:|[?#]/.test(u) && /^[A-Z][A-Za-z0-9]*\/[A-Za-z0-9.-]+$/.test(k)) return k;
 }

@@ -15,7 +15,7 @@
 // setTimeout, so advancing the clock times out an unanswered notification.
 //
 // Types: ../testing.d.ts.
-import wasmInit, { TestHub as Core, syncErrorOutcome } from '../pkg/fhircast_testkit.js';
+import wasmInit, { TestHub as Core, syncErrorOutcome, wellKnown } from '../pkg/fhircast_testkit.js';
 import { FhircastError } from './shared.js';
 
 export { FhircastError };
@@ -102,6 +102,7 @@ export class TestHub {
   #timer = null;
   #facts = [];
   #waiters = new Set();
+  #pendingAnswers = new Set();
   #closed = false;
 
   /** @internal Use createTestHub(). */
@@ -156,7 +157,7 @@ export class TestHub {
       return outcome(415, `events are JSON: send Content-Type application/json or application/fhir+json, not ${JSON.stringify(ct || 'none')} (req 4, neg 1); subscriptions are application/x-www-form-urlencoded (req 24)`);
     }
     if (method === 'GET' && rest.length === 2 && rest[0] === '.well-known' && rest[1] === 'fhircast-configuration') {
-      return json(200, { eventsSupported: ['Patient-open', 'Patient-close', 'SyncError'], websocketSupport: true, fhircastVersion: '3.0.0' });
+      return json(200, JSON.parse(wellKnown()));
     }
     if (method === 'GET' && rest.length === 1) return this.#answer(this.#core.context(rest[0]), outcome);
     if (method === 'GET' && rest.length === 2 && rest[1] === 'subscribers') return this.#answer(this.#core.roster(rest[0]), outcome);
@@ -283,6 +284,7 @@ export class TestHub {
    * comes back as a real app does, with a new subscription).
    */
   join(app) {
+    if (this.#closed) return;
     const form = new URLSearchParams({
       'hub.mode': 'subscribe',
       'hub.topic': app.topic,
@@ -428,8 +430,25 @@ export class TestHub {
     }
     this.#sockets.clear();
     this.#core.outbound();
-    this.uninstall();
+    for (const t of this.#pendingAnswers) clearTimeout(t);
+    // The apps are told before fetch and WebSocket are given back: a client still open reconnects
+    // against this closed hub (503), not the network.
     await settle();
+    this.uninstall();
+  }
+
+  /** @internal A simulated app's late answer, cleared if the hub closes first. */
+  later(f, ms) {
+    const t = setTimeout(() => {
+      this.#pendingAnswers.delete(t);
+      f();
+    }, ms);
+    this.#pendingAnswers.add(t);
+  }
+
+  /** @internal Whether the hub is closed. */
+  get closed() {
+    return this.#closed;
   }
 }
 
@@ -511,11 +530,18 @@ class TestSocket extends EventTarget {
 
   close(code = 1005, reason = '') {
     if (this.readyState >= 2) return;
-    const was = this.readyState;
+    if (this.readyState === 0) {
+      // Closed before it opened: as a browser does, an error, then close 1006, not clean.
+      this.readyState = 2;
+      later(() => this.fail());
+      return;
+    }
     this.readyState = 2;
     later(() => {
       this.readyState = 3;
-      if (was === 1 && this.token) this.#hub.closedBy(this.token, code === 1005 ? 1000 : code);
+      // A close without a code reaches the hub as 1005, which it takes for a lost connection
+      // (the others are told if this app owed an answer), as the deployed hub does.
+      if (this.token) this.#hub.closedBy(this.token, code);
       this.#emit('close', { code, reason, wasClean: true });
     });
   }
@@ -563,7 +589,7 @@ export class SimulatedApp {
       status === 'accept' || status === undefined || status === true ? 200 : status === 'refuse' || status === false ? 409 : status === 'fail' ? 500 : Number(status);
     const token = this.token;
     const send = () => !this.closed && token === this.token && this.#hub.received(token, JSON.stringify({ id: msg.id, status: String(code) }));
-    if (delayMs > 0) setTimeout(send, delayMs);
+    if (delayMs > 0) this.#hub.later(send, delayMs);
     else send();
   }
 

@@ -117,8 +117,15 @@ pub(crate) fn context_json(c: &Context, shared: Option<&[Box<RawValue>]>) -> Str
         .opt("timestamp", c.timestamp.map(|t| t.to_rfc3339()).as_deref());
     match shared {
         Some(bundles) => {
-            let parts: Vec<&str> = bundles.iter().map(|b| b.get()).collect();
-            obj.raw("shared", &format!("[{}]", parts.join(","))).end()
+            let mut list = String::from("[");
+            for (i, b) in bundles.iter().enumerate() {
+                if i > 0 {
+                    list.push(',');
+                }
+                list.push_str(b.get());
+            }
+            list.push(']');
+            obj.raw("shared", &list).end()
         }
         None => obj.end(),
     }

@@ -243,6 +243,17 @@ impl TestHub {
     }
 }
 
+/// `GET {hub}/.well-known/fhircast-configuration` (req 11-15): what the deployed hub serves.
+#[wasm_bindgen(js_name = wellKnown)]
+pub fn well_known() -> String {
+    let events: Vec<fhircast_core::EventName> = fhircast_core::catalog::STANDARD_EVENTS
+        .iter()
+        .filter_map(|e| fhircast_core::EventName::parse(e).ok())
+        .collect();
+    let wk = fhircast_core::wellknown::WellKnown::for_hub(events.iter(), HubConfig::default().non_current_updates);
+    serde_json::to_string(&wk).expect("serialises")
+}
+
 /// The OperationOutcome of a SyncError an app sends about an event it accepted and then could
 /// not follow (req 75, 92): severity `warning`, the event's id and name, the app's name.
 #[wasm_bindgen(js_name = syncErrorOutcome)]

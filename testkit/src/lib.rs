@@ -15,4 +15,4 @@
 
 mod hub;
 
-pub use hub::{sync_error_outcome, TestHub};
+pub use hub::{sync_error_outcome, well_known, TestHub};

@@ -112,5 +112,16 @@ test('the dev SMART server refuses what a real one refuses: another origin to re
   assert.equal(body['hub.topic'], 't-smart');
   assert.equal(body['hub.url'], `${origin}/api/hub`);
   assert.equal(body.token_type, 'Bearer');
+  assert.equal(body.scope, 'launch fhircast/Patient-open.read');
   assert.equal(r.headers.get('cache-control'), 'no-store');
+  r = await token({});
+  assert.equal(r.status, 400, 'a code is good for one token');
+  assert.match((await r.json()).error_description, /already used/);
+
+  // The redirect URI's own query is kept; its exact text is what the token request repeats.
+  r = await authorize({ redirect_uri: `${origin}/viewer/?from=ehr` });
+  const kept = new URL(r.headers.get('location'));
+  assert.equal(kept.searchParams.get('from'), 'ehr');
+  r = await token({ code: kept.searchParams.get('code'), redirect_uri: `${origin}/viewer/?from=ehr` });
+  assert.equal(r.status, 200);
 });

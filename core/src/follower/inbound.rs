@@ -156,8 +156,12 @@ impl Follower {
                 // would be older than what the Hub holds now. Asked for again (as for a context
                 // change): applied, it would put an app that refused this update back in sync
                 // on the older content.
-                if let Snapshot::Requested { dirty } = &mut self.snapshot {
-                    *dirty = true;
+                // Only for the anchor shown: updates of others do not change what a snapshot
+                // says (and would keep it from ever being taken, when they come faster).
+                if self.current.as_ref().is_some_and(|c| event.anchor().is_some_and(|a| a == c.anchor)) {
+                    if let Snapshot::Requested { dirty } = &mut self.snapshot {
+                        *dirty = true;
+                    }
                 }
                 if self.own.contains_key(&event.id) {
                     self.ack(&event.id, 200);
@@ -365,7 +369,7 @@ impl Follower {
                         }
                     }
                     if read {
-                        self.request_snapshot();
+                        self.read_content(event);
                     }
                     if let Some(v) = &event.version_id {
                         self.versions.insert(anchor.clone(), v.clone());
@@ -409,14 +413,23 @@ impl Follower {
                     // The update's Bundle, after those that gave the content at its prior version
                     // (checked on receipt). No Bundle: the content is no longer known.
                     let bundle = event.context.iter().find(|e| e.key == crate::bundle::UPDATES_KEY);
-                    match (self.shared.get_mut(&anchor), bundle) {
-                        (Some(bundles), Some(b)) => bundles.push(b.value.clone()),
-                        (Some(_), None) => {
-                            self.shared.remove(&anchor);
+                    let full = match (self.shared.get_mut(&anchor), bundle) {
+                        (Some(bundles), Some(b)) => {
+                            bundles.push(b.value.clone());
+                            bundles.len() > super::MAX_SHARED_BUNDLES
                         }
-                        (None, _) => {}
+                        (Some(_), None) => true,
+                        (None, _) => false,
+                    };
+                    let current = self.current.as_ref().is_some_and(|c| c.anchor == anchor);
+                    self.versions.insert(anchor.clone(), v.clone());
+                    if full {
+                        // Read again in one piece (or no longer known): unknown until then.
+                        self.shared.remove(&anchor);
+                        if current {
+                            self.read_content(event);
+                        }
                     }
-                    self.versions.insert(anchor, v.clone());
                 }
             }
             _ => {}
@@ -524,12 +537,15 @@ impl Follower {
                 self.versions.insert(c.anchor.clone(), v.clone());
             }
             // The anchor's content at that version (req 105): the `content` Bundle, or none.
-            if self.shares(&c.anchor) {
+            // Only for the snapshot's own anchor: an app that does not follow its open shows
+            // a view of it (a patient implied by a report, say), whose content this is not.
+            if self.shares(&c.anchor) && snapshot.context_type == c.anchor.resource_type {
                 let content = snapshot.context.iter().find(|e| e.key == crate::bundle::CONTENT_KEY);
                 let bundles = content.map(|e| vec![e.value.clone()]).unwrap_or_default();
-                content_learnt = self.shared.get(&c.anchor).is_none_or(|old| {
-                    old.len() != bundles.len() || old.iter().zip(&bundles).any(|(a, b)| a.get() != b.get())
-                });
+                content_learnt = self
+                    .shared
+                    .get(&c.anchor)
+                    .is_none_or(|old| !old.iter().map(|b| b.get()).eq(bundles.iter().map(|b| b.get())));
                 self.shared.insert(c.anchor.clone(), bundles);
             }
         }

@@ -411,7 +411,19 @@ impl Follower {
     /// type and id, a DELETE removes its `fullUrl`), are an anchor's shared resources now;
     /// `None` while they are unknown, or for an anchor whose updates the app does not follow.
     pub fn shared_of(&self, anchor: &ResourceKey) -> Option<&[Box<RawValue>]> {
-        self.shared.get(anchor).map(Vec::as_slice)
+        self.shared.get(anchor).filter(|_| self.shares(anchor)).map(Vec::as_slice)
+    }
+
+    /// Asks for the current context to learn the content of the anchor `event` made current,
+    /// and, if in sync, is not until it is read (`Deciding` about `event`): the app shows no
+    /// resources meanwhile.
+    fn read_content(&mut self, event: &Event) {
+        self.request_snapshot();
+        if self.status == SyncStatus::InSync && matches!(self.snapshot, Snapshot::Requested { .. }) {
+            self.set_status(SyncStatus::OutOfSync {
+                reason: OutOfSyncReason::Deciding { event_id: event.id.clone(), event_name: event.name.to_string() },
+            });
+        }
     }
 
     /// Whether the app follows the `*-update` events of `anchor`'s type: only then is its
@@ -518,6 +530,10 @@ impl Follower {
                 && self.current.as_ref().is_some_and(|c| event.anchor().is_some_and(|a| a == c.anchor)))
     }
 }
+
+/// Bundles kept per anchor before its content is read again in one piece (a snapshot): bounds
+/// the memory a long session of updates takes, and the work of replaying them per read.
+const MAX_SHARED_BUNDLES: usize = 64;
 
 /// Events that set or clear the current context, and are ordered by timestamp (req 67).
 fn is_context_change(kind: EventKind) -> bool {

@@ -870,3 +870,44 @@ fn req107_an_app_that_does_not_follow_updates_keeps_no_content_and_reads_nothing
     assert_eq!(f.f.status(), &SyncStatus::InSync);
     assert!(f.f.shared_of(&ResourceKey::new("DiagnosticReport", "r1")).is_none());
 }
+
+#[test]
+fn req117_a_snapshot_shown_as_a_view_keeps_no_content_for_the_view() {
+    // A patient-only app that follows Patient-update: the hub's current context is a report, so
+    // the snapshot shows its patient; the report's content is not the patient's.
+    let mut f = Follower::new("T1", Some("Chart".into()), FollowerConfig::default());
+    let now = t0();
+    f.handle_connecting(now);
+    f.handle_text(r#"{"hub.mode":"subscribe","hub.topic":"T1","hub.events":"Patient-open,Patient-update","hub.lease_seconds":3600}"#, now).unwrap();
+    f.handle_snapshot(&report_snapshot("v1", json!([{"resource":obs("o1")}])), now);
+    assert_eq!(f.current().map(|c| c.anchor.to_string()).as_deref(), Some("Patient/p1"));
+    assert!(f.shared_of(&ResourceKey::new("Patient", "p1")).is_none());
+    assert!(f.shared_of(&ResourceKey::new("DiagnosticReport", "r1")).is_none());
+}
+
+#[test]
+fn req117_past_64_updates_the_content_is_read_again_in_one_piece() {
+    let mut f = follower();
+    let now = f.now;
+    let r1 = ResourceKey::new("DiagnosticReport", "r1");
+    f.open_report("o1", "v0", json!([]));
+    for i in 1..=63 {
+        f.recv(report_update_with(
+            &format!("u{i}"),
+            &format!("v{i}"),
+            &format!("v{}", i - 1),
+            json!([{"resource":obs(&format!("o{i}"))}]),
+        ));
+        f.f.decide(&format!("u{i}"), Decision::Accept, now);
+    }
+    assert_eq!(bundles(&f, &r1).unwrap().len(), 64, "the snapshot's Bundle and 63 updates");
+    assert!(!f.drain().contains(&Output::FetchCurrentContext));
+    f.recv(report_update_with("u64", "v64", "v63", json!([{"resource":obs("o64")}])));
+    f.f.decide("u64", Decision::Accept, now);
+    assert!(f.drain().contains(&Output::FetchCurrentContext), "read again");
+    assert!(bundles(&f, &r1).is_none());
+    assert!(matches!(f.f.status(), SyncStatus::OutOfSync { .. }), "not in sync while it is read");
+    f.f.handle_snapshot(&report_snapshot("v64", json!([{"resource":obs("o1")}])), now);
+    assert_eq!(bundles(&f, &r1).unwrap().len(), 1);
+    assert_eq!(f.f.status(), &SyncStatus::InSync);
+}
