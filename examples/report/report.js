@@ -18,7 +18,11 @@ const isReport = (c) => c?.anchor?.startsWith('DiagnosticReport/');
 /** The open report's findings: the SDK keeps the report's shared resources (req 105-117) from
  *  the hub's content and every update followed since, its own included, and reads them again
  *  after a missed update or a reconnect. `resources` is absent while they are being read. */
-const findings = (c) => (c?.resources ?? []).filter((r) => r.resourceType === 'Observation');
+const findings = (c) =>
+  (c?.resources ?? [])
+    .filter((r) => r.resourceType === 'Observation')
+    // The SDK lists resources by type and id, as the hub keeps them: shown in the order written.
+    .sort((a, b) => String(a.issued ?? '').localeCompare(String(b.issued ?? '')));
 
 // Each window its own name, so that the EHR's roster tells two report windows apart: numbered
 // per session in the order they opened, and kept across reloads of the same tab.
@@ -142,7 +146,7 @@ $('add').onsubmit = (ev) => {
   ev.preventDefault();
   const text = $('finding').value.trim();
   if (!text) return;
-  const obs = { resourceType: 'Observation', id: crypto.randomUUID(), status: 'preliminary', code: { text: 'Finding' }, valueString: text };
+  const obs = { resourceType: 'Observation', id: crypto.randomUUID(), status: 'preliminary', code: { text: 'Finding' }, issued: new Date().toISOString(), valueString: text };
   $('finding').value = '';
   change({ put: [obs] }, `added "${text}"`);
 };
