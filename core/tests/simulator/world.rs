@@ -554,7 +554,9 @@ pub(super) fn events_of(kind: AppKind, home: bool, logout: bool) -> Vec<EventNam
             v.extend(report);
             v.extend(["Home-open", "UserLogout", "UserHibernate"]);
         }
-        AppKind::Patient => v.extend(patient),
+        // It follows Patient-update too (nobody sends one): so it keeps content for patients,
+        // and a snapshot that it shows as a view of a report must not give it the report's.
+        AppKind::Patient => v.extend(patient.into_iter().chain(["Patient-update"])),
         AppKind::Study => v.extend(study),
         AppKind::PatientStudy => {
             v.extend(patient);
