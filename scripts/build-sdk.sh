@@ -17,6 +17,11 @@ export PATH="$HOME/.cargo/bin:$PATH"
 BUDGET=${SDK_BUDGET_BYTES:-100000}
 OUT=npm/pkg
 WASM_OPT=node_modules/.bin/wasm-opt
+# The WebAssembly features both modules use (what wasm-bindgen's output needs), for wasm-opt.
+WASM_FEATURES=(--enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext
+  --enable-reference-types --enable-multivalue --enable-mutable-globals)
+# esbuild as every entry point is built: minified ES2022 modules.
+esbuild() { node_modules/.bin/esbuild --log-level=warning --minify --format=esm --target=es2022 "$@"; }
 
 want=$(sed -n 's/^wasm-bindgen = "=\(.*\)"/\1/p' sdk/Cargo.toml)
 have=$(wasm-bindgen --version | awk '{print $2}')
@@ -35,33 +40,25 @@ node_modules/.bin/node scripts/snip-wasm.mjs "$OUT/fhircast_sdk_bg.wasm" "$OUT/f
 # sound for wasm-bindgen's module) and -Oz once more: 609 B gzipped less (measured 2026-12-03).
 # The target_features section is read by no browser (91 B gzipped).
 "$WASM_OPT" -Oz --converge --flatten --rereloop -Oz --converge --flatten --rereloop -Oz --converge --gufa -Oz --converge \
-  --strip-producers --strip-debug --strip-target-features \
-  --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
-  --enable-reference-types --enable-multivalue --enable-mutable-globals \
+  --strip-producers --strip-debug --strip-target-features "${WASM_FEATURES[@]}" \
   "$OUT/fhircast_sdk_bg.wasm" -o "$OUT/fhircast_sdk_bg.wasm"
-node_modules/.bin/esbuild --log-level=warning --bundle --minify --format=esm --target=es2022 \
-  npm/src/index.js --outfile="$OUT/index.js"
+esbuild --bundle npm/src/index.js --outfile="$OUT/index.js"
 rm "$OUT/fhircast_sdk.js"
 # The optional entry points, each loaded only by the apps that import it (not in the budget,
 # which is what every app loads; their sizes are printed below).
 for entry in status react bridge; do
-  node_modules/.bin/esbuild --log-level=warning --minify --format=esm --target=es2022 \
-    "npm/src/$entry.js" --outfile="$OUT/$entry.js"
+  esbuild "npm/src/$entry.js" --outfile="$OUT/$entry.js"
 done
 # The embedded entry imports only ./shared.js (never ./index.js: it loads no WebAssembly): bundled.
-node_modules/.bin/esbuild --log-level=warning --bundle --minify --format=esm --target=es2022 \
-  npm/src/embedded.js --outfile="$OUT/embedded.js"
+esbuild --bundle npm/src/embedded.js --outfile="$OUT/embedded.js"
 
 # fhircast-sdk/testing: the in-process hub for app tests (testkit/: the core's hub::Topic), its
 # own WebAssembly module, loaded only by that entry point. Tests load it, not pages: -Oz once.
 cargo build -p fhircast-testkit --target wasm32-unknown-unknown --release
 wasm-bindgen --target web --no-typescript --out-dir "$OUT" target/wasm32-unknown-unknown/release/fhircast_testkit.wasm
-"$WASM_OPT" -Oz --strip-producers --strip-debug \
-  --enable-bulk-memory --enable-nontrapping-float-to-int --enable-sign-ext \
-  --enable-reference-types --enable-multivalue --enable-mutable-globals \
+"$WASM_OPT" -Oz --strip-producers --strip-debug "${WASM_FEATURES[@]}" \
   "$OUT/fhircast_testkit_bg.wasm" -o "$OUT/fhircast_testkit_bg.wasm"
-node_modules/.bin/esbuild --log-level=warning --bundle --minify --format=esm --target=es2022 \
-  npm/src/testing.js --outfile="$OUT/testing.js"
+esbuild --bundle npm/src/testing.js --outfile="$OUT/testing.js"
 rm "$OUT/fhircast_testkit.js"
 
 gz() { gzip -9 -c "$1" | wc -c; }

@@ -18,6 +18,7 @@ pub mod event;
 pub mod follower;
 pub mod hub;
 pub mod metrics;
+pub mod outcome;
 pub mod scope;
 pub mod sharing;
 pub mod subscriber;

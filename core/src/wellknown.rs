@@ -64,6 +64,14 @@ pub struct WellKnown {
 }
 
 impl WellKnown {
+    /// What a Hub serving every standard event (`catalog::STANDARD_EVENTS`) advertises: the
+    /// deployed Worker's document and the test kit's.
+    pub fn standard_hub(supports_non_current_context_updates: bool) -> WellKnown {
+        let events: Vec<EventName> =
+            crate::catalog::STANDARD_EVENTS.iter().filter_map(|e| EventName::parse(e).ok()).collect();
+        WellKnown::for_hub(events.iter(), supports_non_current_context_updates)
+    }
+
     /// The document this implementation's Hub serves: WebSocket support, version `3.0.0`,
     /// get-current-context supported (in both the deprecated and the new field), FHIR `R4`.
     /// Events are listed once each, in the order given, by canonical name.

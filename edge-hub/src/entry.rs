@@ -1,7 +1,6 @@
 //! The Worker: routes, CORS, size limits, authorization; everything about a topic goes to that
 //! topic's Durable Object (`idFromName(topic)`).
 
-use fhircast_core::catalog::STANDARD_EVENTS;
 use fhircast_core::hub::Auth;
 use fhircast_core::subscription::SubscriptionRequest;
 use fhircast_core::wellknown::WellKnown;
@@ -204,8 +203,7 @@ async fn handle(req: web_sys::Request, env: &Env, settings: &Settings, rid: &str
     match route(&method, path, &settings.base_path) {
         Route::Preflight => Ok(Response::empty()?.with_status(204)),
         Route::WellKnown => {
-            let events: Vec<EventName> = STANDARD_EVENTS.iter().filter_map(|e| EventName::parse(e).ok()).collect();
-            let wk = WellKnown::for_hub(events.iter(), settings.hub.non_current_updates);
+            let wk = WellKnown::standard_hub(settings.hub.non_current_updates);
             let mut r = Response::from_json(&wk)?;
             r.headers_mut().set("Content-Type", "application/json")?;
             Ok(r)

@@ -11,7 +11,6 @@ pub mod claims;
 pub mod config;
 pub mod contract;
 pub mod cors;
-pub mod outcome;
 pub mod route;
 
 #[cfg(target_arch = "wasm32")]

@@ -4,7 +4,7 @@
 
 use worker::{Response, Result};
 
-use crate::outcome::operation_outcome;
+use fhircast_core::outcome::operation_outcome;
 
 /// `status` with a plain-text body.
 pub(crate) fn text(status: u16, body: &str) -> Result<Response> {

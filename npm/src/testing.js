@@ -15,7 +15,7 @@
 // setTimeout, so advancing the clock times out an unanswered notification.
 //
 // Types: ../testing.d.ts.
-import wasmInit, { TestHub as Core, syncErrorOutcome, wellKnown } from '../pkg/fhircast_testkit.js';
+import wasmInit, { TestHub as Core, operationOutcome, syncErrorOutcome, wellKnown } from '../pkg/fhircast_testkit.js';
 import { FhircastError } from './shared.js';
 
 export { FhircastError };
@@ -152,15 +152,15 @@ export class TestHub {
         return this.#subscribe(body);
       }
       if (ct === 'application/json' || ct === 'application/fhir+json' || ct.endsWith('+json')) {
-        return this.#answer(this.#core.event(body, Date.now()), outcome);
+        return this.#answer(this.#core.event(body, Date.now()));
       }
       return outcome(415, `events are JSON: send Content-Type application/json or application/fhir+json, not ${JSON.stringify(ct || 'none')} (req 4, neg 1); subscriptions are application/x-www-form-urlencoded (req 24)`);
     }
     if (method === 'GET' && rest.length === 2 && rest[0] === '.well-known' && rest[1] === 'fhircast-configuration') {
       return json(200, JSON.parse(wellKnown()));
     }
-    if (method === 'GET' && rest.length === 1) return this.#answer(this.#core.context(rest[0]), outcome);
-    if (method === 'GET' && rest.length === 2 && rest[1] === 'subscribers') return this.#answer(this.#core.roster(rest[0]), outcome);
+    if (method === 'GET' && rest.length === 1) return this.#answer(this.#core.context(rest[0]));
+    if (method === 'GET' && rest.length === 2 && rest[1] === 'subscribers') return this.#answer(this.#core.roster(rest[0]));
     if (method === 'GET' && rest.length === 2 && rest[1] === 'timeline') {
       return json(200, { 'hub.topic': rest[0], facts: this.#facts.filter((f) => f.topic === rest[0]) });
     }
@@ -176,10 +176,10 @@ export class TestHub {
     return json(202, { 'hub.channel.endpoint': `${this.#wsBase}/${encodeURIComponent(r.topic)}/${r.endpoint}` });
   }
 
-  #answer(answerJson, refusal) {
+  #answer(answerJson) {
     const r = JSON.parse(answerJson);
     this.#pump();
-    return r.message === undefined ? json(r.status, r.body) : refusal(r.status, r.message);
+    return r.message === undefined ? json(r.status, r.body) : outcome(r.status, r.message);
   }
 
   // ---- WebSocket ------------------------------------------------------------------------
@@ -623,10 +623,7 @@ function text(status, body) {
 function json(status, body) {
   return new Response(JSON.stringify(body), { status, headers: { 'content-type': 'application/json' } });
 }
+/** The hub's OperationOutcome for a refused event or read (core/src/outcome.rs). */
 function outcome(status, diagnostics) {
-  const code = { 400: 'invalid', 403: 'forbidden', 404: 'not-found', 409: 'conflict', 413: 'too-long', 415: 'not-supported' }[status] ?? 'exception';
-  return new Response(JSON.stringify({ resourceType: 'OperationOutcome', issue: [{ severity: 'error', code, diagnostics }] }), {
-    status,
-    headers: { 'content-type': 'application/fhir+json' },
-  });
+  return new Response(operationOutcome(status, diagnostics), { status, headers: { 'content-type': 'application/fhir+json' } });
 }

@@ -85,8 +85,8 @@ impl TestHub {
     }
 
     /// `POST {hub}` with an event (req 76-83). Answers `{"status":202,"body":{…}}` with the
-    /// id and the new version, as the Hub does, or `{"status":4xx,"message":…}`, the
-    /// OperationOutcome's diagnostics.
+    /// id and the new version, as the Hub does, or `{"status":4xx,"message":…}` (the
+    /// JavaScript side answers it as the Hub's OperationOutcome, [`operation_outcome`]).
     pub fn event(&mut self, body: &str, now: f64) -> String {
         let event = match Event::parse_envelope(body) {
             Ok(e) => e,
@@ -243,14 +243,17 @@ impl TestHub {
     }
 }
 
+/// The OperationOutcome the Hub answers a refused event or read with (§5a-5): the deployed
+/// Worker's own body (`fhircast_core::outcome`).
+#[wasm_bindgen(js_name = operationOutcome)]
+pub fn operation_outcome(status: u16, diagnostics: &str) -> String {
+    fhircast_core::outcome::operation_outcome(status, diagnostics)
+}
+
 /// `GET {hub}/.well-known/fhircast-configuration` (req 11-15): what the deployed hub serves.
 #[wasm_bindgen(js_name = wellKnown)]
 pub fn well_known() -> String {
-    let events: Vec<fhircast_core::EventName> = fhircast_core::catalog::STANDARD_EVENTS
-        .iter()
-        .filter_map(|e| fhircast_core::EventName::parse(e).ok())
-        .collect();
-    let wk = fhircast_core::wellknown::WellKnown::for_hub(events.iter(), HubConfig::default().non_current_updates);
+    let wk = fhircast_core::wellknown::WellKnown::standard_hub(HubConfig::default().non_current_updates);
     serde_json::to_string(&wk).expect("serialises")
 }
 

@@ -15,4 +15,4 @@
 
 mod hub;
 
-pub use hub::{sync_error_outcome, well_known, TestHub};
+pub use hub::{operation_outcome, sync_error_outcome, well_known, TestHub};

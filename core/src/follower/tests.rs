@@ -17,12 +17,25 @@ fn t0() -> Timestamp {
 }
 
 fn follower() -> F {
+    follower_with("Patient-open,Patient-close,DiagnosticReport-open,DiagnosticReport-update,SyncError")
+}
+
+/// A follower the Hub confirmed with `events` granted, its snapshot asked for and not answered.
+fn confirmed(events: &str) -> Follower {
     let mut f = Follower::new("T1", Some("Viewer".into()), FollowerConfig::default());
     let now = t0();
     f.handle_connecting(now);
-    f.handle_text(r#"{"hub.mode":"subscribe","hub.topic":"T1","hub.events":"Patient-open,Patient-close,DiagnosticReport-open,DiagnosticReport-update,SyncError","hub.lease_seconds":3600}"#, now).unwrap();
+    let confirmation = json!({"hub.mode":"subscribe","hub.topic":"T1","hub.events":events,"hub.lease_seconds":3600});
+    f.handle_text(&confirmation.to_string(), now).unwrap();
     let out: Vec<Output> = std::iter::from_fn(|| f.poll_output()).collect();
     assert!(out.contains(&Output::FetchCurrentContext));
+    f
+}
+
+/// A follower granted `events`, in sync on a hub with no context.
+fn follower_with(events: &str) -> F {
+    let mut f = confirmed(events);
+    let now = t0();
     f.handle_snapshot(&CurrentContext::empty(), now);
     let mut f = F { f, now };
     f.drain();
@@ -857,13 +870,8 @@ fn req107_an_anchor_opened_again_at_the_version_followed_keeps_its_content_witho
 
 #[test]
 fn req107_an_app_that_does_not_follow_updates_keeps_no_content_and_reads_nothing_on_open() {
-    let mut f = Follower::new("T1", Some("Viewer".into()), FollowerConfig::default());
-    let now = t0();
-    f.handle_connecting(now);
-    f.handle_text(r#"{"hub.mode":"subscribe","hub.topic":"T1","hub.events":"DiagnosticReport-open,SyncError","hub.lease_seconds":3600}"#, now).unwrap();
-    f.handle_snapshot(&CurrentContext::empty(), now);
-    let mut f = F { f, now };
-    f.drain();
+    let mut f = follower_with("DiagnosticReport-open,SyncError");
+    let now = f.now;
     f.recv(report_open("o1", "v1"));
     f.f.decide("o1", Decision::Accept, now);
     assert!(!f.drain().contains(&Output::FetchCurrentContext));
@@ -875,10 +883,8 @@ fn req107_an_app_that_does_not_follow_updates_keeps_no_content_and_reads_nothing
 fn req117_a_snapshot_shown_as_a_view_keeps_no_content_for_the_view() {
     // A patient-only app that follows Patient-update: the hub's current context is a report, so
     // the snapshot shows its patient; the report's content is not the patient's.
-    let mut f = Follower::new("T1", Some("Chart".into()), FollowerConfig::default());
+    let mut f = confirmed("Patient-open,Patient-update");
     let now = t0();
-    f.handle_connecting(now);
-    f.handle_text(r#"{"hub.mode":"subscribe","hub.topic":"T1","hub.events":"Patient-open,Patient-update","hub.lease_seconds":3600}"#, now).unwrap();
     f.handle_snapshot(&report_snapshot("v1", json!([{"resource":obs("o1")}])), now);
     assert_eq!(f.current().map(|c| c.anchor.to_string()).as_deref(), Some("Patient/p1"));
     assert!(f.shared_of(&ResourceKey::new("Patient", "p1")).is_none());

@@ -1,5 +1,7 @@
-//! Error bodies (pure): a FHIR OperationOutcome for event requests and get-current-context
-//! (JSON, `application/fhir+json`), plain text for subscription requests (req 39, §5a-5).
+//! The Hub's error bodies: a FHIR OperationOutcome for event requests and get-current-context
+//! (JSON, `application/fhir+json`); subscription requests are refused in plain text (req 39,
+//! §5a-5). Here, not in a shell, so that every hub writes them alike: the Worker
+//! (`edge-hub/src/respond.rs`) and the test kit's in-process hub (`testkit/`).
 
 use serde_json::json;
 
