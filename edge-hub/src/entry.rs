@@ -4,7 +4,7 @@
 use fhircast_core::hub::Auth;
 use fhircast_core::subscription::SubscriptionRequest;
 use fhircast_core::wellknown::WellKnown;
-use fhircast_core::{Event, EventName, Timestamp};
+use fhircast_core::{Event, Timestamp};
 use std::rc::Rc;
 
 use wasm_bindgen_futures::JsFuture;
