@@ -2,7 +2,9 @@
 // `node bench/profile.mjs [subscribers] [events]` runs a fan-out (default 100 subscribers, 300
 // events, every subscriber acking) and prints the functions with the most self time — the
 // Worker's and the Durable Object's wasm (with Rust names), their JS glue, and the runtime's
-// built-ins. Loopback only; bounded by the event count.
+// built-ins. Loopback only; bounded by the event count. `PROFILE_BINDINGS` (JSON) adds vars,
+// for an A/B of settings: `PROFILE_BINDINGS='{"TIMELINE_LIMIT":"0"}'` profiles the hub not
+// recording.
 import { randomUUID } from 'node:crypto';
 import { Miniflare } from 'miniflare';
 import WebSocket from 'ws';
@@ -12,7 +14,8 @@ import { targetFor, Tracker, eventBody } from './loadgen.mjs';
 const [n = 100, events = 300] = process.argv.slice(2).map(Number);
 const inspectorPort = await freePort();
 // The conformance suite's Miniflare options, with workerd's inspector on.
-const mf = new Miniflare(miniflareOptions({ port: 0, options: { inspectorPort } }));
+const bindings = JSON.parse(process.env.PROFILE_BINDINGS ?? '{}');
+const mf = new Miniflare(miniflareOptions({ bindings, port: 0, options: { inspectorPort } }));
 const url = await mf.ready;
 const server = { kind: 'hub', base: `${url.origin}/api/hub` };
 const target = targetFor(server);

@@ -55,6 +55,11 @@ impl Audit {
         }
     }
 
+    /// AuditEvents go somewhere.
+    pub(crate) fn on(&self) -> bool {
+        !matches!(self, Audit::Off)
+    }
+
     /// Sends the AuditEvents of `facts` (those audited) for `topic`.
     pub(crate) fn send(&self, facts: &[Fact], topic: &str, site: Option<&str>) {
         if matches!(self, Audit::Off) || facts.is_empty() {

@@ -8,6 +8,7 @@
 //! 503, sends nothing, and reloads the topic from what is stored).
 
 use fhircast_core::hub::store::{RowWrite, StoreError, Writes};
+use fhircast_core::hub::stored_facts::{self, Element};
 use fhircast_core::hub::TopicState;
 use std::collections::BTreeMap;
 use wasm_bindgen::prelude::*;
@@ -53,9 +54,10 @@ const SCHEMA: [&str; 7] = [
 /// facts (a write with more is split over several rows).
 const TIMELINE_CHUNK_BYTES: usize = 512 << 10;
 
-/// Facts to append to the timeline (their JSON texts), and how many to keep.
-pub(crate) struct TimelineAppend<'a> {
-    pub(crate) facts: &'a [String],
+/// Facts to append to the timeline (stored elements: [`fhircast_core::hub::stored_facts`]),
+/// and how many facts to keep.
+pub(crate) struct TimelineAppend {
+    pub(crate) elements: Vec<Element>,
     pub(crate) keep: usize,
 }
 
@@ -68,9 +70,10 @@ pub(crate) struct StoredFact {
 /// Appends the facts numbered from `first` as rows of at most [`TIMELINE_CHUNK_BYTES`] (one
 /// statement each, usually one for the whole write: per fact this was a measurable part of
 /// recording's cost, BENCHMARKS.md), then drops the rows entirely older than the last `keep`.
-/// Returns the next number.
-fn append_timeline(sql: &SqlStorage, t: &TimelineAppend<'_>, first: u64) -> Result<u64, worker::Error> {
-    if t.facts.is_empty() {
+/// A row holds a JSON array of elements and is numbered by the facts in them. Returns the
+/// next number.
+fn append_timeline(sql: &SqlStorage, t: &TimelineAppend, first: u64) -> Result<u64, worker::Error> {
+    if t.elements.is_empty() {
         return Ok(first);
     }
     let mut next = first;
@@ -87,16 +90,16 @@ fn append_timeline(sql: &SqlStorage, t: &TimelineAppend<'_>, first: u64) -> Resu
         chunk.push('[');
         Ok(())
     };
-    for f in t.facts {
-        if chunk.len() > 1 && chunk.len() + f.len() > TIMELINE_CHUNK_BYTES {
+    for e in &t.elements {
+        if chunk.len() > 1 && chunk.len() + e.json.len() > TIMELINE_CHUNK_BYTES {
             flush(&mut chunk, chunk_first, next - 1)?;
             chunk_first = next;
         }
         if chunk.len() > 1 {
             chunk.push(',');
         }
-        chunk.push_str(f);
-        next += 1;
+        chunk.push_str(&e.json);
+        next += e.facts as u64;
     }
     flush(&mut chunk, chunk_first, next - 1)?;
     let keep = t.keep.max(1) as u64;
@@ -221,16 +224,14 @@ impl TopicStore {
     }
 
     /// Writes `w` and appends `timeline` whole or not at all.
-    pub(crate) fn write(&self, w: Writes, timeline: TimelineAppend<'_>) -> Result<(), StoreError> {
+    pub(crate) fn write(&self, w: Writes, timeline: TimelineAppend) -> Result<(), StoreError> {
         w.check(self.row_limit)?;
         let migrating = self.migrating.get();
         let first = self.timeline_next()?;
-        let next = first + timeline.facts.len() as u64;
+        let next = first + timeline.elements.iter().map(|e| e.facts as u64).sum::<u64>();
         // The closure must be 'static: the facts are copied into one string per row anyway.
-        let facts = timeline.facts.to_vec();
-        let keep = timeline.keep;
         self.transaction(move |sql| {
-            append_timeline(sql, &TimelineAppend { facts: &facts, keep }, first)?;
+            append_timeline(sql, &timeline, first)?;
             for r in &w.rows {
                 match r {
                     // Table names are fixed (`Table::name`), never from input.
@@ -296,15 +297,13 @@ impl TopicStore {
 
     /// Appends facts to the timeline on their own (a read of the timeline writes what is
     /// pending first), in one transaction.
-    pub(crate) fn append_timeline(&self, timeline: TimelineAppend<'_>) -> Result<(), StoreError> {
-        if timeline.facts.is_empty() {
+    pub(crate) fn append_timeline(&self, timeline: TimelineAppend) -> Result<(), StoreError> {
+        if timeline.elements.is_empty() {
             return Ok(());
         }
         let first = self.timeline_next()?;
-        let next = first + timeline.facts.len() as u64;
-        let facts = timeline.facts.to_vec();
-        let keep = timeline.keep;
-        self.transaction(move |sql| append_timeline(sql, &TimelineAppend { facts: &facts, keep }, first).map(|_| ()))?;
+        let next = first + timeline.elements.iter().map(|e| e.facts as u64).sum::<u64>();
+        self.transaction(move |sql| append_timeline(sql, &timeline, first).map(|_| ()))?;
         self.timeline_next.set(Some(next));
         Ok(())
     }
@@ -342,18 +341,27 @@ impl TopicStore {
             )
             .and_then(|c| c.to_array())
             .map_err(storage_error)?;
+        let unreadable =
+            |e: serde_json::Error| StoreError::Unreadable { what: "timeline_batches".into(), reason: e.to_string() };
         let mut out = Vec::new();
         for row in rows {
-            let facts: Vec<&serde_json::value::RawValue> = serde_json::from_str(&row.facts)
-                .map_err(|e| StoreError::Unreadable { what: "timeline_batches".into(), reason: e.to_string() })?;
-            for (i, f) in facts.into_iter().enumerate() {
-                let seq = row.first as u64 + i as u64;
-                if seq > floor {
-                    if out.len() == limit {
-                        return Ok(out);
+            let elements: Vec<&serde_json::value::RawValue> = serde_json::from_str(&row.facts).map_err(unreadable)?;
+            let mut seq = row.first as u64;
+            for e in elements {
+                // Elements entirely at or before `floor` are skipped without being expanded.
+                let n = stored_facts::count(e.get()).map_err(unreadable)? as u64;
+                if seq + n - 1 > floor {
+                    for (i, fact) in stored_facts::expand(e.get()).map_err(unreadable)?.into_iter().enumerate() {
+                        let s = seq + i as u64;
+                        if s > floor {
+                            if out.len() == limit {
+                                return Ok(out);
+                            }
+                            out.push(StoredFact { seq: s, fact });
+                        }
                     }
-                    out.push(StoredFact { seq, fact: f.get().to_owned() });
                 }
+                seq += n;
             }
         }
         Ok(out)

@@ -24,6 +24,7 @@
 use std::cell::RefCell;
 
 use fhircast_core::hub::store::{StoreError, WriteScope};
+use fhircast_core::hub::stored_facts::StoredFacts;
 use fhircast_core::hub::{Auth, Topic};
 use fhircast_core::subscription::SubscriptionRequest;
 use fhircast_core::wire::SubscribeResponse;
@@ -71,9 +72,10 @@ pub struct TopicObject {
     sockets: Sockets,
     /// Loading changed the state (sockets found gone) and that is not written yet.
     loaded_unsaved: RefCell<bool>,
-    /// Timeline facts (JSON) not written yet: written with the next write of the topic, at
-    /// the latest by the flush alarm, or before a read of the timeline.
-    unwritten: RefCell<Vec<String>>,
+    /// Timeline facts not written yet (the answers to a notification grouped: recording's
+    /// cost, [`fhircast_core::hub::stored_facts`]): written with the next write of the topic,
+    /// at the latest by the flush alarm, or before a read of the timeline.
+    unwritten: RefCell<StoredFacts>,
     /// The audit trail's sink ([`crate::audit`]).
     audit: crate::audit::Audit,
     /// The metrics dataset, if bound ([`crate::metrics`]).
@@ -167,11 +169,8 @@ impl TopicObject {
         if let Some(scope) = scope {
             let writes = topic.take_writes(scope);
             let keep = self.settings()?.timeline_limit;
-            let written = {
-                let facts = self.unwritten.borrow();
-                self.store()?.write(writes, TimelineAppend { facts: &facts, keep })
-            };
-            self.unwritten.borrow_mut().clear();
+            let elements = self.unwritten.borrow_mut().take();
+            let written = self.store()?.write(writes, TimelineAppend { elements, keep });
             if let Err(e) = written {
                 *guard = None;
                 *self.flush_by.borrow_mut() = None;
@@ -235,18 +234,21 @@ impl TopicObject {
         if !self.load(name)? {
             return Ok(None);
         }
+        let sends = self.audit.on() || self.metrics.bound();
         let (out, store, facts, topic_name) = {
             let mut guard = self.topic.borrow_mut();
             let topic = guard.as_mut().expect("loaded");
             let (out, store) = f(topic, now());
             let facts = topic.take_facts();
-            // Only inputs that recorded something need the name (an answer per subscriber does).
-            let name = (!facts.is_empty()).then(|| topic.topic().to_owned());
+            // Only facts the audit or metrics send need the topic's name.
+            let name = (sends && !facts.is_empty()).then(|| topic.topic().to_owned());
             (out, store, facts, name)
         };
         if !facts.is_empty() && self.settings()?.timeline_limit > 0 {
             let mut unwritten = self.unwritten.borrow_mut();
-            unwritten.extend(facts.iter().map(|f| serde_json::to_string(f).expect("facts serialise")));
+            for fact in &facts {
+                unwritten.push(fact);
+            }
         }
         let store = if self.loaded_unsaved.replace(false) { Store::All } else { store };
         if let Some(next) = self.flush(store)? {
@@ -359,8 +361,8 @@ impl TopicObject {
         let read = || -> std::result::Result<_, Failure> {
             let keep = self.settings()?.timeline_limit;
             let store = self.store()?;
-            let pending = std::mem::take(&mut *self.unwritten.borrow_mut());
-            store.append_timeline(TimelineAppend { facts: &pending, keep }).map_err(Failure::Store)?;
+            let elements = self.unwritten.borrow_mut().take();
+            store.append_timeline(TimelineAppend { elements, keep }).map_err(Failure::Store)?;
             store.timeline(since, limit, keep).map_err(Failure::Store)
         };
         let facts = match read() {
@@ -456,7 +458,7 @@ impl DurableObject for TopicObject {
             flush_by: RefCell::new(None),
             sockets: Sockets::default(),
             loaded_unsaved: RefCell::new(false),
-            unwritten: RefCell::new(Vec::new()),
+            unwritten: RefCell::new(StoredFacts::default()),
             audit,
             metrics,
         }

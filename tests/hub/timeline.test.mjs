@@ -3,6 +3,9 @@
 // to whom, who answered what and how fast, who timed out, which SyncError followed. References
 // only, never a resource's content. Scope rules as the roster's.
 import { test, after } from 'node:test';
+import { readdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { DatabaseSync } from 'node:sqlite';
 import assert from 'node:assert/strict';
 import { startHub, patient, uid } from './harness.mjs';
 import { jwt, JWT_BINDINGS } from './tokens.mjs';
@@ -34,6 +37,22 @@ async function until(hub, done, ms = 8000) {
 }
 
 const MARK = 'Zzyzx-MARKED-Name';
+
+/** The timeline rows as stored in the topic objects' SQLite files under `dir` (Miniflare's persistence). */
+function storedTimeline(dir) {
+  const files = readdirSync(dir, { recursive: true }).filter((f) => String(f).endsWith('.sqlite'));
+  const rows = [];
+  for (const f of files) {
+    const db = new DatabaseSync(join(dir, String(f)), { readOnly: true });
+    try {
+      const has = db.prepare("SELECT name FROM sqlite_master WHERE name = 'timeline_batches'").all().length > 0;
+      if (has) rows.push(...db.prepare('SELECT facts FROM timeline_batches ORDER BY last').all().map((r) => r.facts));
+    } finally {
+      db.close();
+    }
+  }
+  return rows;
+}
 
 test('timeline: an event, who it went to, each answer with its latency, a refusal, a timeout and the SyncErrors, in order; never a resource body; kept across a restart', async () => {
   const hub = await start({ ACK_TIMEOUT_SECONDS: '2' });
@@ -163,6 +182,46 @@ test('timeline: TIMELINE_LIMIT keeps the newest facts; since and limit page thro
   assert.equal(post.headers.get('allow'), 'GET, OPTIONS');
   const unused = await timeline(hub, '', { topic: uid('unused') });
   assert.deepEqual(unused.facts, []);
+});
+
+test('timeline: answers to a fan-out, stored grouped, read back one fact each: every page from any point equals the full read, across a restart, and TIMELINE_LIMIT cuts inside a group', async () => {
+  const hub = await start({});
+  const names = ['A', 'B', 'C', 'D'];
+  const apps = await Promise.all(names.map((name) => hub.join('Patient-open', { name })));
+  for (let i = 1; i <= 3; i++) assert.equal((await hub.post(hub.event('Patient-open', [patient(`p${i}`)], { id: `g${i}` }))).status, 202);
+  for (const app of apps) for (let i = 1; i <= 3; i++) await app.nextEvent('Patient-open');
+  const answered = (f) => f.filter((x) => x.fact === 'answered');
+  const full = (await until(hub, (f) => answered(f).length === 12)).facts;
+  for (const a of answered(full)) {
+    assert.deepEqual(Object.keys(a), ['seq', 'at', 'fact', 'subscriber', 'id', 'event', 'status', 'latencyMs']);
+    assert.ok(names.includes(a.subscriber) && /^g[123]$/.test(a.id) && a.status === 200 && a.latencyMs >= 0, JSON.stringify(a));
+  }
+  for (const id of ['g1', 'g2', 'g3']) {
+    assert.deepEqual(answered(full).filter((a) => a.id === id).map((a) => a.subscriber).sort(), names, `each app answered ${id} once`);
+  }
+  assert.deepEqual(full.map((f) => f.seq), full.map((_, i) => i + 1));
+  const times = full.map((f) => Date.parse(f.at));
+  assert.deepEqual(times, [...times].sort((a, b) => a - b), 'in the order they happened');
+  // Stored grouped (what makes recording cheap): the topic's SQLite file on disk holds answers
+  // as groups, fewer bytes than the facts they expand to.
+  const rows = storedTimeline(hub.persist);
+  assert.ok(rows.some((r) => r.includes('{"fact":"answers",')), `no group stored: ${rows.join('\n')}`);
+  assert.ok(rows.join('').length < JSON.stringify(full).length);
+  for (let since = 0; since < full.length; since++) {
+    assert.deepEqual((await timeline(hub, `?since=${since}&limit=2`)).facts, full.slice(since, since + 2), `since=${since}`);
+  }
+  await hub.restart();
+  assert.deepEqual((await timeline(hub)).facts, full, 'the same facts read back after a restart');
+
+  const small = await start({ TIMELINE_LIMIT: '5' });
+  const three = await Promise.all(['A', 'B', 'C'].map((name) => small.join('Patient-open', { name })));
+  assert.equal((await small.post(small.event('Patient-open', [patient('p1')], { id: 'h1' }))).status, 202);
+  for (const app of three) await app.nextEvent('Patient-open');
+  // 3 subscribed + 3 connected + event + notified + 3 answered = 11: the last 5 start inside
+  // the group of answers.
+  const kept = await until(small, (f) => f.at(-1)?.seq === 11);
+  assert.deepEqual(kept.facts.map((f) => f.seq), [7, 8, 9, 10, 11]);
+  assert.deepEqual(kept.facts.slice(2).map((f) => f.fact), ['answered', 'answered', 'answered']);
 });
 
 test('timeline: the roster scope rules (a token for this topic that may read SyncError); events and subscriptions name the token subject and client', async () => {

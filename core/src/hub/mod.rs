@@ -25,6 +25,7 @@ mod events;
 mod roster;
 mod state;
 pub mod store;
+pub mod stored_facts;
 mod subscriptions;
 pub mod timeline;
 mod tracked;

@@ -1,0 +1,251 @@
+//! The timeline's facts as the shell stores them (issue 17): one JSON element per fact, except
+//! that the answers to one notification, recorded one after another, are one element.
+//!
+//! Why: a fan-out to N subscribers records N answers. Written one JSON object each (about 150
+//! bytes: the time as RFC 3339, the notification's id and event again, the field names), they
+//! were most of what recording cost at a thousand subscribers (BENCHMARKS.md, "What recording
+//! costs"): the serialisation per answer, and 150 KB per event written to SQLite and deleted
+//! again. Grouped, an answer is its subscriber, status, latency and time offset (about 25
+//! bytes), and no JSON is built per answer until the timeline is read.
+//!
+//! What a reader sees does not change: [`expand`] gives back each fact exactly as
+//! `serde_json::to_string(&fact)` writes it, numbered one by one (the tests check it).
+
+use serde::{Deserialize, Serialize};
+
+use super::timeline::{Fact, FactKind};
+use crate::catalog::EventName;
+use crate::time::Timestamp;
+
+/// The most answers in one element: with names of at most 256 characters (escaped, at most
+/// 1.6 KB each) an element stays far below the shell's 512 KB per row.
+pub const ANSWERS_PER_ELEMENT: usize = 200;
+
+/// How a group element starts (a single fact starts with `{"at":`).
+const GROUP_PREFIX: &str = "{\"fact\":\"answers\",";
+
+/// One stored element: its JSON and how many facts it holds (numbers are per fact).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Element {
+    /// The JSON text.
+    pub json: String,
+    /// The facts in it (1, or the answers of a group).
+    pub facts: usize,
+}
+
+/// Answers to one notification, grouped.
+#[derive(Debug, Serialize, Deserialize)]
+struct Answers {
+    /// Always "answers" (first, so [`expand`] recognises a group by its prefix).
+    fact: String,
+    /// The notification's id.
+    id: String,
+    /// Its event.
+    event: EventName,
+    /// The first answer's time, in nanoseconds since the epoch.
+    at: i64,
+    /// Each answer: subscriber, status, latency (ms), time after `at` (ns).
+    a: Vec<(String, u16, u64, i64)>,
+}
+
+/// Facts not yet stored, grouped as they come.
+#[derive(Debug, Default)]
+pub struct StoredFacts {
+    done: Vec<Element>,
+    group: Option<Answers>,
+    facts: usize,
+}
+
+impl StoredFacts {
+    /// Adds one fact.
+    pub fn push(&mut self, fact: &Fact) {
+        self.facts += 1;
+        if let FactKind::Answered { subscriber, id, event, status, latency_ms } = &fact.what {
+            let at = fact.at.unix_nanos();
+            if let Some(g) = &mut self.group {
+                if g.id == *id && g.event == *event && g.a.len() < ANSWERS_PER_ELEMENT {
+                    g.a.push((subscriber.clone(), *status, *latency_ms, at.saturating_sub(g.at)));
+                    return;
+                }
+            }
+            self.close_group();
+            self.group = Some(Answers {
+                fact: "answers".into(),
+                id: id.clone(),
+                event: event.clone(),
+                at,
+                a: vec![(subscriber.clone(), *status, *latency_ms, 0)],
+            });
+            return;
+        }
+        self.close_group();
+        self.done.push(Element { json: serde_json::to_string(fact).expect("facts serialise"), facts: 1 });
+    }
+
+    fn close_group(&mut self) {
+        if let Some(g) = self.group.take() {
+            let facts = g.a.len();
+            let json = if facts == 1 {
+                // One answer alone is stored as the fact itself.
+                let (subscriber, status, latency_ms, _) = g.a.into_iter().next().expect("one");
+                let what = FactKind::Answered { subscriber, id: g.id, event: g.event, status, latency_ms };
+                serde_json::to_string(&Fact { at: Timestamp::from_unix_nanos(g.at), what }).expect("facts serialise")
+            } else {
+                serde_json::to_string(&g).expect("answers serialise")
+            };
+            self.done.push(Element { json, facts });
+        }
+    }
+
+    /// How many facts are held.
+    pub fn len(&self) -> usize {
+        self.facts
+    }
+
+    /// Nothing is held.
+    pub fn is_empty(&self) -> bool {
+        self.facts == 0
+    }
+
+    /// The elements to store, oldest first; empties the buffer.
+    pub fn take(&mut self) -> Vec<Element> {
+        self.close_group();
+        self.facts = 0;
+        std::mem::take(&mut self.done)
+    }
+}
+
+/// How many facts a stored element holds, without reading it whole when it is one fact.
+pub fn count(element: &str) -> Result<usize, serde_json::Error> {
+    if !element.starts_with(GROUP_PREFIX) {
+        return Ok(1);
+    }
+    let g: Answers = serde_json::from_str(element)?;
+    Ok(g.a.len())
+}
+
+/// The facts of a stored element, each as `serde_json::to_string(&fact)` writes it.
+pub fn expand(element: &str) -> Result<Vec<String>, serde_json::Error> {
+    if !element.starts_with(GROUP_PREFIX) {
+        return Ok(vec![element.to_owned()]);
+    }
+    let g: Answers = serde_json::from_str(element)?;
+    Ok(g.a
+        .into_iter()
+        .map(|(subscriber, status, latency_ms, after)| {
+            let what = FactKind::Answered { subscriber, id: g.id.clone(), event: g.event.clone(), status, latency_ms };
+            let at = Timestamp::from_unix_nanos(g.at.saturating_add(after));
+            serde_json::to_string(&Fact { at, what }).expect("facts serialise")
+        })
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::hub::timeline::SyncErrorCause;
+
+    fn at(ms: i64) -> Timestamp {
+        Timestamp::from_unix_millis(1_764_800_000_000 + ms)
+    }
+
+    fn answered(ms: i64, who: &str, id: &str, status: u16) -> Fact {
+        Fact {
+            at: at(ms),
+            what: FactKind::Answered {
+                subscriber: who.into(),
+                id: id.into(),
+                event: EventName::parse("Patient-open").unwrap(),
+                status,
+                latency_ms: ms as u64,
+            },
+        }
+    }
+
+    fn notified(ms: i64, id: &str, to: &[&str]) -> Fact {
+        Fact {
+            at: at(ms),
+            what: FactKind::Notified {
+                id: id.into(),
+                event: EventName::parse("Patient-open").unwrap(),
+                to: to.iter().map(|s| s.to_string()).collect(),
+                derived_from: None,
+            },
+        }
+    }
+
+    fn round_trip(facts: &[Fact]) -> (Vec<Element>, Vec<String>) {
+        let mut buf = StoredFacts::default();
+        for f in facts {
+            buf.push(f);
+        }
+        assert_eq!(buf.len(), facts.len());
+        let elements = buf.take();
+        assert!(buf.is_empty());
+        let mut out = Vec::new();
+        for e in &elements {
+            let facts = expand(&e.json).unwrap();
+            assert_eq!(facts.len(), e.facts, "{}", e.json);
+            assert_eq!(count(&e.json).unwrap(), e.facts);
+            out.extend(facts);
+        }
+        (elements, out)
+    }
+
+    #[test]
+    fn issue17_stored_facts_read_back_exactly_as_serialised_in_order() {
+        let sync_error = Fact {
+            at: at(9),
+            what: FactKind::SyncError {
+                id: "se".into(),
+                about_id: "e1".into(),
+                about_event: EventName::parse("Patient-open").unwrap(),
+                subscriber: "b\"quoted\" \u{1} é".into(),
+                source: "hub",
+                cause: SyncErrorCause::Refused,
+                diagnostics: Some("b refused".into()),
+            },
+        };
+        let facts = vec![
+            notified(0, "e1", &["a", "b\"quoted\" \u{1} é", "c"]),
+            answered(1, "a", "e1", 200),
+            answered(3, "b\"quoted\" \u{1} é", "e1", 409),
+            sync_error,
+            answered(12, "c", "e1", 202),
+            notified(20, "e2", &["a", "c"]),
+            answered(21, "c", "e1", 200),
+            answered(22, "a", "e2", 200),
+            answered(22, "c", "e2", 200),
+        ];
+        let (elements, out) = round_trip(&facts);
+        let expected: Vec<String> = facts.iter().map(|f| serde_json::to_string(f).unwrap()).collect();
+        assert_eq!(out, expected);
+        // Grouped: the two answers to e1 before the SyncError are one element, the two to e2
+        // another; a lone answer is stored as its fact.
+        assert_eq!(elements.iter().map(|e| e.facts).collect::<Vec<_>>(), vec![1, 2, 1, 1, 1, 1, 2]);
+        assert!(elements[1].json.starts_with(GROUP_PREFIX));
+        assert_eq!(elements[5].json, expected[6]);
+    }
+
+    #[test]
+    fn issue17_a_large_fan_out_is_split_into_bounded_elements_much_smaller_than_its_facts() {
+        let names: Vec<String> = (0..1000).map(|i| format!("subscriber-{i}")).collect();
+        let mut facts = vec![notified(0, "e1", &names.iter().map(String::as_str).collect::<Vec<_>>())];
+        facts.extend(names.iter().enumerate().map(|(i, n)| answered(1 + i as i64 / 10, n, "e1", 200)));
+        let (elements, out) = round_trip(&facts);
+        let expected: Vec<String> = facts.iter().map(|f| serde_json::to_string(f).unwrap()).collect();
+        assert_eq!(out, expected);
+        assert_eq!(elements.len(), 1 + 1000 / ANSWERS_PER_ELEMENT);
+        assert!(elements[1..].iter().all(|e| e.facts == ANSWERS_PER_ELEMENT));
+        let stored: usize = elements[1..].iter().map(|e| e.json.len()).sum();
+        let plain: usize = expected[1..].iter().map(String::len).sum();
+        assert!(stored * 3 < plain, "grouped {stored} B against {plain} B one by one");
+    }
+
+    #[test]
+    fn issue17_a_single_fact_is_counted_without_parsing_and_a_damaged_group_is_an_error() {
+        assert_eq!(count("{\"at\":\"x\"}").unwrap(), 1);
+        assert!(expand("{\"fact\":\"answers\",\"id\":1}").is_err());
+        assert!(count("{\"fact\":\"answers\",").is_err());
+    }
+}
