@@ -8,16 +8,12 @@ SHELL := bash
 export PATH := $(HOME)/.cargo/bin:$(PATH)
 export CARGO_TERM_COLOR ?= never
 
-# Components scripts/setup.sh installs: the Rust targets, wasm-bindgen-cli + worker-build,
+# Components scripts/setup.sh installs: the Rust targets, wasm-bindgen-cli,
 # the npm tooling (wrangler, miniflare, binaryen, esbuild, ws, playwright-core), and Chromium
 # for the browser SDK's tests.
 SETUP_COMPONENTS ?= rust wasm-tools node chromium
 
-# worker-build must not download anything (edge-hub/NOTES-toolchain.md): every tool it runs is given by path.
 NODE_BIN := $(CURDIR)/node_modules/.bin
-WORKER_BUILD_ENV := WASM_BINDGEN_BIN=$(HOME)/.cargo/bin/wasm-bindgen \
-	ESBUILD_BIN=$(CURDIR)/node_modules/@esbuild/linux-x64/bin/esbuild \
-	WASM_OPT_BIN=$(NODE_BIN)/wasm-opt
 export WRANGLER_SEND_METRICS := false
 export CLOUDFLARE_CF_FETCH_ENABLED := false
 DEV_HOST ?= 127.0.0.1
@@ -31,7 +27,7 @@ NODE_TEST := timeout -k 10 900 $(NODE_BIN)/node --test --test-reporter=tap --tes
 # make test's e2e run writes its screenshots here; `make screenshots` refreshes docs/screenshots.
 TEST_SCREENSHOTS := target/screenshots
 
-.PHONY: help setup build hub-build serve sdk-build sdk-pack sdk-test sdk-coverage site e2e screenshots dev dev-wrangler test fmt lint clean bench bench-doc soak fuzz simulate
+.PHONY: help setup build hub-build hub-test-build serve sdk-build sdk-pack sdk-test sdk-coverage site e2e screenshots dev dev-wrangler test fmt lint clean bench bench-doc soak fuzz simulate
 
 help:
 	@echo "make dev    install what is missing, build, run the hub and the examples (http://$(DEV_HOST):$(DEV_PORT)/)"
@@ -46,9 +42,15 @@ setup:
 build: setup
 	cargo build --workspace
 
-# The Worker bundle (edge-hub/build): release, wasm-opt -Oz from npm binaryen.
+# The Worker bundle (edge-hub/build): release, wasm-opt -Oz from npm binaryen, our entry module
+# (scripts/build-hub.sh).
 hub-build: setup
-	cd edge-hub && $(WORKER_BUILD_ENV) $(HOME)/.cargo/bin/worker-build --release
+	scripts/build-hub.sh
+
+# The test build of the Worker (target/hub-test-build): Cargo feature test-panic, for
+# tests/hub/recovery.test.mjs only; never deployed.
+hub-test-build: setup
+	HUB_FEATURES=test-panic HUB_OUT=target/hub-test-build WORKER_BUILD_NO_OPT=1 scripts/build-hub.sh
 
 # The hub self-hosted: open-source workerd with selfhost/fhircast.capnp, state in
 # target/serve-state (README "Deploying"). AUTH_MODE=open unless set: local use only.
@@ -98,7 +100,7 @@ dev: setup site hub-build
 
 # The same under `wrangler dev` (rebuilds the Worker when its sources change; slower per event).
 dev-wrangler: setup site
-	cd edge-hub && PATH="$(NODE_BIN):$$PATH" $(WORKER_BUILD_ENV) wrangler dev --ip $(DEV_HOST) --port $(DEV_PORT) \
+	cd edge-hub && PATH="$(NODE_BIN):$$PATH" wrangler dev --ip $(DEV_HOST) --port $(DEV_PORT) \
 		--show-interactive-dev-session=false --persist-to ../target/dev-state/wrangler --var AUTH_MODE:open
 
 # fmt, clippy, the lock check (tests/lock: npm ci accepts package-lock.json on linux, darwin and
@@ -122,8 +124,8 @@ test: setup
 	cargo test --workspace --no-fail-fast 2>&1 | tee $(TEST_LOGS)/cargo.log || status=$$?; \
 	echo "+ cargo build -p fhircast-core --target wasm32-unknown-unknown --release"; \
 	cargo build -p fhircast-core --target wasm32-unknown-unknown --release || status=$$?; \
-	echo "+ make hub-build"; \
-	if $(MAKE) --no-print-directory hub-build; then \
+	echo "+ make hub-test-build hub-build"; \
+	if $(MAKE) --no-print-directory hub-test-build SETUP_COMPONENTS= && $(MAKE) --no-print-directory hub-build SETUP_COMPONENTS=; then \
 	  echo "+ node --test tests/hub"; \
 	  $(NODE_TEST) --test-concurrency=2 'tests/hub/*.test.mjs' 'tests/selfhost/*.test.mjs' 2>&1 | tee $(TEST_LOGS)/hub.log || status=$$?; \
 	  echo "+ scripts/build-sdk.sh && node --test tests/sdk"; \
@@ -132,7 +134,7 @@ test: setup
 	    echo "+ tests/e2e (examples)"; { scripts/build-site.sh && SCREENSHOT_DIR=$(CURDIR)/$(TEST_SCREENSHOTS) $(NODE_TEST) --test-concurrency=1 'tests/e2e/*.test.mjs'; } 2>&1 | tee $(TEST_LOGS)/e2e.log || status=$$?; \
 	  else status=1; printf "the SDK did not build\nTEST-COUNTS passed=0 failed=1\n" > $(TEST_LOGS)/sdk-build.log; fi; \
 	  echo "+ wrangler deploy --dry-run"; \
-	  (cd edge-hub && PATH="$(NODE_BIN):$$PATH" WORKER_BUILD_NO_OPT= $(WORKER_BUILD_ENV) wrangler deploy --dry-run --outdir ../target/deploy 2>&1 | grep -E "Total Upload|error|Error") || status=$$?; \
+	  (cd edge-hub && PATH="$(NODE_BIN):$$PATH" WORKER_BUILD_NO_OPT= wrangler deploy --dry-run --outdir ../target/deploy 2>&1 | grep -E "Total Upload|error|Error") || status=$$?; \
 	else status=1; printf "the Worker did not build\nTEST-COUNTS passed=0 failed=1\n" > $(TEST_LOGS)/hub-build.log; fi; \
 	scripts/test-summary.sh $(TEST_LOGS)/*.log || status=$$(( status ? status : 1 )); \
 	exit $$status

@@ -14,7 +14,6 @@ set -euo pipefail
 RUST_TARGET=wasm32-unknown-unknown
 RUST_COMPONENTS=(rustfmt clippy)
 WASM_BINDGEN_VERSION=0.2.130   # must equal the `wasm-bindgen` crate pin (=0.2.130)
-WORKER_BUILD_VERSION=0.8.7     # must equal the `worker` crate version
 CHROMIUM_PACKAGES=(chromium chromium-driver)   # Debian 12; any version (156 when last checked)
 # npm packages are pinned in package.json / package-lock.json, not here.
 # ---------------------------------------------------------------------------------------------
@@ -46,7 +45,7 @@ setup_rust() {
 }
 
 # Prints the installed version of a cargo-installed tool ("" if absent). `wasm-bindgen --version`
-# prints "wasm-bindgen 0.2.130", `worker-build --version` just "0.8.7": take the first x.y.z.
+# prints "wasm-bindgen 0.2.130": take the first x.y.z.
 tool_version() {
   command -v "$1" >/dev/null 2>&1 || return 0
   { "$1" --version 2>/dev/null || true; } | grep -oE '[0-9]+\.[0-9]+\.[0-9]+' | head -n1 || true
@@ -66,15 +65,8 @@ setup_wasm_tools() {
     [[ $v == "$WASM_BINDGEN_VERSION" ]] || die "wasm-bindgen reports '$v' after install"
     say wasm-bindgen "installed ($v)"
   fi
-  v="$(tool_version worker-build)"
-  if [[ $v == "$WORKER_BUILD_VERSION" ]]; then
-    say worker-build "ok (cached) ($v)"
-  else
-    cargo install worker-build --version "$WORKER_BUILD_VERSION" --locked --debug --force >&2
-    v="$(tool_version worker-build)"
-    [[ $v == "$WORKER_BUILD_VERSION" ]] || die "worker-build reports '$v' after install"
-    say worker-build "installed ($v)"
-  fi
+  # No worker-build: scripts/build-hub.sh builds the Worker with wasm-bindgen, wasm-opt and
+  # esbuild, and its own entry module (edge-hub/js/entry.js).
 }
 
 setup_chromium() {

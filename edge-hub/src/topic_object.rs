@@ -39,6 +39,10 @@ use crate::store::{TimelineAppend, TopicStore};
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::JsValue;
 
+/// The message that makes the test build panic (Cargo feature `test-panic`).
+#[cfg(feature = "test-panic")]
+const TEST_PANIC_MESSAGE: &str = "fhircast-test: panic now";
+
 /// How long pending-ack changes may stay unwritten (module docs; ARCHITECTURE.md: storage).
 const SUBSCRIPTIONS_FLUSH_MS: i64 = 1_000;
 
@@ -244,12 +248,17 @@ impl TopicObject {
             let name = (sends && !facts.is_empty()).then(|| topic.topic().to_owned());
             (out, store, facts, name)
         };
-        if !facts.is_empty() && self.settings()?.timeline_limit > 0 {
+        // The timeline takes the facts; the audit and metrics, when they send, get a copy.
+        let facts = if facts.is_empty() || self.settings()?.timeline_limit == 0 {
+            facts
+        } else {
+            let sent = if topic_name.is_some() { facts.clone() } else { Vec::new() };
             let mut unwritten = self.unwritten.borrow_mut();
-            for fact in &facts {
+            for fact in facts {
                 unwritten.push(fact);
             }
-        }
+            sent
+        };
         let store = if self.loaded_unsaved.replace(false) { Store::All } else { store };
         if let Some(next) = self.flush(store)? {
             if let Err(f) = self.schedule(next) {
@@ -523,6 +532,12 @@ impl TopicObject {
             return; // neg 24: ignored, never fatal
         }
         let r = self.with_topic(None, |t, now| {
+            // Only in the test build (Cargo feature `test-panic`): a panic while the topic is
+            // borrowed, the worst moment for one.
+            #[cfg(feature = "test-panic")]
+            if text == TEST_PANIC_MESSAGE {
+                panic!("test-panic: {TEST_PANIC_MESSAGE:?} received, panicking on purpose");
+            }
             let minted = t.state().minted();
             let r = t.handle_message(&token, &text, now);
             // An answer that settles a notification changes only pending acks; one that

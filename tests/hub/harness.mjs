@@ -1,4 +1,4 @@
-// Test harness for the hub: the real Worker (edge-hub/build, made by worker-build) running in
+// Test harness for the hub: the real Worker (edge-hub/build, made by scripts/build-hub.sh) running in
 // workerd through Miniflare, bound to 127.0.0.1, driven over real HTTP and WebSockets.
 //
 //   const hub = await startHub({ bindings: { ACK_TIMEOUT_SECONDS: '2' } });
@@ -32,15 +32,15 @@ export async function freePort() {
   });
 }
 
-export function miniflareOptions({ bindings, persist, port, options = {} }) {
-  if (!existsSync(join(BUILD, 'worker', 'shim.mjs'))) {
-    throw new Error(`${BUILD} is missing: build the worker first (make hub-build)`);
+export function miniflareOptions({ bindings, persist, port, options = {}, build = BUILD }) {
+  if (!existsSync(join(build, 'worker', 'shim.mjs'))) {
+    throw new Error(`${build} is missing: build the worker first (${build === BUILD ? 'make hub-build' : 'make hub-test-build'})`);
   }
   return {
     modules: true,
-    modulesRoot: BUILD,
-    scriptPath: join(BUILD, 'worker', 'shim.mjs'),
-    // worker-build emits ES modules with a .js extension (Miniflare would read them as CommonJS).
+    modulesRoot: build,
+    scriptPath: join(build, 'worker', 'shim.mjs'),
+    // The build's ES modules have a .js extension (Miniflare would read them as CommonJS).
     modulesRules: [
       { type: 'ESModule', include: ['**/*.js', '**/*.mjs'] },
       { type: 'CompiledWasm', include: ['**/*.wasm'], fallthrough: true },
@@ -61,10 +61,10 @@ export function miniflareOptions({ bindings, persist, port, options = {} }) {
  * options (e.g. `assets`, as tests/e2e serves the examples); `compose` turns the hub's Miniflare
  * options into the ones to run (e.g. scripts/smart-dev.mjs withSmartDev: a second Worker).
  */
-export async function startHub({ bindings = {}, persist, options, compose = (o) => o } = {}) {
+export async function startHub({ bindings = {}, persist, options, compose = (o) => o, build } = {}) {
   const dir = persist ?? mkdtempSync(join(tmpdir(), 'fhircast-hub-'));
   const port = await freePort();
-  const config = () => compose(miniflareOptions({ bindings, persist: dir, port, options }));
+  const config = () => compose(miniflareOptions({ bindings, persist: dir, port, options, build }));
   let mf = new Miniflare(config());
   const url = await mf.ready;
   const hub = new Hub(`${url.origin}/api/hub`, url.origin);

@@ -28,29 +28,33 @@ impl Topic {
     /// Decision: a failed answer to a SyncError notification raises no further SyncError, so
     /// one broken app cannot start a storm.
     pub fn handle_ack(&mut self, token: &str, ack: &Ack, now: Timestamp) {
+        let recording = self.recording();
+        // Sent at the deadline less the ack timeout (the timeout is a setting: a restart with
+        // another one skews the latencies of answers owed across it).
+        let ack_timeout_ms = self.config.ack_timeout.as_millis() as i64;
         let Some(sub) = self.state.subscriptions.get_mut(token) else { return };
         let Some(i) = sub.pending.iter().position(|p| *p.id == *ack.id) else { return };
         let p = sub.pending.remove(i);
         sub.last_answer = Some(super::state::Answer { id: p.id.clone(), event: p.event.clone(), status: ack.status });
-        if self.recording() {
-            let subscriber = self.state.subscriptions[token].display_name();
-            // Sent at the deadline less the ack timeout (the timeout is a setting: a restart
-            // with another one skews the latencies of answers owed across it).
-            let sent_ms = p.deadline.unix_millis() - self.config.ack_timeout.as_millis() as i64;
-            let latency_ms = (now.unix_millis() - sent_ms).max(0) as u64;
-            let what = FactKind::Answered {
-                subscriber,
+        // Built here, from the subscription in hand (one lookup per answer, N per event).
+        let answered = recording.then(|| {
+            let sent_ms = p.deadline.unix_millis() - ack_timeout_ms;
+            FactKind::Answered {
+                subscriber: sub.display_name(),
                 id: p.id.to_string(),
                 event: p.event.clone(),
                 status: ack.status,
-                latency_ms,
-            };
+                latency_ms: (now.unix_millis() - sent_ms).max(0) as u64,
+            }
+        });
+        let settled = ack.is_success() || p.event.kind() == EventKind::SyncError;
+        if let Some(what) = answered {
             self.record(now, what);
         }
-        let sub = self.state.subscriptions.get_mut(token).expect("found above");
-        if ack.is_success() || p.event.kind() == EventKind::SyncError {
+        if settled {
             return;
         }
+        let sub = self.state.subscriptions.get_mut(token).expect("found above");
         if matches!(p.event.kind(), EventKind::Open | EventKind::Close | EventKind::HomeOpen | EventKind::UserLogout) {
             sub.view_refused = true;
         }

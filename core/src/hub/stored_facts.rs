@@ -57,29 +57,24 @@ pub struct StoredFacts {
 }
 
 impl StoredFacts {
-    /// Adds one fact.
-    pub fn push(&mut self, fact: &Fact) {
+    /// Adds one fact (taken: an answer's subscriber name moves into its group).
+    pub fn push(&mut self, fact: Fact) {
         self.facts += 1;
-        if let FactKind::Answered { subscriber, id, event, status, latency_ms } = &fact.what {
+        if let FactKind::Answered { subscriber, id, event, status, latency_ms } = fact.what {
             let at = fact.at.unix_nanos();
             if let Some(g) = &mut self.group {
-                if g.id == *id && g.event == *event && g.a.len() < ANSWERS_PER_ELEMENT {
-                    g.a.push((subscriber.clone(), *status, *latency_ms, at.saturating_sub(g.at)));
+                if g.id == id && g.event == event && g.a.len() < ANSWERS_PER_ELEMENT {
+                    g.a.push((subscriber, status, latency_ms, at.saturating_sub(g.at)));
                     return;
                 }
             }
             self.close_group();
-            self.group = Some(Answers {
-                fact: "answers".into(),
-                id: id.clone(),
-                event: event.clone(),
-                at,
-                a: vec![(subscriber.clone(), *status, *latency_ms, 0)],
-            });
+            self.group =
+                Some(Answers { fact: "answers".into(), id, event, at, a: vec![(subscriber, status, latency_ms, 0)] });
             return;
         }
         self.close_group();
-        self.done.push(Element { json: serde_json::to_string(fact).expect("facts serialise"), facts: 1 });
+        self.done.push(Element { json: serde_json::to_string(&fact).expect("facts serialise"), facts: 1 });
     }
 
     fn close_group(&mut self) {
@@ -177,7 +172,7 @@ mod tests {
     fn round_trip(facts: &[Fact]) -> (Vec<Element>, Vec<String>) {
         let mut buf = StoredFacts::default();
         for f in facts {
-            buf.push(f);
+            buf.push(f.clone());
         }
         assert_eq!(buf.len(), facts.len());
         let elements = buf.take();

@@ -1,0 +1,64 @@
+// A panic in the Durable Object's Rust code does not poison the isolate (edge-hub/js/entry.js):
+// the next input re-instantiates the wasm module, the topic reloads from storage, and every app
+// is still subscribed and gets the next event. Runs the test build (`make hub-test-build`:
+// Cargo feature test-panic, where a subscriber's message "fhircast-test: panic now" makes the
+// object panic while it holds the topic), never shipped.
+import { test, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { startHub, patient, ROOT } from './harness.mjs';
+
+const BUILD = join(ROOT, 'target', 'hub-test-build');
+const hubs = [];
+after(async () => Promise.all(hubs.map((h) => h.stop())));
+
+test('recovery: after a panic in the topic object, the next event is accepted and reaches every app, and the context is intact', async () => {
+  const lines = [];
+  const capture = (stream, into) => {
+    let buf = '';
+    stream.on('data', (d) => {
+      buf += d;
+      const parts = buf.split('\n');
+      buf = parts.pop();
+      into.push(...parts);
+    });
+  };
+  const hub = await startHub({
+    build: BUILD,
+    options: {
+      handleRuntimeStdio: (out, err) => {
+        capture(out, lines);
+        capture(err, lines);
+      },
+    },
+  });
+  hubs.push(hub);
+  const ehr = await hub.join('Patient-open,SyncError', { name: 'EHR' });
+  const viewer = await hub.join('Patient-open', { name: 'Viewer' });
+  assert.equal((await hub.post(hub.event('Patient-open', [patient('p-1')]))).status, 202);
+  await ehr.nextEvent('Patient-open');
+  await viewer.nextEvent('Patient-open');
+
+  viewer.send('fhircast-test: panic now');
+  // The panic is logged by the runtime; wait for it so the next input comes after it.
+  const end = Date.now() + 5000;
+  while (!lines.some((l) => l.includes('panicking on purpose'))) {
+    if (Date.now() > end) assert.fail(`no panic in the log:\n${lines.join('\n')}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+
+  const posted = await hub.post(hub.event('Patient-open', [patient('p-2')]));
+  assert.equal(posted.status, 202, posted.text);
+  for (const app of [ehr, viewer]) {
+    const n = await app.nextEvent('Patient-open');
+    assert.equal(n.event.context[0].resource.id, 'p-2');
+  }
+  assert.ok(lines.some((l) => l.includes('Reinitializing Wasm application')), lines.join('\n'));
+  const ctx = await hub.getContext();
+  assert.equal(ctx.status, 200, ctx.text);
+  assert.equal(ctx.json.context.find((c) => c.key === 'patient').resource.id, 'p-2');
+  // Both apps are still subscribed and connected: nobody was dropped by the panic.
+  const roster = await hub.request(`/${encodeURIComponent(hub.topic)}/subscribers`);
+  assert.equal(roster.status, 200, roster.text);
+  assert.deepEqual(roster.json.subscribers.map((s) => s.name).sort(), ['EHR', 'Viewer']);
+});
