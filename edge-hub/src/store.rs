@@ -51,7 +51,9 @@ const SCHEMA: [&str; 7] = [
 ];
 
 /// The most bytes of facts in one row: well under the platform's 2 MB per value, whatever the
-/// facts (a write with more is split over several rows).
+/// facts (a write with more is split over several rows; one element is at most about 320 KB:
+/// 200 answers, or a `notified` fact's 64 KB of names, `stored_facts`). Half the row limit when
+/// that is lower (`STORAGE_ROW_LIMIT_BYTES`, which tests lower to see rows split).
 const TIMELINE_CHUNK_BYTES: usize = 512 << 10;
 
 /// Facts to append to the timeline (stored elements: [`fhircast_core::hub::stored_facts`]),
@@ -72,7 +74,7 @@ pub(crate) struct StoredFact {
 /// recording's cost, BENCHMARKS.md), then drops the rows entirely older than the last `keep`.
 /// A row holds a JSON array of elements and is numbered by the facts in them. Returns the
 /// next number.
-fn append_timeline(sql: &SqlStorage, t: &TimelineAppend, first: u64) -> Result<u64, worker::Error> {
+fn append_timeline(sql: &SqlStorage, t: &TimelineAppend, first: u64, chunk_bytes: usize) -> Result<u64, worker::Error> {
     if t.elements.is_empty() {
         return Ok(first);
     }
@@ -91,7 +93,7 @@ fn append_timeline(sql: &SqlStorage, t: &TimelineAppend, first: u64) -> Result<u
         Ok(())
     };
     for e in &t.elements {
-        if chunk.len() > 1 && chunk.len() + e.json.len() > TIMELINE_CHUNK_BYTES {
+        if chunk.len() > 1 && chunk.len() + e.json.len() > chunk_bytes {
             flush(&mut chunk, chunk_first, next - 1)?;
             chunk_first = next;
         }
@@ -229,9 +231,10 @@ impl TopicStore {
         let migrating = self.migrating.get();
         let first = self.timeline_next()?;
         let next = first + timeline.elements.iter().map(|e| e.facts as u64).sum::<u64>();
-        // The closure must be 'static: the facts are copied into one string per row anyway.
+        let chunk_bytes = self.timeline_chunk_bytes();
+        // The closure must be 'static: it takes the facts.
         self.transaction(move |sql| {
-            append_timeline(sql, &timeline, first)?;
+            append_timeline(sql, &timeline, first, chunk_bytes)?;
             for r in &w.rows {
                 match r {
                     // Table names are fixed (`Table::name`), never from input.
@@ -276,6 +279,10 @@ impl TopicStore {
 }
 
 impl TopicStore {
+    fn timeline_chunk_bytes(&self) -> usize {
+        TIMELINE_CHUNK_BYTES.min(self.row_limit / 2)
+    }
+
     /// The next timeline number: one past the last stored (read once).
     fn timeline_next(&self) -> Result<u64, StoreError> {
         if let Some(n) = self.timeline_next.get() {
@@ -303,7 +310,8 @@ impl TopicStore {
         }
         let first = self.timeline_next()?;
         let next = first + timeline.elements.iter().map(|e| e.facts as u64).sum::<u64>();
-        self.transaction(move |sql| append_timeline(sql, &timeline, first).map(|_| ()))?;
+        let chunk_bytes = self.timeline_chunk_bytes();
+        self.transaction(move |sql| append_timeline(sql, &timeline, first, chunk_bytes).map(|_| ()))?;
         self.timeline_next.set(Some(next));
         Ok(())
     }

@@ -224,6 +224,24 @@ test('timeline: answers to a fan-out, stored grouped, read back one fact each: e
   assert.deepEqual(kept.facts.slice(2).map((f) => f.fact), ['answered', 'answered', 'answered']);
 });
 
+test('timeline: a write of more facts than a row may hold is split over rows, each within the row limit, and read back whole', async () => {
+  // STORAGE_ROW_LIMIT_BYTES 3,000: timeline rows of at most 1,500 bytes of facts. Eight apps
+  // named with 250 characters make each event's notified fact and each group of answers about
+  // 2 KB, and a write holding both about 4 KB.
+  const hub = await start({ STORAGE_ROW_LIMIT_BYTES: '3000' });
+  const names = Array.from({ length: 8 }, (_, i) => `${i}`.padEnd(250, 'n'));
+  const apps = await Promise.all(names.map((name) => hub.join('Patient-open', { name })));
+  for (let i = 1; i <= 3; i++) assert.equal((await hub.post(hub.event('Patient-open', [patient(`p${i}`)], { id: `r${i}` }))).status, 202);
+  for (const app of apps) for (let i = 1; i <= 3; i++) await app.nextEvent('Patient-open');
+  const full = (await until(hub, (f) => f.filter((x) => x.fact === 'answered').length === 24)).facts;
+  assert.deepEqual(full.map((f) => f.seq), full.map((_, i) => i + 1));
+  assert.deepEqual(full.filter((f) => f.fact === 'notified').map((f) => f.to.length), [8, 8, 8]);
+  const rows = storedTimeline(hub.persist);
+  assert.ok(rows.length > 3 && rows.every((r) => Buffer.byteLength(r) <= 3000), rows.map((r) => Buffer.byteLength(r)).join(', '));
+  await hub.restart();
+  assert.deepEqual((await timeline(hub)).facts, full);
+});
+
 test('timeline: the roster scope rules (a token for this topic that may read SyncError); events and subscriptions name the token subject and client', async () => {
   const hub = await start(JWT_BINDINGS);
   const topic = uid('topic');

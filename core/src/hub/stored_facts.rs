@@ -21,6 +21,13 @@ use crate::time::Timestamp;
 /// 1.6 KB each) an element stays far below the shell's 512 KB per row.
 pub const ANSWERS_PER_ELEMENT: usize = 200;
 
+/// The most bytes of recipients' names (as JSON) in one stored `notified` fact. A fan-out to
+/// many subscribers with long names (2,000 of 256 characters, each up to 6 bytes escaped) would
+/// make one fact of several MB, over the platform's 2 MB per row, and the write carrying it
+/// (the event's own) would fail on Cloudflare though it passes locally: such a fan-out is
+/// stored as several `notified` facts with the same id, each naming some of the recipients.
+pub const NOTIFIED_NAMES_BYTES: usize = 64 << 10;
+
 /// How a group element starts (a single fact starts with `{"at":`).
 const GROUP_PREFIX: &str = "{\"fact\":\"answers\",";
 
@@ -74,7 +81,37 @@ impl StoredFacts {
             return;
         }
         self.close_group();
+        if let FactKind::Notified { to, .. } = &fact.what {
+            // Worst case 6 bytes a character (\u escapes) and 3 of quotes and comma: measured
+            // exactly only when the bound could be passed.
+            if to.iter().map(|n| n.len() * 6 + 3).sum::<usize>() > NOTIFIED_NAMES_BYTES {
+                return self.push_notified_in_parts(fact);
+            }
+        }
         self.done.push(Element { json: serde_json::to_string(&fact).expect("facts serialise"), facts: 1 });
+    }
+
+    /// A `notified` fact too large for one element, as several with the recipients in order.
+    fn push_notified_in_parts(&mut self, fact: Fact) {
+        let FactKind::Notified { id, event, to, derived_from } = fact.what else { unreachable!("notified") };
+        let mut parts: Vec<Vec<String>> = vec![Vec::new()];
+        let mut bytes = 0;
+        for name in to {
+            let len = serde_json::to_string(&name).expect("a string").len() + 1;
+            if bytes + len > NOTIFIED_NAMES_BYTES && !parts.last().expect("one").is_empty() {
+                parts.push(Vec::new());
+                bytes = 0;
+            }
+            bytes += len;
+            parts.last_mut().expect("one").push(name);
+        }
+        self.facts += parts.len() - 1;
+        for to in parts {
+            let what =
+                FactKind::Notified { id: id.clone(), event: event.clone(), to, derived_from: derived_from.clone() };
+            let json = serde_json::to_string(&Fact { at: fact.at, what }).expect("facts serialise");
+            self.done.push(Element { json, facts: 1 });
+        }
     }
 
     fn close_group(&mut self) {
@@ -235,6 +272,32 @@ mod tests {
         let stored: usize = elements[1..].iter().map(|e| e.json.len()).sum();
         let plain: usize = expected[1..].iter().map(String::len).sum();
         assert!(stored * 3 < plain, "grouped {stored} B against {plain} B one by one");
+    }
+
+    #[test]
+    fn issue17_a_fan_out_to_many_long_names_is_stored_as_notified_facts_each_under_the_bound() {
+        // 2,000 subscribers (the default maximum) named with 256 characters, some escaped.
+        let names: Vec<String> = (0..2000).map(|i| format!("{i:04}{}", "\u{1}é".repeat(126))).collect();
+        let fact = notified(0, "e1", &names.iter().map(String::as_str).collect::<Vec<_>>());
+        let whole = serde_json::to_string(&fact).unwrap();
+        assert!(whole.len() > 2_000_000, "{} B: the case the bound is for", whole.len());
+        let mut buf = StoredFacts::default();
+        buf.push(fact);
+        let n = buf.len();
+        let elements = buf.take();
+        assert!(n > 1 && n == elements.len(), "{n} facts in {} elements", elements.len());
+        let mut to = Vec::new();
+        for e in &elements {
+            assert!(e.json.len() < NOTIFIED_NAMES_BYTES + 1024, "{} B", e.json.len());
+            let f: serde_json::Value = serde_json::from_str(&expand(&e.json).unwrap()[0]).unwrap();
+            assert_eq!((f["fact"].as_str(), f["id"].as_str()), (Some("notified"), Some("e1")));
+            to.extend(f["to"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_owned()));
+        }
+        assert_eq!(to, names, "every recipient, in order");
+        // A usual fan-out stays one fact.
+        let mut buf = StoredFacts::default();
+        buf.push(notified(0, "e2", &["a", "b"]));
+        assert_eq!(buf.take().len(), 1);
     }
 
     #[test]
