@@ -81,9 +81,9 @@ export function procUsage(pid) {
  * memory file system (/dev/shm), commits cost no disk flush: comparing the two separates the
  * hub's own work from the storage's.
  */
-export async function startHubServer({ bindings = {}, parent } = {}) {
+export async function startHubServer({ bindings = {}, parent, build } = {}) {
   const persist = parent ? mkdtempSync(join(parent, 'fhircast-hub-')) : undefined;
-  const { value: hub, pid } = await withNewWorkerd(() => startHub({ bindings, persist }));
+  const { value: hub, pid } = await withNewWorkerd(() => startHub({ bindings, persist, build }));
   const stop = async () => {
     await hub.stop();
     if (persist) rmSync(persist, { recursive: true, force: true });

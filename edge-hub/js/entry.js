@@ -3,7 +3,8 @@
 //
 // - the default export, a WorkerEntrypoint whose fetch is the Rust `fetch` (entry.rs);
 // - `TopicObject`, a DurableObject subclass holding one Rust `TopicObject` (topic_object.rs) and
-//   calling it directly: the WebSocket events synchronously, fetch and alarm awaited.
+//   calling it directly: event requests (the RPC method `publish`, which workerd offers only on
+//   a DurableObject subclass) and the WebSocket events synchronously, fetch and alarm awaited.
 //
 // Why not worker-build's entry module: it wraps every Durable Object in a Proxy whose `get`
 // makes a new Proxy for each method called, so each subscriber answer (N per event) paid for
@@ -88,6 +89,17 @@ export class TopicObject extends DurableObject {
     const o = this.#rust();
     try {
       return await o.alarm();
+    } catch (e) {
+      critical(e);
+      throw e;
+    }
+  }
+
+  /** An event request from the Worker, over RPC (topic_object.rs `publish`). */
+  publish(topic, auth, rid, body) {
+    const o = this.#rust();
+    try {
+      return o.publish(topic, auth, rid, body);
     } catch (e) {
       critical(e);
       throw e;

@@ -3,6 +3,12 @@
 //! (`entry.rs`) only builds requests with [`InternalRequest`]; the object (`topic_object.rs`)
 //! only reads them with [`InternalRoute::parse`] and [`read_auth`].
 //!
+//! Event requests, the hot path, are not HTTP requests but an RPC call on the object's stub,
+//! `publish(topic, auth, request id, body)` answered `[status, content type, body]`
+//! (`entry.rs` `publish`, `topic_object.rs` `TopicObject::publish`, `edge-hub/js/entry.js`);
+//! `auth` is [`auth_header`]'s text and is read with [`read_auth`] for [`InternalRoute::Event`],
+//! as a header would be.
+//!
 //! Why one module: the object trusts these headers (the Worker verified the token), so the
 //! rules for them live in one place. Every request to the object is built here from scratch:
 //! nothing a client sent is forwarded, not even for the WebSocket upgrade, and a request

@@ -180,7 +180,37 @@ async fn event(
     };
     // Routed by the path's topic when there is one: the core refuses a body naming another.
     let topic = path_topic.unwrap_or(&event.topic).to_owned();
-    to_topic(env, &topic, InternalRoute::Event, Some(text_body), &auth, "", rid).await
+    publish(env, &topic, &auth, rid, &text_body).await
+}
+
+#[wasm_bindgen::prelude::wasm_bindgen]
+extern "C" {
+    /// A topic object's stub, for its RPC method (`TopicObject` in edge-hub/js/entry.js).
+    type TopicStub;
+    /// `stub.publish(topic, auth, rid, body)`: a promise of `[status, content type, body]`.
+    #[wasm_bindgen(method, catch)]
+    fn publish(
+        this: &TopicStub,
+        topic: &str,
+        auth: &str,
+        rid: &str,
+        body: &str,
+    ) -> std::result::Result<js_sys::Promise, wasm_bindgen::JsValue>;
+}
+
+/// An event request to the topic's object, over RPC ([`crate::contract`]): no Request or
+/// Response between the Worker and the object, and the object handles it synchronously.
+async fn publish(env: &Env, topic: &str, auth: &Auth, rid: &str, body: &str) -> Result<Response> {
+    let stub: TopicStub = env.durable_object("TOPIC")?.id_from_name(topic)?.get_stub()?.into_rpc();
+    let answer = JsFuture::from(stub.publish(topic, &auth_header(auth), rid, body)?).await?;
+    let answer = js_sys::Array::from(&answer);
+    match (answer.get(0).as_f64(), answer.get(1).as_string(), answer.get(2).as_string()) {
+        (Some(status), Some(content_type), Some(body)) => crate::respond::json(status as u16, &body, &content_type),
+        _ => {
+            console_error!("[{rid}] the topic object answered an event with {:?}", answer);
+            text(500, &format!("internal error; request id {rid}"))
+        }
+    }
 }
 
 /// Takes the runtime's request as it is: wrapping it in a `worker::Request` reads its `cf`

@@ -298,11 +298,12 @@ impl TopicObject {
         }
     }
 
-    async fn event(&self, mut req: Request, topic_name: &str, auth: Auth, rid: &str) -> Result<Response> {
-        let body = req.text().await?;
-        let event = match Event::parse_envelope(&body) {
+    /// An event request (its body as received): what the Worker is answered, as status,
+    /// content type and body. Synchronous: it comes over RPC ([`TopicObject::publish`]).
+    fn event(&self, body: &str, topic_name: &str, auth: Auth, rid: &str) -> Answer {
+        let event = match Event::parse_envelope(body) {
             Ok(e) => e,
-            Err(e) => return outcome(400, &e.to_string()),
+            Err(e) => return Answer::outcome(400, &e.to_string()),
         };
         let result = self.with_topic(Some(topic_name), |t, now| {
             // A refused event changes nothing (the core's contract); an accepted one is
@@ -312,9 +313,15 @@ impl TopicObject {
             (r, store)
         });
         match result {
-            Err(f) => f.respond(rid, outcome),
-            Ok(None) => unreachable_topic(rid),
-            Ok(Some(Err(e))) => outcome(e.http_status(), &e.to_string()),
+            Err(f) => {
+                let (status, message) = f.answer(rid);
+                Answer::outcome(status, &message)
+            }
+            Ok(None) => {
+                console_error!("[{rid}] the topic's state vanished between reads");
+                Answer::outcome(500, &format!("the hub lost this topic's state; request id {rid}"))
+            }
+            Ok(Some(Err(e))) => Answer::outcome(e.http_status(), &e.to_string()),
             Ok(Some(Ok(acc))) => {
                 let mut body = serde_json::json!({ "id": acc.id });
                 if let Some(v) = acc.version_id {
@@ -323,7 +330,7 @@ impl TopicObject {
                 if acc.duplicate {
                     body["duplicate"] = true.into();
                 }
-                json(202, &body.to_string(), "application/json")
+                Answer { status: 202, content_type: "application/json", body: body.to_string() }
             }
         }
     }
@@ -428,6 +435,29 @@ impl TopicObject {
     }
 }
 
+/// What the object answers an RPC input with (`publish`): the Worker makes the Response.
+pub(crate) struct Answer {
+    status: u16,
+    content_type: &'static str,
+    body: String,
+}
+
+impl Answer {
+    /// `status` with an OperationOutcome saying `message`.
+    fn outcome(status: u16, message: &str) -> Answer {
+        Answer {
+            status,
+            content_type: "application/fhir+json",
+            body: fhircast_core::outcome::operation_outcome(status, message),
+        }
+    }
+
+    /// `[status, content type, body]`, as the Worker reads it (`entry.rs` `publish`).
+    fn into_js(self) -> js_sys::Array {
+        js_sys::Array::of3(&self.status.into(), &self.content_type.into(), &self.body.into())
+    }
+}
+
 /// A topic that was there a moment ago is not (it was stored and is now unreadable, or
 /// storage was emptied underneath): logged, answered 500 with the request id.
 fn unreachable_topic(rid: &str) -> Result<Response> {
@@ -489,7 +519,11 @@ impl DurableObject for TopicObject {
         let topic_name = req.headers().get(HDR_TOPIC)?.unwrap_or_default();
         match (route, auth) {
             (InternalRoute::Subscription, Some(auth)) => self.subscription(req, &topic_name, auth, &rid).await,
-            (InternalRoute::Event, Some(auth)) => self.event(req, &topic_name, auth, &rid).await,
+            // Events come over RPC (`publish`), never over fetch.
+            (InternalRoute::Event, _) => {
+                console_error!("[{rid}] an event request over fetch: the Worker sends events over RPC (publish)");
+                text(500, &format!("internal error; request id {rid}"))
+            }
             (InternalRoute::Context, Some(auth)) => self.context(&topic_name, auth, &rid).await,
             (InternalRoute::Roster, Some(auth)) => self.roster(&topic_name, auth, &rid).await,
             (InternalRoute::Timeline { since, limit }, Some(auth)) => {
@@ -552,6 +586,28 @@ impl TopicObject {
         if let Err(f) = r {
             f.answer("websocket message");
         }
+    }
+
+    /// An event request from the Worker, over RPC (`edge-hub/js/entry.js` forwards the
+    /// stub's `publish` here): the topic as routed, the verified authorization
+    /// ([`crate::contract::auth_header`]), the request id, the body as received. Returns
+    /// `[status, content type, body]` for the Worker to answer with. Synchronous like the
+    /// WebSocket events: over HTTP (fetch) an event built a Request and a Response, read its
+    /// body again as a stream, and ran on wasm-bindgen's executor (ARCHITECTURE.md). The reply
+    /// waits on the output gate as a fetch response does: the event is stored before its 2xx.
+    pub fn publish(&self, topic: String, auth: String, rid: String, body: String) -> js_sys::Array {
+        let answer = match read_auth(&InternalRoute::Event, Some(&auth)) {
+            Ok(Some(auth)) => self.event(&body, &topic, auth, &rid),
+            Ok(None) | Err(_) => {
+                console_error!("[{rid}] an event over RPC without a readable authorization");
+                Answer {
+                    status: 500,
+                    content_type: "text/plain; charset=utf-8",
+                    body: format!("internal error; request id {rid}"),
+                }
+            }
+        };
+        answer.into_js()
     }
 
     /// A subscriber closed its socket (req 85-86).
