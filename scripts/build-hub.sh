@@ -15,6 +15,15 @@ set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 export PATH="$HOME/.cargo/bin:$PATH"
 OUT=${HUB_OUT:-edge-hub/build}
+if [[ "$OUT" == edge-hub/build && -n "${HUB_FEATURES:-}" ]]; then
+  echo "build-hub: HUB_FEATURES ($HUB_FEATURES) is for test builds; they go elsewhere (HUB_OUT), never to edge-hub/build" >&2
+  exit 1
+fi
+# One build at a time (make test's two builds share cargo's output; wrangler dev rebuilds on
+# its own): the others wait.
+mkdir -p target
+exec 9>target/hub-build.lock
+flock 9
 STAGE="target/hub-stage/$(tr / _ <<< "$OUT")"
 # The features rustc's wasm32 output and wasm-bindgen's glue use, named for wasm-opt (explicit,
 # so that it never emits an encoding workerd does not read).

@@ -34,9 +34,14 @@ function recover() {
   }
 }
 
-/** A trap in the wasm code leaves its instance unusable: mark it for `recover`. */
+/**
+ * A trap in the wasm code leaves its instance unusable: mark it for `recover`. Also a stack
+ * overflow (V8 throws a RangeError, inside wasm as in JS) and wasm-bindgen's own refusal of a
+ * terminated instance.
+ */
 function critical(e) {
-  if (e instanceof WebAssembly.RuntimeError) {
+  const overflow = e instanceof RangeError && /call stack/i.test(e.message);
+  if (e instanceof WebAssembly.RuntimeError || overflow || (e instanceof Error && e.message === 'Module terminated')) {
     console.error('Critical', e);
     init.criticalError = true;
   }

@@ -7,7 +7,9 @@
 //! `publish(topic, auth, request id, body)` answered `[status, content type, body]`
 //! (`entry.rs` `publish`, `topic_object.rs` `TopicObject::publish`, `edge-hub/js/entry.js`);
 //! `auth` is [`auth_header`]'s text and is read with [`read_auth`] for [`InternalRoute::Event`],
-//! as a header would be.
+//! as a header would be. During a deploy a Worker and an object of different releases may
+//! meet: the object still serves events over fetch (`/internal/event`, as before RPC), and the
+//! Worker sends one there when the object says it has no RPC.
 //!
 //! Why one module: the object trusts these headers (the Worker verified the token), so the
 //! rules for them live in one place. Every request to the object is built here from scratch:

@@ -198,12 +198,30 @@ extern "C" {
     ) -> std::result::Result<js_sys::Promise, wasm_bindgen::JsValue>;
 }
 
+/// The error workerd throws when the object's class offers no RPC (it does not extend
+/// `DurableObject`: this hub's objects before RPC, built by worker-build).
+fn rpc_unsupported(e: &wasm_bindgen::JsValue) -> bool {
+    let message = js_sys::Reflect::get(e, &"message".into()).ok().and_then(|m| m.as_string()).or_else(|| e.as_string());
+    message.is_some_and(|m| m.contains("does not support RPC"))
+}
+
 /// An event request to the topic's object, over RPC ([`crate::contract`]): no Request or
 /// Response between the Worker and the object, and the object handles it synchronously.
 async fn publish(env: &Env, topic: &str, auth: &Auth, rid: &str, body: &str) -> Result<Response> {
     let stub: TopicStub = env.durable_object("TOPIC")?.id_from_name(topic)?.get_stub()?.into_rpc();
-    let answer = JsFuture::from(stub.publish(topic, &auth_header(auth), rid, body)?).await?;
-    let answer = js_sys::Array::from(&answer);
+    let answer = match stub.publish(topic, &auth_header(auth), rid, body) {
+        Ok(p) => JsFuture::from(p).await,
+        Err(e) => Err(e),
+    };
+    let answer = match answer {
+        Ok(a) => js_sys::Array::from(&a),
+        // An object of the release before (a deploy under way, or a gradual one) has no RPC:
+        // nothing reached it, so the event goes over fetch as it did then.
+        Err(e) if rpc_unsupported(&e) => {
+            return to_topic(env, topic, InternalRoute::Event, Some(body.to_owned()), auth, "", rid).await;
+        }
+        Err(e) => return Err(e.into()),
+    };
     match (answer.get(0).as_f64(), answer.get(1).as_string(), answer.get(2).as_string()) {
         (Some(status), Some(content_type), Some(body)) => crate::respond::json(status as u16, &body, &content_type),
         _ => {

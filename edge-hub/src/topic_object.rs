@@ -378,7 +378,11 @@ impl TopicObject {
             let keep = self.settings()?.timeline_limit;
             let store = self.store()?;
             let elements = self.unwritten.borrow_mut().take();
-            store.append_timeline(TimelineAppend { elements, keep }).map_err(Failure::Store)?;
+            // Not written: kept for the next write (what they record did happen).
+            if let Err(e) = store.append_timeline(TimelineAppend { elements: elements.clone(), keep }) {
+                self.unwritten.borrow_mut().restore(elements);
+                return Err(Failure::Store(e));
+            }
             store.timeline(since, limit, keep).map_err(Failure::Store)
         };
         let facts = match read() {
@@ -452,6 +456,11 @@ impl Answer {
         }
     }
 
+    /// As a Response (an event over fetch).
+    fn into_response(self) -> Result<Response> {
+        json(self.status, &self.body, self.content_type)
+    }
+
     /// `[status, content type, body]`, as the Worker reads it (`entry.rs` `publish`).
     fn into_js(self) -> js_sys::Array {
         js_sys::Array::of3(&self.status.into(), &self.content_type.into(), &self.body.into())
@@ -503,7 +512,7 @@ impl DurableObject for TopicObject {
         }
     }
 
-    async fn fetch(&self, req: Request) -> Result<Response> {
+    async fn fetch(&self, mut req: Request) -> Result<Response> {
         let rid = req.headers().get(HDR_REQUEST_ID)?.unwrap_or_else(|| crate::webcrypto::random_hex(8));
         let Some(route) = InternalRoute::parse(&req.path()) else {
             console_error!("[{rid}] {}", crate::contract::ContractError::UnknownRoute(req.path()));
@@ -519,10 +528,11 @@ impl DurableObject for TopicObject {
         let topic_name = req.headers().get(HDR_TOPIC)?.unwrap_or_default();
         match (route, auth) {
             (InternalRoute::Subscription, Some(auth)) => self.subscription(req, &topic_name, auth, &rid).await,
-            // Events come over RPC (`publish`), never over fetch.
-            (InternalRoute::Event, _) => {
-                console_error!("[{rid}] an event request over fetch: the Worker sends events over RPC (publish)");
-                text(500, &format!("internal error; request id {rid}"))
+            // Events come over RPC (`publish`); over fetch only from a Worker of the release
+            // before, while a deploy replaces one with the other (contract.rs).
+            (InternalRoute::Event, Some(auth)) => {
+                let body = req.text().await?;
+                self.event(&body, &topic_name, auth, &rid).into_response()
             }
             (InternalRoute::Context, Some(auth)) => self.context(&topic_name, auth, &rid).await,
             (InternalRoute::Roster, Some(auth)) => self.roster(&topic_name, auth, &rid).await,

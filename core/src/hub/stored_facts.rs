@@ -139,6 +139,14 @@ impl StoredFacts {
         self.facts == 0
     }
 
+    /// Puts back elements [`StoredFacts::take`] gave that could not be stored, before any
+    /// held since.
+    pub fn restore(&mut self, mut elements: Vec<Element>) {
+        self.facts += elements.iter().map(|e| e.facts).sum::<usize>();
+        elements.append(&mut self.done);
+        self.done = elements;
+    }
+
     /// The elements to store, oldest first; empties the buffer.
     pub fn take(&mut self) -> Vec<Element> {
         self.close_group();
@@ -298,6 +306,22 @@ mod tests {
         let mut buf = StoredFacts::default();
         buf.push(notified(0, "e2", &["a", "b"]));
         assert_eq!(buf.take().len(), 1);
+    }
+
+    #[test]
+    fn issue17_elements_not_stored_are_put_back_before_newer_ones() {
+        let mut buf = StoredFacts::default();
+        buf.push(notified(0, "e1", &["a", "b"]));
+        buf.push(answered(1, "a", "e1", 200));
+        buf.push(answered(2, "b", "e1", 200));
+        let failed = buf.take();
+        buf.push(notified(3, "e2", &["a"]));
+        buf.restore(failed);
+        assert_eq!(buf.len(), 4);
+        let facts: Vec<String> = buf.take().iter().flat_map(|e| expand(&e.json).unwrap()).collect();
+        let ids: Vec<serde_json::Value> =
+            facts.iter().map(|f| serde_json::from_str::<serde_json::Value>(f).unwrap()["id"].clone()).collect();
+        assert_eq!(ids, ["e1", "e1", "e1", "e2"]);
     }
 
     #[test]
