@@ -39,7 +39,7 @@ use crate::store::{TimelineAppend, TopicStore};
 use wasm_bindgen::prelude::wasm_bindgen;
 use wasm_bindgen::JsValue;
 
-/// The message that makes the test build panic (Cargo feature `test-panic`).
+/// The message (or event id) that makes the test build panic (Cargo feature `test-panic`).
 #[cfg(feature = "test-panic")]
 const TEST_PANIC_MESSAGE: &str = "fhircast-test: panic now";
 
@@ -306,6 +306,11 @@ impl TopicObject {
             Err(e) => return Answer::outcome(400, &e.to_string()),
         };
         let result = self.with_topic(Some(topic_name), |t, now| {
+            // Only in the test build (Cargo feature `test-panic`): an event with this id panics.
+            #[cfg(feature = "test-panic")]
+            if event.id == TEST_PANIC_MESSAGE {
+                panic!("test-panic: an event with id {TEST_PANIC_MESSAGE:?}, panicking on purpose");
+            }
             // A refused event changes nothing (the core's contract); an accepted one is
             // stored before its 2xx leaves, and sent only once stored.
             let r = t.handle_event(event, &auth, now);

@@ -62,3 +62,29 @@ test('recovery: after a panic in the topic object, the next event is accepted an
   assert.equal(roster.status, 200, roster.text);
   assert.deepEqual(roster.json.subscribers.map((s) => s.name).sort(), ['EHR', 'Viewer']);
 });
+
+test('recovery: an event whose handling panics is answered (an error, not a hang); the next event is accepted and reaches every app', async () => {
+  const hub = await startHub({ build: BUILD });
+  hubs.push(hub);
+  const ehr = await hub.join('Patient-open', { name: 'EHR' });
+  const viewer = await hub.join('Patient-open', { name: 'Viewer' });
+  assert.equal((await hub.post(hub.event('Patient-open', [patient('p-1')]))).status, 202);
+  await ehr.nextEvent('Patient-open');
+  await viewer.nextEvent('Patient-open');
+
+  // Here the Worker shares the isolate with the object, so the reset also drops the Worker's
+  // own pending request: workerd answers it 500 ("would never generate a response") at once.
+  const started = Date.now();
+  const panicked = await hub.post(hub.event('Patient-open', [patient('p-x')], { id: 'fhircast-test: panic now' }));
+  assert.ok(panicked.status >= 500, `${panicked.status} ${panicked.text}`);
+  assert.ok(Date.now() - started < 30000, 'answered, not left to time out');
+  // Nothing of the panicking event was applied or sent.
+  assert.ok(await ehr.nothing((m) => m.event?.['hub.event'] === 'Patient-open', 300), 'the panicking event reached an app');
+
+  const posted = await hub.post(hub.event('Patient-open', [patient('p-2')]));
+  assert.equal(posted.status, 202, posted.text);
+  for (const app of [ehr, viewer]) {
+    assert.equal((await app.nextEvent('Patient-open')).event.context[0].resource.id, 'p-2');
+  }
+  assert.equal((await hub.getContext()).json.context[0].resource.id, 'p-2');
+});
