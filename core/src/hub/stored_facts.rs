@@ -23,7 +23,7 @@ pub const ANSWERS_PER_ELEMENT: usize = 200;
 
 /// The most bytes of recipients' names (as JSON) in one stored `notified` fact. A fan-out to
 /// many subscribers with long names (2,000 of 256 characters, each up to 6 bytes escaped) would
-/// make one fact of several MB, over the platform's 2 MB per row, and the write carrying it
+/// make one fact of up to about 3 MB, over the platform's 2 MB per row, and the write carrying it
 /// (the event's own) would fail on Cloudflare though it passes locally: such a fan-out is
 /// stored as several `notified` facts with the same id, each naming some of the recipients.
 pub const NOTIFIED_NAMES_BYTES: usize = 64 << 10;
