@@ -5,26 +5,19 @@
 // played by a few lines of JavaScript speaking its contract; the other side is the real build.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { Miniflare } from 'miniflare';
-import { miniflareOptions, freePort, patient, uid, Hub, Subscriber } from './harness.mjs';
+import { listen, miniflareOptions, patient, uid, Hub } from './harness.mjs';
 
 const running = [];
 after(async () => Promise.all(running.map((mf) => mf.dispose())));
 
 /** The real hub as one Worker among `others`, its TOPIC binding pointing where `topicScript` says. */
 async function start(others, { topicScript, topicClass = 'TopicObject' } = {}) {
-  const port = await freePort();
-  const { host, cf, durableObjectsPersist, port: _, durableObjects, ...hub } = miniflareOptions({ port });
-  const binding = topicScript ? { className: topicClass, scriptName: topicScript, useSQLite: true } : durableObjects.TOPIC;
-  const mf = new Miniflare({
-    host,
-    port,
-    cf,
-    durableObjectsPersist,
-    workers: [{ name: 'hub', ...hub, durableObjects: { TOPIC: binding } }, ...others],
+  const { mf, url } = await listen((port) => {
+    const { host, cf, durableObjectsPersist, port: _, durableObjects, ...hub } = miniflareOptions({ port });
+    const binding = topicScript ? { className: topicClass, scriptName: topicScript, useSQLite: true } : durableObjects.TOPIC;
+    return { host, port, cf, durableObjectsPersist, workers: [{ name: 'hub', ...hub, durableObjects: { TOPIC: binding } }, ...others] };
   });
   running.push(mf);
-  const url = await mf.ready;
   return { mf, hub: new Hub(`${url.origin}/api/hub`, url.origin) };
 }
 

@@ -20,6 +20,25 @@ import WebSocket from 'ws';
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const BUILD = join(ROOT, 'edge-hub', 'build');
 
+/**
+ * Starts Miniflare with `options(port)` on a free port. The port is free when chosen, but
+ * another process (a test file running beside this one, an outgoing connection) can take it
+ * before workerd binds it: then another port is tried (a collision failed a CI run once).
+ */
+export async function listen(options) {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const mf = new Miniflare(options(port));
+    try {
+      const url = await mf.ready;
+      return { mf, url, port };
+    } catch (e) {
+      await mf.dispose().catch(() => {});
+      if (e?.code !== 'ERR_ADDRESS_IN_USE' || attempt === 5) throw e;
+    }
+  }
+}
+
 /** A free port on 127.0.0.1 (so a restarted hub keeps its address). */
 export async function freePort() {
   return new Promise((resolve, reject) => {
@@ -63,10 +82,10 @@ export function miniflareOptions({ bindings, persist, port, options = {}, build 
  */
 export async function startHub({ bindings = {}, persist, options, compose = (o) => o, build } = {}) {
   const dir = persist ?? mkdtempSync(join(tmpdir(), 'fhircast-hub-'));
-  const port = await freePort();
-  const config = () => compose(miniflareOptions({ bindings, persist: dir, port, options, build }));
-  let mf = new Miniflare(config());
-  const url = await mf.ready;
+  const options_ = (port) => compose(miniflareOptions({ bindings, persist: dir, port, options, build }));
+  let { mf, url, port } = await listen(options_);
+  // A restart keeps the address, so the apps' reconnects find it.
+  const config = () => options_(port);
   const hub = new Hub(`${url.origin}/api/hub`, url.origin);
   hub.persist = dir;
   hub.sockets = new Set();
@@ -114,10 +133,10 @@ export async function startHub({ bindings = {}, persist, options, compose = (o) 
  */
 export async function startHubWith({ bindings = {}, hub: extra = {}, workers = [], options = {} } = {}) {
   const dir = mkdtempSync(join(tmpdir(), 'fhircast-hub-'));
-  const port = await freePort();
-  const { host, port: _port, durableObjectsPersist, cf, ...hubWorker } = miniflareOptions({ bindings, persist: dir, port });
-  const mf = new Miniflare({ host, port, durableObjectsPersist, cf, ...options, workers: [{ name: 'hub', ...hubWorker, ...extra }, ...workers] });
-  const url = await mf.ready;
+  const { mf, url } = await listen((port) => {
+    const { host, port: _port, durableObjectsPersist, cf, ...hubWorker } = miniflareOptions({ bindings, persist: dir, port });
+    return { host, port, durableObjectsPersist, cf, ...options, workers: [{ name: 'hub', ...hubWorker, ...extra }, ...workers] };
+  });
   const hub = new Hub(`${url.origin}/api/hub`, url.origin);
   hub.worker = (name) => mf.getWorker(name);
   hub.stop = async () => {
