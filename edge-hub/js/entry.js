@@ -50,14 +50,20 @@ function critical(e) {
 addEventListener('error', (e) => critical(e.error));
 
 export default class Hub extends WorkerEntrypoint {
-  async fetch(request) {
+  fetch(request) {
     recover();
-    try {
-      return await rust.fetch(request, this.env, this.ctx);
-    } catch (e) {
-      critical(e);
-      throw e;
-    }
+    return guarded(() => rust.fetch(request, this.env, this.ctx));
+  }
+}
+
+/** Calls `f`, marking the instance for `recover` if the wasm code trapped (sync or async). */
+function guarded(f) {
+  try {
+    const r = f();
+    return r instanceof Promise ? r.catch((e) => (critical(e), Promise.reject(e))) : r;
+  } catch (e) {
+    critical(e);
+    throw e;
   }
 }
 
@@ -80,64 +86,34 @@ export class TopicObject extends DurableObject {
     return this.#object;
   }
 
-  async fetch(request) {
+  fetch(request) {
     const o = this.#rust();
-    try {
-      return await o.fetch(request);
-    } catch (e) {
-      critical(e);
-      throw e;
-    }
+    return guarded(() => o.fetch(request));
   }
 
-  async alarm() {
+  alarm() {
     const o = this.#rust();
-    try {
-      return await o.alarm();
-    } catch (e) {
-      critical(e);
-      throw e;
-    }
+    return guarded(() => o.alarm());
   }
 
   /** An event request from the Worker, over RPC (topic_object.rs `publish`). */
   publish(topic, auth, rid, body) {
     const o = this.#rust();
-    try {
-      return o.publish(topic, auth, rid, body);
-    } catch (e) {
-      critical(e);
-      throw e;
-    }
+    return guarded(() => o.publish(topic, auth, rid, body));
   }
 
   webSocketMessage(ws, message) {
     const o = this.#rust();
-    try {
-      o.webSocketMessage(ws, message);
-    } catch (e) {
-      critical(e);
-      throw e;
-    }
+    guarded(() => o.webSocketMessage(ws, message));
   }
 
   webSocketClose(ws, code, reason, wasClean) {
     const o = this.#rust();
-    try {
-      o.webSocketClose(ws, code, reason, wasClean);
-    } catch (e) {
-      critical(e);
-      throw e;
-    }
+    guarded(() => o.webSocketClose(ws, code, reason, wasClean));
   }
 
   webSocketError(ws, error) {
     const o = this.#rust();
-    try {
-      o.webSocketError(ws, error);
-    } catch (e) {
-      critical(e);
-      throw e;
-    }
+    guarded(() => o.webSocketError(ws, error));
   }
 }

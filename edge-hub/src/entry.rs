@@ -14,7 +14,7 @@ use crate::claims::{bearer, check_claims, parse_jws, AuthError};
 use crate::config::{AuthMode, SettingError, Settings};
 use crate::contract::{auth_header, InternalRoute, HDR_AUTH, HDR_REQUEST_ID, HDR_TOPIC, HDR_WS_BASE};
 use crate::cors;
-use crate::respond::{outcome, text};
+use crate::respond::{outcome, text, Answer};
 use crate::route::{
     body_kind, looks_like_subscription, post_error_body, query_param, route, split_url, BodyKind, ErrorBody, Route,
 };
@@ -213,8 +213,8 @@ async fn publish(env: &Env, topic: &str, auth: &Auth, rid: &str, body: &str) -> 
         Ok(p) => JsFuture::from(p).await,
         Err(e) => Err(e),
     };
-    let answer = match answer {
-        Ok(a) => js_sys::Array::from(&a),
+    let reply = match answer {
+        Ok(a) => a,
         // An object of the release before (a deploy under way, or a gradual one) has no RPC:
         // nothing reached it, so the event goes over fetch as it did then.
         Err(e) if rpc_unsupported(&e) => {
@@ -222,10 +222,10 @@ async fn publish(env: &Env, topic: &str, auth: &Auth, rid: &str, body: &str) -> 
         }
         Err(e) => return Err(e.into()),
     };
-    match (answer.get(0).as_f64(), answer.get(1).as_string(), answer.get(2).as_string()) {
-        (Some(status), Some(content_type), Some(body)) => crate::respond::json(status as u16, &body, &content_type),
-        _ => {
-            console_error!("[{rid}] the topic object answered an event with {:?}", answer);
+    match Answer::from_js(&reply) {
+        Some(a) => a.into_response(),
+        None => {
+            console_error!("[{rid}] the topic object answered an event with {:?}", reply);
             text(500, &format!("internal error; request id {rid}"))
         }
     }

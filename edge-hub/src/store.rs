@@ -63,6 +63,13 @@ pub(crate) struct TimelineAppend {
     pub(crate) keep: usize,
 }
 
+impl TimelineAppend {
+    /// How many facts it holds (each is numbered).
+    fn facts(&self) -> u64 {
+        self.elements.iter().map(|e| e.facts as u64).sum()
+    }
+}
+
 /// One stored fact: its number and its JSON.
 pub(crate) struct StoredFact {
     pub(crate) seq: u64,
@@ -230,7 +237,7 @@ impl TopicStore {
         w.check(self.row_limit)?;
         let migrating = self.migrating.get();
         let first = self.timeline_next()?;
-        let next = first + timeline.elements.iter().map(|e| e.facts as u64).sum::<u64>();
+        let next = first + timeline.facts();
         let chunk_bytes = self.timeline_chunk_bytes();
         // The closure must be 'static: it takes the facts.
         self.transaction(move |sql| {
@@ -309,7 +316,7 @@ impl TopicStore {
             return Ok(());
         }
         let first = self.timeline_next()?;
-        let next = first + timeline.elements.iter().map(|e| e.facts as u64).sum::<u64>();
+        let next = first + timeline.facts();
         let chunk_bytes = self.timeline_chunk_bytes();
         self.transaction(move |sql| append_timeline(sql, &timeline, first, chunk_bytes).map(|_| ()))?;
         self.timeline_next.set(Some(next));

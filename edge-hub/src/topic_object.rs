@@ -33,7 +33,7 @@ use worker::*;
 
 use crate::config::Settings;
 use crate::contract::{read_auth, InternalRoute, HDR_AUTH, HDR_REQUEST_ID, HDR_TOPIC, HDR_WS_BASE};
-use crate::respond::{json, outcome, text};
+use crate::respond::{json, outcome, text, Answer};
 use crate::sockets::Sockets;
 use crate::store::{TimelineAppend, TopicStore};
 use wasm_bindgen::prelude::wasm_bindgen;
@@ -288,7 +288,7 @@ impl TopicObject {
         });
         match result {
             Err(f) => f.respond(rid, text),
-            Ok(None) => unreachable_topic(rid),
+            Ok(None) => unreachable_topic(rid).into_response(),
             Ok(Some(Err(e))) => text(e.http_status(), &e.to_string()),
             Ok(Some(Ok(acc))) => {
                 let endpoint = format!("{ws_base}/{}/{}", crate::contract::encode_segment(topic_name), acc.endpoint);
@@ -322,10 +322,7 @@ impl TopicObject {
                 let (status, message) = f.answer(rid);
                 Answer::outcome(status, &message)
             }
-            Ok(None) => {
-                console_error!("[{rid}] the topic's state vanished between reads");
-                Answer::outcome(500, &format!("the hub lost this topic's state; request id {rid}"))
-            }
+            Ok(None) => unreachable_topic(rid),
             Ok(Some(Err(e))) => Answer::outcome(e.http_status(), &e.to_string()),
             Ok(Some(Ok(acc))) => {
                 let mut body = serde_json::json!({ "id": acc.id });
@@ -335,7 +332,7 @@ impl TopicObject {
                 if acc.duplicate {
                     body["duplicate"] = true.into();
                 }
-                Answer { status: 202, content_type: "application/json", body: body.to_string() }
+                Answer::json(202, body.to_string(), "application/json")
             }
         }
     }
@@ -433,7 +430,7 @@ impl TopicObject {
             Ok(None) => {
                 self.sockets.forget(&token);
                 let _ = pair.server.close(Some(1011), Some("the topic is gone"));
-                unreachable_topic(rid)
+                unreachable_topic(rid).into_response()
             }
             Err(f) => {
                 self.sockets.forget(&token);
@@ -444,39 +441,11 @@ impl TopicObject {
     }
 }
 
-/// What the object answers an RPC input with (`publish`): the Worker makes the Response.
-pub(crate) struct Answer {
-    status: u16,
-    content_type: &'static str,
-    body: String,
-}
-
-impl Answer {
-    /// `status` with an OperationOutcome saying `message`.
-    fn outcome(status: u16, message: &str) -> Answer {
-        Answer {
-            status,
-            content_type: "application/fhir+json",
-            body: fhircast_core::outcome::operation_outcome(status, message),
-        }
-    }
-
-    /// As a Response (an event over fetch).
-    fn into_response(self) -> Result<Response> {
-        json(self.status, &self.body, self.content_type)
-    }
-
-    /// `[status, content type, body]`, as the Worker reads it (`entry.rs` `publish`).
-    fn into_js(self) -> js_sys::Array {
-        js_sys::Array::of3(&self.status.into(), &self.content_type.into(), &self.body.into())
-    }
-}
-
 /// A topic that was there a moment ago is not (it was stored and is now unreadable, or
 /// storage was emptied underneath): logged, answered 500 with the request id.
-fn unreachable_topic(rid: &str) -> Result<Response> {
+fn unreachable_topic(rid: &str) -> Answer {
     console_error!("[{rid}] the topic's state vanished between reads");
-    text(500, &format!("the hub lost this topic's state; request id {rid}"))
+    Answer::text(500, format!("the hub lost this topic's state; request id {rid}"))
 }
 
 /// The current time, as the core takes it: `Date.now()`, not `worker::Date::now()`, which
@@ -615,11 +584,7 @@ impl TopicObject {
             Ok(Some(auth)) => self.event(&body, &topic, auth, &rid),
             Ok(None) | Err(_) => {
                 console_error!("[{rid}] an event over RPC without a readable authorization");
-                Answer {
-                    status: 500,
-                    content_type: "text/plain; charset=utf-8",
-                    body: format!("internal error; request id {rid}"),
-                }
+                Answer::text(500, format!("internal error; request id {rid}"))
             }
         };
         answer.into_js()

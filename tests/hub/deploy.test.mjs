@@ -5,20 +5,16 @@
 // played by a few lines of JavaScript speaking its contract; the other side is the real build.
 import { test, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { listen, miniflareOptions, patient, uid, Hub } from './harness.mjs';
+import { startHubWith, patient, uid } from './harness.mjs';
 
-const running = [];
-after(async () => Promise.all(running.map((mf) => mf.dispose())));
+const hubs = [];
+after(async () => Promise.all(hubs.map((h) => h.stop())));
 
-/** The real hub as one Worker among `others`, its TOPIC binding pointing where `topicScript` says. */
-async function start(others, { topicScript, topicClass = 'TopicObject' } = {}) {
-  const { mf, url } = await listen((port) => {
-    const { host, cf, durableObjectsPersist, port: _, durableObjects, ...hub } = miniflareOptions({ port });
-    const binding = topicScript ? { className: topicClass, scriptName: topicScript, useSQLite: true } : durableObjects.TOPIC;
-    return { host, port, cf, durableObjectsPersist, workers: [{ name: 'hub', ...hub, durableObjects: { TOPIC: binding } }, ...others] };
-  });
-  running.push(mf);
-  return { mf, hub: new Hub(`${url.origin}/api/hub`, url.origin) };
+/** The real hub beside `others`, its TOPIC binding replaced by `topic` when given. */
+async function start(others, topic) {
+  const hub = await startHubWith({ hub: topic ? { durableObjects: { TOPIC: topic } } : {}, workers: others });
+  hubs.push(hub);
+  return hub;
 }
 
 test('deploy: a Worker of the release before posts an event over HTTP to a topic object of this one, which applies and fans it out', async () => {
@@ -42,7 +38,7 @@ test('deploy: a Worker of the release before posts an event over HTTP to a topic
       },
     };`,
   };
-  const { hub } = await start([legacyWorker]);
+  const hub = await start([legacyWorker]);
   const viewer = await hub.join('Patient-open', { name: 'Viewer' });
   const r = await fetch(`${hub.origin}/legacy/event`, { method: 'POST', body: JSON.stringify(hub.event('Patient-open', [patient('p-1')], { id: 'from-before' })) });
   assert.equal(r.status, 202, await r.clone().text());
@@ -72,7 +68,7 @@ test('deploy: this Worker posts an event to a topic object of the release before
     }
     export default { fetch() { return new Response('legacy'); } };`,
   };
-  const { hub } = await start([legacyObject], { topicScript: 'legacy-object', topicClass: 'LegacyTopic' });
+  const hub = await start([legacyObject], { className: 'LegacyTopic', scriptName: 'legacy-object', useSQLite: true });
   const topic = uid('topic');
   const r = await hub.post(hub.event('Patient-open', [patient('p-2')], { topic, id: 'to-before' }));
   assert.equal(r.status, 202, r.text);

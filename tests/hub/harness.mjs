@@ -25,7 +25,7 @@ export const BUILD = join(ROOT, 'edge-hub', 'build');
  * another process (a test file running beside this one, an outgoing connection) can take it
  * before workerd binds it: then another port is tried (a collision failed a CI run once).
  */
-export async function listen(options) {
+async function listen(options) {
   for (let attempt = 1; ; attempt++) {
     const port = await freePort();
     const mf = new Miniflare(options(port));

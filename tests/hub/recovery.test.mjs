@@ -10,6 +10,14 @@ import { startHub, patient, ROOT } from './harness.mjs';
 
 const BUILD = join(ROOT, 'target', 'hub-test-build');
 const hubs = [];
+
+/** An EHR (subscribed to `ehrEvents`) and a viewer, both shown patient p-1. */
+async function twoAppsFollowing(hub, ehrEvents) {
+  const apps = [await hub.join(ehrEvents, { name: 'EHR' }), await hub.join('Patient-open', { name: 'Viewer' })];
+  assert.equal((await hub.post(hub.event('Patient-open', [patient('p-1')]))).status, 202);
+  for (const app of apps) await app.nextEvent('Patient-open');
+  return apps;
+}
 after(async () => Promise.all(hubs.map((h) => h.stop())));
 
 test('recovery: after a panic in the topic object, the next event is accepted and reaches every app, and the context is intact', async () => {
@@ -33,11 +41,7 @@ test('recovery: after a panic in the topic object, the next event is accepted an
     },
   });
   hubs.push(hub);
-  const ehr = await hub.join('Patient-open,SyncError', { name: 'EHR' });
-  const viewer = await hub.join('Patient-open', { name: 'Viewer' });
-  assert.equal((await hub.post(hub.event('Patient-open', [patient('p-1')]))).status, 202);
-  await ehr.nextEvent('Patient-open');
-  await viewer.nextEvent('Patient-open');
+  const [ehr, viewer] = await twoAppsFollowing(hub, 'Patient-open,SyncError');
 
   viewer.send('fhircast-test: panic now');
   // The panic is logged by the runtime; wait for it so the next input comes after it.
@@ -66,11 +70,7 @@ test('recovery: after a panic in the topic object, the next event is accepted an
 test('recovery: an event whose handling panics is answered (an error, not a hang); the next event is accepted and reaches every app', async () => {
   const hub = await startHub({ build: BUILD });
   hubs.push(hub);
-  const ehr = await hub.join('Patient-open', { name: 'EHR' });
-  const viewer = await hub.join('Patient-open', { name: 'Viewer' });
-  assert.equal((await hub.post(hub.event('Patient-open', [patient('p-1')]))).status, 202);
-  await ehr.nextEvent('Patient-open');
-  await viewer.nextEvent('Patient-open');
+  const [ehr, viewer] = await twoAppsFollowing(hub, 'Patient-open');
 
   // Here the Worker shares the isolate with the object, so the reset also drops the Worker's
   // own pending request: workerd answers it 500 ("would never generate a response") at once.
